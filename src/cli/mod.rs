@@ -1,0 +1,83 @@
+//! The subcommands of `vibectl` and `vibectl-server`, one file each, and what they share:
+//! the error type with its exit code and hint, and output that treats a closed pipe as success.
+
+pub mod complete;
+pub mod completions;
+pub mod config;
+pub mod vibectl;
+pub mod vibectl_server;
+
+use std::io::Write;
+
+use crate::config::ConfigError;
+
+/// Exit code of a user or config error.
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code of command-line misuse (clap uses it too).
+pub const EXIT_USAGE: u8 = 2;
+
+/// A failed command: what went wrong, how to fix it, and the exit code.
+#[derive(Debug)]
+pub struct CmdError {
+    pub message: String,
+    pub hint: Option<String>,
+    pub code: u8,
+}
+
+impl CmdError {
+    pub fn new(message: impl Into<String>) -> CmdError {
+        CmdError {
+            message: message.into(),
+            hint: None,
+            code: EXIT_ERROR,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> CmdError {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Print `error: ...` and `hint: ...` to stderr.
+    pub fn report(&self) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "error: {}", self.message);
+        if let Some(h) = &self.hint {
+            let _ = writeln!(err, "hint: {h}");
+        }
+    }
+}
+
+impl From<ConfigError> for CmdError {
+    fn from(e: ConfigError) -> CmdError {
+        CmdError {
+            message: e.to_string(),
+            hint: e.hint(),
+            code: EXIT_ERROR,
+        }
+    }
+}
+
+pub type CmdResult = Result<(), CmdError>;
+
+/// Write to stdout; a closed pipe (`vibectl config show | head -1`) ends the process with 0.
+pub fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
+
+/// A warning on stderr.
+pub fn warn(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "warning: {text}");
+}
+
+/// The process environment, as the config engine wants it.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}

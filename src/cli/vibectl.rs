@@ -1,0 +1,126 @@
+//! The `vibectl` command line: global flags and the subcommand tree.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use super::completions::{self, Shell};
+use super::config::{self as config_cmd, ConfigCommand, Ctx};
+use super::{CmdError, CmdResult, process_env};
+use crate::config::generated::client::key;
+use crate::config::{CLIENT, KeyPath, Override, store, value};
+
+/// vibectl: plan and explain kubectl commands with an LLM.
+#[derive(Debug, Parser)]
+#[command(name = "vibectl", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Use this model for this run (overrides llm.model)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub model: Option<String>,
+    /// Use this proxy profile for this run (overrides proxy.active)
+    #[arg(
+        long,
+        global = true,
+        value_name = "PROFILE",
+        conflicts_with = "no_proxy"
+    )]
+    pub proxy: Option<String>,
+    /// Call the provider directly for this run, even if a proxy is active
+    #[arg(long, global = true)]
+    pub no_proxy: bool,
+    /// Log level for this run (overrides system.log_level)
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// The client config directory (same as VIBECTL_CLIENT_CONFIG_DIR)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+    /// Answer yes to confirmations
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show, change and check the client config
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print the shell completion script (bash, zsh, fish)
+    ///
+    /// Example: `source <(vibectl completions bash)`
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+/// The client config file: `--config-dir`, else the directory rule of the wire contract.
+pub fn config_file(
+    config_dir: Option<&PathBuf>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<PathBuf, CmdError> {
+    let dir = match config_dir {
+        Some(d) => d.clone(),
+        None => store::config_dir(CLIENT.schema.program, env)?,
+    };
+    Ok(dir.join(store::FILE_NAME))
+}
+
+/// For completion: the file named by `--config-dir` among the typed words, or the default.
+pub fn completion_file(words: &[String]) -> Option<PathBuf> {
+    let dir = super::complete::flag_value(words, "--config-dir").map(PathBuf::from);
+    config_file(dir.as_ref(), &process_env).ok()
+}
+
+impl Cli {
+    /// The global flags as config overrides for this run.
+    pub fn overrides(&self) -> Result<Vec<Override>, CmdError> {
+        let mut out = Vec::new();
+        let mut add = |k: &str, raw: Option<&str>, flag: &str| -> Result<(), CmdError> {
+            let path = KeyPath::template(k);
+            let spec = CLIENT.leaf(&path)?;
+            let v = match raw {
+                Some(r) => {
+                    value::parse(spec, k, r).map_err(|e| CmdError::new(format!("{flag}: {e}")))?
+                }
+                None => serde_json::Value::Null,
+            };
+            out.push(Override {
+                key: path,
+                value: v,
+                flag: flag.to_owned(),
+            });
+            Ok(())
+        };
+        if let Some(m) = &self.model {
+            add(key::LLM_MODEL, Some(m), "--model")?;
+        }
+        if let Some(p) = &self.proxy {
+            add(key::PROXY_ACTIVE, Some(p), "--proxy")?;
+        }
+        if self.no_proxy {
+            add(key::PROXY_ACTIVE, None, "--no-proxy")?;
+        }
+        if let Some(l) = &self.log_level {
+            add(key::SYSTEM_LOG_LEVEL, Some(l), "--log-level")?;
+        }
+        Ok(out)
+    }
+}
+
+pub fn run(cli: Cli) -> CmdResult {
+    match &cli.command {
+        Command::Config(cmd) => {
+            let ctx = Ctx {
+                engine: &CLIENT,
+                file: config_file(cli.config_dir.as_ref(), &process_env)?,
+                env: &process_env,
+                overrides: cli.overrides()?,
+                bin: "vibectl",
+            };
+            config_cmd::run(&ctx, cmd)
+        }
+        Command::Completions { shell } => completions::run("vibectl", *shell),
+    }
+}

@@ -1,0 +1,76 @@
+//! The `vibectl-server` command line: `--config FILE` (global) and the subcommand tree.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use super::completions::{self, Shell};
+use super::config::{self as config_cmd, ConfigCommand, Ctx};
+use super::{CmdError, CmdResult, process_env};
+use crate::config::{SERVER, store};
+
+pub mod init_config;
+
+/// vibectl-server: the central LLM proxy for vibectl clients.
+#[derive(Debug, Parser)]
+#[command(name = "vibectl-server", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The server config file (default: config.yaml in the server config directory)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show, change and check the server config
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Write a commented default config (host 127.0.0.1, auth on)
+    ///
+    /// Example: `vibectl-server init-config`
+    InitConfig(init_config::InitConfigArgs),
+    /// Print the shell completion script (bash, zsh, fish)
+    ///
+    /// Example: `source <(vibectl-server completions bash)`
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+/// The server config file: `--config`, else the directory rule of the wire contract.
+pub fn config_file(
+    config: Option<&PathBuf>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<PathBuf, CmdError> {
+    match config {
+        Some(f) => Ok(f.clone()),
+        None => Ok(store::config_dir(SERVER.schema.program, env)?.join(store::FILE_NAME)),
+    }
+}
+
+/// For completion: the file named by `--config` among the typed words, or the default.
+pub fn completion_file(words: &[String]) -> Option<PathBuf> {
+    let file = super::complete::flag_value(words, "--config").map(PathBuf::from);
+    config_file(file.as_ref(), &process_env).ok()
+}
+
+pub fn run(cli: Cli) -> CmdResult {
+    let file = config_file(cli.config.as_ref(), &process_env)?;
+    match &cli.command {
+        Command::Config(cmd) => {
+            let ctx = Ctx {
+                engine: &SERVER,
+                file,
+                env: &process_env,
+                overrides: Vec::new(),
+                bin: "vibectl-server",
+            };
+            config_cmd::run(&ctx, cmd)
+        }
+        Command::InitConfig(args) => init_config::run(&file, args),
+        Command::Completions { shell } => completions::run("vibectl-server", *shell),
+    }
+}

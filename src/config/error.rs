@@ -1,0 +1,139 @@
+//! The config engine's errors: each names the key (or file) and carries what a hint needs.
+
+use std::path::PathBuf;
+
+use super::path::PathError;
+
+/// One problem found by validation, located by key and, where known, by line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}: {}", self.key, self.message),
+            None => write!(f, "{}: {}", self.key, self.message),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid key `{input}`: {source}")]
+    BadPath { input: String, source: PathError },
+    #[error("unknown key {key}")]
+    UnknownKey {
+        key: String,
+        suggestions: Vec<String>,
+    },
+    #[error("{key} is a section, not a single key")]
+    IsSection { key: String, children: Vec<String> },
+    #[error("{key} is a map of named entries and cannot be set as a whole")]
+    IsMap { key: String, example: String },
+    #[error("invalid value for {key}: {value:?} is not {expected}")]
+    BadValue {
+        key: String,
+        value: String,
+        expected: String,
+    },
+    #[error("invalid value for {key}: {value} is out of range ({range})")]
+    OutOfRange {
+        key: String,
+        value: String,
+        range: String,
+    },
+    #[error("invalid value for {key}: {value:?} is not one of the allowed values")]
+    NotAllowed {
+        key: String,
+        value: String,
+        allowed: Vec<String>,
+    },
+    #[error("invalid value in environment variable {var} for {key}: {detail}")]
+    BadEnv {
+        var: String,
+        key: String,
+        detail: String,
+    },
+    #[error("{key} is not set in {}", file.display())]
+    NotSet { key: String, file: PathBuf },
+    #[error("{} is not valid YAML: {message}", file.display())]
+    Yaml {
+        file: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+    #[error("{} must be a mapping of sections, found {found}", file.display())]
+    NotAMapping { file: PathBuf, found: String },
+    #[error("{} has {} problem(s):\n{}", file.display(), problems.len(), list(problems))]
+    Invalid {
+        file: PathBuf,
+        problems: Vec<Problem>,
+    },
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the config directory {} is a file, not a directory", path.display())]
+    DirIsFile { path: PathBuf },
+    #[error("cannot edit {key} in {}: {detail}", file.display())]
+    Edit {
+        key: String,
+        file: PathBuf,
+        detail: String,
+    },
+    #[error("cannot find a home directory for the config file")]
+    NoHome,
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl ConfigError {
+    /// A line telling the user how to fix it, when there is one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ConfigError::UnknownKey { suggestions, .. } if !suggestions.is_empty() => {
+                Some(format!("did you mean {}?", suggestions.join(" or ")))
+            }
+            ConfigError::UnknownKey { .. } => Some("run `config show` to list the keys".into()),
+            ConfigError::IsSection { children, .. } => {
+                let shown: Vec<_> = children.iter().take(8).cloned().collect();
+                let more = if children.len() > shown.len() {
+                    ", ..."
+                } else {
+                    ""
+                };
+                Some(format!("set one of its keys: {}{more}", shown.join(", ")))
+            }
+            ConfigError::IsMap { example, .. } => {
+                Some(format!("set a key of one entry, e.g. {example}"))
+            }
+            ConfigError::NotAllowed { allowed, .. } => {
+                Some(format!("allowed values: {}", allowed.join(", ")))
+            }
+            ConfigError::NotSet { .. } => Some("it already has its default value".into()),
+            ConfigError::DirIsFile { .. } => Some(
+                "move the file away, or point VIBECTL_CONFIG_DIR (or --config-dir) elsewhere"
+                    .into(),
+            ),
+            ConfigError::Invalid { .. } | ConfigError::Yaml { .. } => {
+                Some("fix the file (`config edit`), or reset a key with `config unset KEY`".into())
+            }
+            ConfigError::BadPath { .. } => {
+                Some(r#"keys look like llm.model or models."gpt-4.1".provider"#.into())
+            }
+            _ => None,
+        }
+    }
+}

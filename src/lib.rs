@@ -1,0 +1,13 @@
+//! vibectl: a kubectl assistant that plans and explains kubectl commands with an LLM, and
+//! `vibectl-server`, the central gRPC LLM proxy that holds provider keys for a team.
+//!
+//! The map of the crate:
+//! - [`config`]: the config engine over the generated client and server schemas.
+//! - [`proto`]: the generated gRPC protocol, shared with vibectl 0.11.6.
+//! - [`llm`]: provider clients (Anthropic, OpenAI and compatible, Ollama) and model adapters.
+//! - [`cli`]: the subcommands of both binaries, one file each.
+
+pub mod cli;
+pub mod config;
+pub mod llm;
+pub mod proto;

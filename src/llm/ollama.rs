@@ -1,0 +1,156 @@
+//! Ollama native chat API: request body, response parsing and NDJSON stream decoding.
+//!
+//! `POST {base}/api/chat` (base without a version prefix, `http://localhost:11434`). System
+//! fragments become one `system` message, user fragments one `user` message. Structured output
+//! passes the schema as `format`. `stream` is always sent, since Ollama streams by default.
+//! A stream is one JSON object per line and ends with `done: true`, which carries
+//! `prompt_eval_count` and `eval_count`.
+
+use serde_json::{Value, json};
+
+use super::error::ProviderError;
+use super::provider::{ChatRequest, ChatResponse, StreamEvent, Usage};
+use super::stream::{Frame, FrameDecoder, Step};
+
+pub(crate) fn endpoint(base_url: &str) -> String {
+    format!("{base_url}/api/chat")
+}
+
+/// Ollama has no API key of its own; a key, when set, is sent as a Bearer token for the
+/// authenticating reverse proxies often put in front of it.
+pub(crate) fn headers(
+    builder: reqwest::RequestBuilder,
+    api_key: Option<&str>,
+) -> reqwest::RequestBuilder {
+    match api_key {
+        Some(key) => builder.bearer_auth(key),
+        None => builder,
+    }
+}
+
+pub(crate) fn body(req: &ChatRequest, stream: bool) -> Value {
+    let mut messages = Vec::with_capacity(2);
+    if !req.system.is_empty() {
+        messages.push(json!({"role": "system", "content": req.system.join("\n\n")}));
+    }
+    messages.push(json!({"role": "user", "content": req.user.join("\n\n")}));
+    let mut body = json!({
+        "model": req.model,
+        "messages": messages,
+        "stream": stream,
+    });
+    if let Some(schema) = &req.response_schema {
+        body["format"] = super::client::clean_schema(schema);
+    }
+    if let Some(n) = req.max_tokens {
+        body["options"] = json!({"num_predict": n});
+    }
+    body
+}
+
+fn usage_of(v: &Value) -> Usage {
+    let count = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_u64)
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+    };
+    Usage {
+        input_tokens: count("prompt_eval_count"),
+        output_tokens: count("eval_count"),
+    }
+}
+
+fn error_of(v: &Value) -> Option<ProviderError> {
+    let message = v
+        .get("error")?
+        .as_str()
+        .unwrap_or("error without a message");
+    Some(ProviderError::Server {
+        status: 500,
+        message: super::error::truncate(message),
+    })
+}
+
+pub(crate) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ProviderError::bad_response(format!("invalid JSON from Ollama: {e}")))?;
+    if let Some(err) = error_of(&v) {
+        return Err(err);
+    }
+    let text = v
+        .pointer("/message/content")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ProviderError::bad_response("Ollama response has no message.content"))?;
+    Ok(ChatResponse {
+        text: text.to_string(),
+        usage: usage_of(&v),
+    })
+}
+
+/// Stream decoder: `message.content` pieces until the line with `done: true`; a line carrying
+/// `error` ends the stream with an error.
+#[derive(Debug, Default)]
+pub(crate) struct Decoder {
+    usage: Usage,
+}
+
+impl FrameDecoder for Decoder {
+    fn decode(&mut self, frame: &Frame, out: &mut Vec<StreamEvent>) -> Result<Step, ProviderError> {
+        let v: Value = serde_json::from_str(&frame.data).map_err(|e| {
+            ProviderError::bad_response(format!("invalid JSON in Ollama stream: {e}"))
+        })?;
+        if let Some(err) = error_of(&v) {
+            return Err(err);
+        }
+        if let Some(t) = v.pointer("/message/content").and_then(Value::as_str)
+            && !t.is_empty()
+        {
+            out.push(StreamEvent::Text(t.to_string()));
+        }
+        if v.get("done").and_then(Value::as_bool) == Some(true) {
+            self.usage = usage_of(&v);
+            return Ok(Step::Finished);
+        }
+        Ok(Step::Continue)
+    }
+
+    fn usage(&self) -> Usage {
+        self.usage
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_sends_stream_flag_and_format() {
+        let req = ChatRequest {
+            system: vec![],
+            user: vec!["u1".into(), "u2".into()],
+            model: "llama".into(),
+            response_schema: Some(json!({"type": "object"})),
+            max_tokens: Some(5),
+        };
+        let b = body(&req, false);
+        assert_eq!(b["stream"], false);
+        assert_eq!(
+            b["messages"],
+            json!([{"role": "user", "content": "u1\n\nu2"}])
+        );
+        assert_eq!(b["format"], json!({"type": "object"}));
+        assert_eq!(b["options"]["num_predict"], 5);
+    }
+
+    #[test]
+    fn done_line_carries_usage() {
+        let r = parse_response(
+            br#"{"message":{"role":"assistant","content":"hi"},"done":true,
+                 "prompt_eval_count":3,"eval_count":1}"#,
+        )
+        .expect("parses");
+        assert_eq!(r.text, "hi");
+        assert_eq!(r.usage.input_tokens, Some(3));
+        assert_eq!(r.usage.output_tokens, Some(1));
+    }
+}

@@ -1,0 +1,149 @@
+//! Provider-neutral request, response and stream types shared by every upstream LLM client.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// One chat call: what the model is told, and how it must answer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChatRequest {
+    /// Fragments for the provider's system slot, in order.
+    pub system: Vec<String>,
+    /// Fragments of the single user message, in order.
+    pub user: Vec<String>,
+    /// The model name as the upstream provider spells it.
+    pub model: String,
+    /// A JSON Schema the answer must follow (structured output), if any.
+    pub response_schema: Option<serde_json::Value>,
+    /// Upper bound on generated tokens; `None` uses the client's default.
+    pub max_tokens: Option<u32>,
+}
+
+/// Token counts reported by the provider; a count it did not report is `None`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: Option<u32>,
+    pub output_tokens: Option<u32>,
+}
+
+impl Usage {
+    /// Input plus output tokens, when both are known.
+    pub fn total_tokens(&self) -> Option<u32> {
+        Some(self.input_tokens?.saturating_add(self.output_tokens?))
+    }
+}
+
+/// The whole answer of a non-streaming call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChatResponse {
+    /// The answer text; for structured output, the JSON document as text.
+    pub text: String,
+    pub usage: Usage,
+}
+
+/// One item of a streaming answer.
+///
+/// A stream that succeeds yields zero or more `Text` items, then exactly one `Usage` item,
+/// then ends. A stream that fails yields one `Err` and then ends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// The next piece of the answer text.
+    Text(String),
+    /// Token counts for the whole call, sent once at the end.
+    Usage(Usage),
+}
+
+/// The wire format an upstream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Anthropic Messages API (`POST {base}/v1/messages`, SSE streaming).
+    Anthropic,
+    /// OpenAI Chat Completions and compatible servers (`POST {base}/chat/completions`,
+    /// SSE streaming). The base URL includes the version prefix, as in the OpenAI SDKs.
+    #[serde(rename = "openai")]
+    OpenAi,
+    /// Ollama native chat API (`POST {base}/api/chat`, NDJSON streaming).
+    Ollama,
+}
+
+impl ProviderKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [ProviderKind; 3] = [
+        ProviderKind::Anthropic,
+        ProviderKind::OpenAi,
+        ProviderKind::Ollama,
+    ];
+
+    /// The public endpoint used when no base URL is configured.
+    ///
+    /// Anthropic and Ollama base URLs have no version prefix; the OpenAI one ends in `/v1`,
+    /// so any OpenAI-compatible server is configured by the same URL its SDK would take.
+    pub fn default_base_url(self) -> &'static str {
+        match self {
+            ProviderKind::Anthropic => "https://api.anthropic.com",
+            ProviderKind::OpenAi => "https://api.openai.com/v1",
+            ProviderKind::Ollama => "http://localhost:11434",
+        }
+    }
+
+    /// The lower-case name used in config files and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Ollama => "ollama",
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A provider name that is not one of `anthropic`, `openai`, `ollama`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown provider `{0}` (expected anthropic, openai or ollama)")]
+pub struct UnknownProvider(pub String);
+
+impl FromStr for ProviderKind {
+    type Err = UnknownProvider;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ProviderKind::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownProvider(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_round_trips_through_its_name() {
+        for kind in ProviderKind::ALL {
+            assert_eq!(kind.as_str().parse::<ProviderKind>(), Ok(kind));
+            assert_eq!(kind.to_string(), kind.as_str());
+        }
+        assert!("gemini".parse::<ProviderKind>().is_err());
+    }
+
+    #[test]
+    fn total_needs_both_counts() {
+        let u = Usage {
+            input_tokens: Some(3),
+            output_tokens: None,
+        };
+        assert_eq!(u.total_tokens(), None);
+        let u = Usage {
+            output_tokens: Some(4),
+            ..u
+        };
+        assert_eq!(u.total_tokens(), Some(7));
+    }
+}
