@@ -11,3 +11,4 @@ pub mod cli;
 pub mod config;
 pub mod llm;
 pub mod proto;
+pub mod server;

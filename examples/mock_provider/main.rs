@@ -193,10 +193,9 @@ fn split(text: &str, n: usize) -> Vec<String> {
     chars.chunks(size).map(|c| c.iter().collect()).collect()
 }
 
-fn check_auth(app: &App, format: Format, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(key) = &app.args.api_key else {
-        return Ok(());
-    };
+/// The 401 answer when `--api-key` is set and the request does not carry it.
+fn auth_failure(app: &App, format: Format, headers: &HeaderMap) -> Option<Response> {
+    let key = app.args.api_key.as_ref()?;
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let ok = match format {
         Format::Anthropic => get("x-api-key") == Some(key.as_str()),
@@ -204,11 +203,7 @@ fn check_auth(app: &App, format: Format, headers: &HeaderMap) -> Result<(), Resp
             get("authorization").and_then(|v| v.strip_prefix("Bearer ")) == Some(key.as_str())
         }
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(error(format, 401, "invalid API key (mock)"))
-    }
+    (!ok).then(|| error(format, 401, "invalid API key (mock)"))
 }
 
 async fn handle(
@@ -262,7 +257,7 @@ async fn handle(
     if b.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(b.delay_ms)).await;
     }
-    if let Err(resp) = check_auth(app, format, headers) {
+    if let Some(resp) = auth_failure(app, format, headers) {
         return resp;
     }
     if !app.args.models.is_empty() && !app.args.models.contains(&parsed.model) {

@@ -15,7 +15,8 @@ pub enum Format {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Structured {
     No,
-    /// A schema: Anthropic forced tool `input_schema`, OpenAI `json_schema.schema`, Ollama `format`.
+    /// A schema: the Anthropic forced tool's `input_schema`, OpenAI `json_schema.schema`,
+    /// Ollama `format`.
     Schema(Value),
     /// JSON without a schema (OpenAI `json_object`, Ollama `format: "json"`).
     Json,

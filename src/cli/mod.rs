@@ -81,3 +81,20 @@ pub fn warn(text: &str) {
 pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
+
+/// Send logs to stderr at `level` (a Python-style name: DEBUG, INFO, WARNING, ERROR, CRITICAL),
+/// unless RUST_LOG says otherwise.
+pub fn init_logging(level: &str) {
+    let directive = match level.to_ascii_uppercase().as_str() {
+        "DEBUG" => "debug",
+        "INFO" => "info",
+        "ERROR" | "CRITICAL" => "error",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(directive));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -9,7 +9,9 @@ use super::config::{self as config_cmd, ConfigCommand, Ctx};
 use super::{CmdError, CmdResult, process_env};
 use crate::config::{SERVER, store};
 
+pub mod generate_token;
 pub mod init_config;
+pub mod serve;
 
 /// vibectl-server: the central LLM proxy for vibectl clients.
 #[derive(Debug, Parser)]
@@ -27,6 +29,14 @@ pub enum Command {
     /// Show, change and check the server config
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Validate the config, then serve the gRPC proxy
+    ///
+    /// Example: `vibectl-server serve --port 50051 --require-auth`
+    Serve(serve::ServeArgs),
+    /// Mint a token for a client; only the token is printed
+    ///
+    /// Example: `vibectl-server generate-token alice --expires-in 90d`
+    GenerateToken(generate_token::GenerateTokenArgs),
     /// Write a commented default config (host 127.0.0.1, auth on)
     ///
     /// Example: `vibectl-server init-config`
@@ -71,6 +81,8 @@ pub fn run(cli: Cli) -> CmdResult {
             config_cmd::run(&ctx, cmd)
         }
         Command::InitConfig(args) => init_config::run(&file, args),
+        Command::Serve(args) => serve::run(&file, args),
+        Command::GenerateToken(args) => generate_token::run(&file, args),
         Command::Completions { shell } => completions::run("vibectl-server", *shell),
     }
 }

@@ -1,0 +1,198 @@
+//! `serve`: validate the whole config, then serve the gRPC proxy until SIGINT or SIGTERM.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+
+use clap::Args;
+
+use crate::cli::{CmdError, CmdResult, process_env};
+use crate::config::generated::server::key;
+use crate::config::{KeyPath, Override, SERVER, ServerConfig, value};
+use crate::server::{self, RunOptions, State};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to bind (overrides server.host)
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Port to bind; 0 picks a free one (overrides server.port)
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Default model (overrides server.default_model)
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Require a valid token on every call (sets jwt.enabled)
+    #[arg(long)]
+    pub require_auth: bool,
+    /// Serve TLS (sets tls.enabled)
+    #[arg(long, conflicts_with = "no_tls")]
+    pub tls: bool,
+    /// Serve plaintext HTTP/2 (clears tls.enabled)
+    #[arg(long)]
+    pub no_tls: bool,
+    /// Requests per minute per client (overrides server.limits.global.max_requests_per_minute)
+    #[arg(long, value_name = "N")]
+    pub max_rpm: Option<u32>,
+    /// Concurrent requests per client (overrides server.limits.global.max_concurrent_requests)
+    #[arg(long, value_name = "N")]
+    pub max_concurrent: Option<u32>,
+    /// Metrics listen address (sets metrics.listen and metrics.enabled)
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
+    /// Allow serving a non-loopback address with authentication off
+    #[arg(long)]
+    pub allow_unauthenticated: bool,
+}
+
+impl ServeArgs {
+    fn overrides(&self) -> Result<Vec<Override>, CmdError> {
+        let mut out = Vec::new();
+        let mut add = |k: &str, raw: String, flag: &str| -> Result<(), CmdError> {
+            let path = KeyPath::template(k);
+            let spec = SERVER.leaf(&path)?;
+            let v =
+                value::parse(spec, k, &raw).map_err(|e| CmdError::new(format!("{flag}: {e}")))?;
+            out.push(Override {
+                key: path,
+                value: v,
+                flag: flag.to_owned(),
+            });
+            Ok(())
+        };
+        if let Some(h) = &self.host {
+            add(key::SERVER_HOST, h.clone(), "--host")?;
+        }
+        if let Some(m) = &self.model {
+            add(key::SERVER_DEFAULT_MODEL, m.clone(), "--model")?;
+        }
+        if self.require_auth {
+            add(key::JWT_ENABLED, "true".into(), "--require-auth")?;
+        }
+        if self.tls || self.no_tls {
+            add(
+                key::TLS_ENABLED,
+                self.tls.to_string(),
+                if self.tls { "--tls" } else { "--no-tls" },
+            )?;
+        }
+        if let Some(n) = self.max_rpm {
+            add(
+                key::SERVER_LIMITS_GLOBAL_MAX_REQUESTS_PER_MINUTE,
+                n.to_string(),
+                "--max-rpm",
+            )?;
+        }
+        if let Some(n) = self.max_concurrent {
+            add(
+                key::SERVER_LIMITS_GLOBAL_MAX_CONCURRENT_REQUESTS,
+                n.to_string(),
+                "--max-concurrent",
+            )?;
+        }
+        if let Some(a) = &self.metrics_addr {
+            add(key::METRICS_LISTEN, a.clone(), "--metrics-addr")?;
+            add(key::METRICS_ENABLED, "true".into(), "--metrics-addr")?;
+        }
+        Ok(out)
+    }
+}
+
+/// Whether a host string names only this machine.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Load, layer and check the config; every bad key is named at once.
+pub fn load_config(file: &Path, args: &ServeArgs) -> Result<ServerConfig, CmdError> {
+    let loaded = SERVER.load(file)?;
+    SERVER.validate(&loaded)?;
+    let effective = SERVER.effective(&loaded, &process_env, &args.overrides()?)?;
+    let mut cfg: ServerConfig = SERVER.typed(&effective)?;
+    if let Some(p) = args.port {
+        cfg.server.port = i64::from(p);
+    }
+    if cfg.tls.enabled {
+        return Err(CmdError::new(format!(
+            "{} is on, but this build cannot serve TLS yet",
+            key::TLS_ENABLED
+        ))
+        .with_hint("serve plaintext behind a TLS-terminating proxy with --no-tls for now"));
+    }
+    if !is_loopback(&cfg.server.host) && !cfg.jwt.enabled && !args.allow_unauthenticated {
+        return Err(CmdError::new(format!(
+            "refusing to serve {} with authentication off ({} is false)",
+            cfg.server.host,
+            key::JWT_ENABLED
+        ))
+        .with_hint("pass --require-auth (or set jwt.enabled: true), or --allow-unauthenticated if you mean it"));
+    }
+    Ok(cfg)
+}
+
+pub fn run(file: &Path, args: &ServeArgs) -> CmdResult {
+    let cfg = load_config(file, args)?;
+    let dir = file.parent().unwrap_or(Path::new(".")).to_owned();
+    let state = State::build(cfg.clone(), &dir, &process_env).map_err(|problems| {
+        let list: Vec<String> = problems
+            .iter()
+            .map(|(k, m)| format!("  {k}: {m}"))
+            .collect();
+        CmdError::new(format!("the config cannot be served:\n{}", list.join("\n")))
+            .with_hint(format!("fix the keys above in {}", file.display()))
+    })?;
+    crate::cli::init_logging(cfg.server.log_level.as_str());
+    let workers = usize::try_from(cfg.server.max_workers).unwrap_or(1).clamp(
+        1,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .map_err(|e| CmdError::new(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async move {
+        let addr = format!("{}:{}", cfg.server.host, cfg.server.port);
+        let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
+            CmdError::new(format!("cannot listen on {addr}: {e}"))
+                .with_hint("pick another --port or --host")
+        })?;
+        let local: SocketAddr = listener
+            .local_addr()
+            .map_err(|e| CmdError::new(e.to_string()))?;
+        let auth = match &state.secret_origin {
+            Some(origin) => format!("auth on, secret from {origin}"),
+            None => "auth off".to_owned(),
+        };
+        crate::cli::out(&format!("vibectl-server listening on {local} ({auth})\n"));
+        let state = Arc::new(arc_swap::ArcSwap::from_pointee(state));
+        server::run(state, listener, shutdown_signal(), RunOptions::default())
+            .await
+            .map_err(|e| CmdError::new(e.to_string()))
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down: no new connections; draining calls in flight");
+}

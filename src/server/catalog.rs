@@ -1,0 +1,243 @@
+//! The model catalog: which models the server offers, their aliases, and which provider (and
+//! upstream model name) serves each one.
+
+use indexmap::IndexMap;
+
+use crate::config::KeyPath;
+use crate::config::ServerConfig;
+use crate::config::generated::server::key;
+use crate::llm::ProviderKind;
+
+/// One model the server offers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelDef {
+    pub id: String,
+    /// The name of the provider entry that serves it.
+    pub provider: String,
+    /// The model name sent upstream.
+    pub upstream: String,
+    pub display_name: String,
+    pub aliases: Vec<String>,
+    pub max_context_length: Option<i32>,
+    pub supports_streaming: bool,
+    /// USD per million input and output tokens, when priced.
+    pub input_cost_per_mtok: Option<f64>,
+    pub output_cost_per_mtok: Option<f64>,
+}
+
+/// Why a model request cannot be served.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CatalogError {
+    #[error("no model was requested and server.default_model is not set")]
+    NoModel,
+    #[error("model `{name}` is not available; available: {}", available.join(", "))]
+    NotFound {
+        name: String,
+        available: Vec<String>,
+    },
+    #[error("{key}: {detail}")]
+    Config { key: String, detail: String },
+}
+
+/// Models, aliases and the default model, as configured.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub models: IndexMap<String, ModelDef>,
+    /// Alias to model id: `model_aliases` and each model's `aliases`.
+    pub aliases: IndexMap<String, String>,
+    pub default_model: Option<String>,
+    /// Provider entry names by kind, for models routed by name when `models` is empty.
+    open_routes: Vec<(ProviderKind, String)>,
+}
+
+/// The provider kind a model name implies: `claude-*` is Anthropic; `gpt-*`, `o1*`, `o3*`,
+/// `o4*`, `chatgpt-*`, `text-*` are OpenAI; `ollama:*` (the `llm` library's spelling) and
+/// anything else with a `:` tag (`llama3.2:3b`) is Ollama. `None` when the name says nothing.
+pub fn kind_for_model(name: &str) -> Option<ProviderKind> {
+    let n = name.to_ascii_lowercase();
+    if n.starts_with("claude") {
+        Some(ProviderKind::Anthropic)
+    } else if ["gpt-", "o1", "o3", "o4", "chatgpt-", "text-"]
+        .iter()
+        .any(|p| n.starts_with(p))
+    {
+        Some(ProviderKind::OpenAi)
+    } else if n.starts_with("ollama:") || n.contains(':') {
+        Some(ProviderKind::Ollama)
+    } else {
+        None
+    }
+}
+
+/// `provider/model` split, when the first part names a provider entry or kind.
+fn split_provider<'a>(
+    name: &'a str,
+    providers: &[(ProviderKind, String)],
+) -> Option<(&'a str, &'a str)> {
+    let (p, m) = name.split_once('/')?;
+    (providers.iter().any(|(k, n)| n == p || k.as_str() == p) && !m.is_empty()).then_some((p, m))
+}
+
+impl Catalog {
+    /// Build from the config; `providers` are the provider entries in use, `(kind, name)`.
+    pub fn new(
+        cfg: &ServerConfig,
+        providers: &[(ProviderKind, String)],
+    ) -> Result<Catalog, CatalogError> {
+        let mut models = IndexMap::new();
+        let mut aliases = IndexMap::new();
+        for (id, m) in &cfg.models {
+            let provider = match &m.provider {
+                Some(p) => {
+                    if !providers.iter().any(|(_, n)| n == p) {
+                        return Err(CatalogError::Config {
+                            key: KeyPath::fill(key::MODELS_ID_PROVIDER, &[id]).to_string(),
+                            detail: format!(
+                                "`{p}` is not a configured provider (add providers.{p})"
+                            ),
+                        });
+                    }
+                    p.clone()
+                }
+                None => {
+                    let kind = kind_for_model(m.upstream_model.as_deref().unwrap_or(id));
+                    let entry = kind.and_then(|k| providers.iter().find(|(pk, _)| *pk == k));
+                    match entry {
+                        Some((_, n)) => n.clone(),
+                        None => {
+                            return Err(CatalogError::Config {
+                                key: KeyPath::fill(key::MODELS_ID_PROVIDER, &[id]).to_string(),
+                                detail: "the provider cannot be told from the model name; set it"
+                                    .into(),
+                            });
+                        }
+                    }
+                }
+            };
+            for a in &m.aliases {
+                aliases.insert(a.clone(), id.clone());
+            }
+            models.insert(
+                id.clone(),
+                ModelDef {
+                    id: id.clone(),
+                    provider,
+                    upstream: m.upstream_model.clone().unwrap_or_else(|| id.clone()),
+                    display_name: m.display_name.clone().unwrap_or_else(|| id.clone()),
+                    aliases: m.aliases.clone(),
+                    max_context_length: m
+                        .max_context_length
+                        .map(|n| n.clamp(0, i32::MAX as i64) as i32),
+                    supports_streaming: m.supports_streaming,
+                    input_cost_per_mtok: m.input_cost_per_mtok,
+                    output_cost_per_mtok: m.output_cost_per_mtok,
+                },
+            );
+        }
+        for (alias, target) in &cfg.model_aliases {
+            aliases.insert(alias.clone(), target.clone());
+        }
+        let catalog = Catalog {
+            models,
+            aliases,
+            default_model: cfg.server.default_model.clone(),
+            open_routes: providers.to_vec(),
+        };
+        if !catalog.models.is_empty() {
+            for (alias, target) in &cfg.model_aliases {
+                if !catalog.models.contains_key(target) {
+                    return Err(CatalogError::Config {
+                        key: KeyPath::fill(key::MODEL_ALIASES_ALIAS, &[alias]).to_string(),
+                        detail: format!("`{target}` is not a key of models"),
+                    });
+                }
+            }
+            if let Some(d) = &catalog.default_model
+                && catalog.resolve(Some(d)).is_err()
+            {
+                return Err(CatalogError::Config {
+                    key: key::SERVER_DEFAULT_MODEL.to_owned(),
+                    detail: format!("`{d}` is not a key of models or model_aliases"),
+                });
+            }
+        }
+        Ok(catalog)
+    }
+
+    /// The model a request names (or the default), through aliases.
+    pub fn resolve(&self, requested: Option<&str>) -> Result<ModelDef, CatalogError> {
+        let name = requested
+            .filter(|n| !n.trim().is_empty())
+            .or(self.default_model.as_deref())
+            .ok_or(CatalogError::NoModel)?;
+        if let Some(m) = self.models.get(name) {
+            return Ok(m.clone());
+        }
+        if let Some(m) = self.aliases.get(name).and_then(|id| self.models.get(id)) {
+            return Ok(m.clone());
+        }
+        if self.models.is_empty() {
+            return self.open(name);
+        }
+        Err(CatalogError::NotFound {
+            name: name.to_owned(),
+            available: self.models.keys().cloned().collect(),
+        })
+    }
+
+    /// With no models configured, any name is routed by `provider/model` or the name rule.
+    fn open(&self, name: &str) -> Result<ModelDef, CatalogError> {
+        let name = self.aliases.get(name).map(String::as_str).unwrap_or(name);
+        let (provider, upstream) = match split_provider(name, &self.open_routes) {
+            Some((p, m)) => {
+                let entry = self
+                    .open_routes
+                    .iter()
+                    .find(|(k, n)| n == p || k.as_str() == p);
+                (entry.map(|(_, n)| n.clone()), m.to_owned())
+            }
+            None => {
+                let kind = kind_for_model(name);
+                let entry = kind.and_then(|k| self.open_routes.iter().find(|(pk, _)| *pk == k));
+                (
+                    entry.map(|(_, n)| n.clone()),
+                    name.strip_prefix("ollama:").unwrap_or(name).to_owned(),
+                )
+            }
+        };
+        let provider = provider.ok_or_else(|| CatalogError::NotFound {
+            name: name.to_owned(),
+            available: vec![
+                "PROVIDER/MODEL, or a name starting claude-, gpt-, o1, o3 or ollama:".into(),
+            ],
+        })?;
+        Ok(ModelDef {
+            id: name.to_owned(),
+            provider,
+            upstream,
+            display_name: name.to_owned(),
+            aliases: Vec::new(),
+            max_context_length: None,
+            supports_streaming: true,
+            input_cost_per_mtok: None,
+            output_cost_per_mtok: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_imply_providers() {
+        assert_eq!(
+            kind_for_model("claude-sonnet-4-0"),
+            Some(ProviderKind::Anthropic)
+        );
+        assert_eq!(kind_for_model("gpt-4.1"), Some(ProviderKind::OpenAi));
+        assert_eq!(kind_for_model("o3-mini"), Some(ProviderKind::OpenAi));
+        assert_eq!(kind_for_model("ollama:llama3"), Some(ProviderKind::Ollama));
+        assert_eq!(kind_for_model("mystery"), None);
+    }
+}

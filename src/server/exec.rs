@@ -1,0 +1,169 @@
+//! Running one request upstream: model resolution, the provider call with retries and backoff,
+//! and the wire metrics and errors of the result.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::catalog::{CatalogError, ModelDef};
+use super::state::State;
+use crate::llm::{ChatRequest, ProviderClient, ProviderError, Usage};
+use crate::proto::{ExecuteError, ExecuteRequest, ExecutionMetrics};
+
+/// Wire error codes (the first three are vibectl 0.11.6's; the rest are finer ones we add).
+pub mod code {
+    pub const NO_MODEL: &str = "NO_MODEL";
+    pub const MODEL_NOT_FOUND: &str = "MODEL_NOT_FOUND";
+    pub const EXECUTION_FAILED: &str = "EXECUTION_FAILED";
+    pub const INVALID_REQUEST: &str = "INVALID_REQUEST";
+    pub const PROVIDER_NOT_CONFIGURED: &str = "PROVIDER_NOT_CONFIGURED";
+    pub const PROVIDER_AUTH_FAILED: &str = "PROVIDER_AUTH_FAILED";
+    pub const PROVIDER_RATE_LIMITED: &str = "PROVIDER_RATE_LIMITED";
+    pub const PROVIDER_UNAVAILABLE: &str = "PROVIDER_UNAVAILABLE";
+    pub const UPSTREAM_MODEL_NOT_FOUND: &str = "UPSTREAM_MODEL_NOT_FOUND";
+    pub const BAD_PROVIDER_RESPONSE: &str = "BAD_PROVIDER_RESPONSE";
+    pub const TIMEOUT: &str = "TIMEOUT";
+}
+
+/// First backoff delay; doubled per retry, with jitter, up to [`MAX_BACKOFF`].
+const BASE_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A provider asking for a longer wait than this is not retried.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+pub fn error(code: &str, message: impl Into<String>, details: Option<String>) -> ExecuteError {
+    ExecuteError {
+        error_code: code.to_owned(),
+        error_message: message.into(),
+        error_details: details,
+    }
+}
+
+/// A request ready to send upstream.
+pub struct Prepared {
+    pub model: ModelDef,
+    pub client: ProviderClient,
+    pub max_retries: u32,
+    pub chat: ChatRequest,
+}
+
+/// Resolve the model and provider and build the provider request.
+pub fn prepare(state: &State, req: &ExecuteRequest) -> Result<Prepared, ExecuteError> {
+    if req.system_fragments.is_empty() && req.user_fragments.is_empty() {
+        return Err(error(
+            code::INVALID_REQUEST,
+            "the request has no system or user fragments",
+            None,
+        ));
+    }
+    let model = state
+        .catalog
+        .resolve(req.model_name.as_deref())
+        .map_err(|e| match e {
+            CatalogError::NoModel => error(code::NO_MODEL, e.to_string(), None),
+            CatalogError::NotFound { .. } => error(code::MODEL_NOT_FOUND, e.to_string(), None),
+            CatalogError::Config { .. } => error(code::EXECUTION_FAILED, e.to_string(), None),
+        })?;
+    let upstream = state.upstreams.get(&model.provider).ok_or_else(|| {
+        error(
+            code::PROVIDER_NOT_CONFIGURED,
+            format!("provider `{}` is not configured", model.provider),
+            None,
+        )
+    })?;
+    let client = upstream
+        .client
+        .clone()
+        .map_err(|e| error(code::PROVIDER_NOT_CONFIGURED, e, None))?;
+    let response_schema = match req
+        .response_model_schema
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+    {
+        Some(text) => Some(serde_json::from_str(text).map_err(|e| {
+            error(
+                code::INVALID_REQUEST,
+                format!("response_model_schema is not valid JSON: {e}"),
+                None,
+            )
+        })?),
+        None => None,
+    };
+    let chat = ChatRequest {
+        system: req.system_fragments.clone(),
+        user: req.user_fragments.clone(),
+        model: model.upstream.clone(),
+        response_schema,
+        max_tokens: None,
+    };
+    Ok(Prepared {
+        max_retries: upstream.max_retries,
+        model,
+        client,
+        chat,
+    })
+}
+
+/// The wire error for a provider failure.
+pub fn provider_error(e: &ProviderError, model: &ModelDef) -> ExecuteError {
+    let c = match e {
+        ProviderError::Auth { .. } => code::PROVIDER_AUTH_FAILED,
+        ProviderError::NotFound { .. } => code::UPSTREAM_MODEL_NOT_FOUND,
+        ProviderError::RateLimited { .. } => code::PROVIDER_RATE_LIMITED,
+        ProviderError::Overloaded { .. }
+        | ProviderError::Server { .. }
+        | ProviderError::Connect { .. } => code::PROVIDER_UNAVAILABLE,
+        ProviderError::Timeout { .. } => code::TIMEOUT,
+        ProviderError::BadResponse { .. } => code::BAD_PROVIDER_RESPONSE,
+        ProviderError::BadRequest { .. } => code::INVALID_REQUEST,
+        ProviderError::Config { .. } => code::PROVIDER_NOT_CONFIGURED,
+    };
+    let details = serde_json::json!({
+        "provider": model.provider,
+        "model": model.id,
+        "kind": e.code(),
+        "retry_after_ms": e.retry_after().map(|d| d.as_millis() as u64),
+    });
+    error(c, e.to_string(), Some(details.to_string()))
+}
+
+/// How long to wait before retry number `attempt` (0-based), or `None` to give up.
+pub fn backoff(e: &ProviderError, attempt: u32, max_retries: u32) -> Option<Duration> {
+    if !e.is_retryable() || attempt >= max_retries {
+        return None;
+    }
+    if let Some(after) = e.retry_after() {
+        return (after <= MAX_RETRY_AFTER).then_some(after);
+    }
+    let exp = BASE_BACKOFF
+        .saturating_mul(1 << attempt.min(10))
+        .min(MAX_BACKOFF);
+    let jitter = rand::random_range(0.75..1.25);
+    Some(exp.mul_f64(jitter))
+}
+
+/// The metrics of a finished call.
+pub fn metrics(started: Instant, usage: Usage, model: &ModelDef, retries: u32) -> ExecutionMetrics {
+    let cost = match (
+        model.input_cost_per_mtok,
+        model.output_cost_per_mtok,
+        usage.input_tokens,
+        usage.output_tokens,
+    ) {
+        (Some(pi), Some(po), Some(i), Some(o)) => {
+            Some((f64::from(i) * pi + f64::from(o) * po) / 1_000_000.0)
+        }
+        _ => None,
+    };
+    let as_i32 = |n: Option<u32>| n.map(|n| n.min(i32::MAX as u32) as i32);
+    ExecutionMetrics {
+        duration_ms: started.elapsed().as_millis() as i64,
+        input_tokens: as_i32(usage.input_tokens),
+        output_tokens: as_i32(usage.output_tokens),
+        total_tokens: as_i32(usage.total_tokens()),
+        cost_usd: cost,
+        retry_count: retries as i32,
+        timestamp: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default(),
+    }
+}

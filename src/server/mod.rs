@@ -1,0 +1,123 @@
+//! `vibectl-server`: the gRPC LLM proxy. [`run`] serves a prepared [`State`] on a listener until
+//! the shutdown future resolves, then drains in-flight calls up to a deadline.
+//!
+//! - [`auth`]: JWT secret lookup, minting and verification.
+//! - [`catalog`]: models, aliases and routing to providers.
+//! - [`upstream`]: the provider clients and their API keys.
+//! - [`exec`]: one request upstream, with retries, metrics and wire errors.
+//! - [`service`]: the gRPC service.
+//! - [`state`]: everything built from one config.
+
+pub mod auth;
+pub mod catalog;
+pub mod exec;
+pub mod service;
+pub mod state;
+pub mod upstream;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Status};
+
+use crate::proto::vibectl_llm_proxy_server::VibectlLlmProxyServer;
+pub use service::ProxyService;
+pub use state::State;
+
+/// How long in-flight calls may run on after shutdown is asked for.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("the gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("cannot set up reflection: {0}")]
+    Reflection(String),
+}
+
+/// Options of a running server that are not in the config file.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub drain_deadline: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            drain_deadline: DRAIN_DEADLINE,
+        }
+    }
+}
+
+/// Check the bearer token of every call when auth is on; verified claims go into the request
+/// extensions for the handlers (limits and metrics key on `sub`).
+fn authenticate(state: &ArcSwap<State>, mut req: Request<()>) -> Result<Request<()>, Status> {
+    let st = state.load();
+    if let Some(verifier) = &st.verifier {
+        let header = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        match verifier.verify_header(header) {
+            Ok(claims) => {
+                req.extensions_mut().insert(claims);
+            }
+            Err(e) => return Err(Status::unauthenticated(e.to_string())),
+        }
+    }
+    Ok(req)
+}
+
+/// Serve until `shutdown` resolves; then stop accepting, let calls finish up to the deadline.
+pub async fn run(
+    state: Arc<ArcSwap<State>>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    options: RunOptions,
+) -> Result<(), ServerError> {
+    let service = ProxyService {
+        state: state.clone(),
+    };
+    let auth_state = state.clone();
+    let proxy =
+        VibectlLlmProxyServer::with_interceptor(service, move |req| authenticate(&auth_state, req));
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<VibectlLlmProxyServer<ProxyService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServerError::Reflection(e.to_string()))?;
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut stop_rx2 = stop_rx.clone();
+    let server = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(60)))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(proxy)
+        .serve_with_incoming_shutdown(incoming, async move {
+            let mut rx = stop_rx;
+            let _ = rx.wait_for(|s| *s).await;
+        });
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let deadline = options.drain_deadline;
+    tokio::select! {
+        r = server => r.map_err(ServerError::from),
+        _ = async move {
+            let _ = stop_rx2.wait_for(|s| *s).await;
+            tokio::time::sleep(deadline).await;
+        } => {
+            tracing::warn!("calls still running after the {deadline:?} drain deadline were stopped");
+            Ok(())
+        }
+    }
+}

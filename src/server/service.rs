@@ -1,0 +1,190 @@
+//! The `VibectlLLMProxy` gRPC service: Execute, StreamExecute and GetServerInfo.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use tonic::{Request, Response, Status};
+
+use super::exec::{self, Prepared};
+use super::state::State;
+use crate::llm::{StreamEvent, Usage};
+use crate::proto::vibectl_llm_proxy_server::VibectlLlmProxy;
+use crate::proto::{
+    ExecuteError, ExecuteRequest, ExecuteResponse, ExecuteSuccess, GetServerInfoRequest,
+    GetServerInfoResponse, ModelInfo, ServerLimits, StreamChunk, StreamComplete, execute_response,
+    stream_chunk,
+};
+
+/// The name the server reports in GetServerInfo.
+pub const SERVER_NAME: &str = "vibectl-server (rust)";
+
+/// The service; cheap to clone, it shares the state that reload swaps.
+#[derive(Clone)]
+pub struct ProxyService {
+    pub state: Arc<ArcSwap<State>>,
+}
+
+fn request_id(req: &ExecuteRequest) -> String {
+    if req.request_id.is_empty() {
+        uuid::Uuid::new_v4().to_string()
+    } else {
+        req.request_id.clone()
+    }
+}
+
+fn chunk(request_id: &str, c: stream_chunk::ChunkType) -> Result<StreamChunk, Status> {
+    Ok(StreamChunk {
+        request_id: request_id.to_owned(),
+        chunk_type: Some(c),
+    })
+}
+
+fn clamp_i32(v: Option<i64>) -> Option<i32> {
+    v.map(|n| n.clamp(0, i32::MAX as i64) as i32)
+}
+
+#[tonic::async_trait]
+impl VibectlLlmProxy for ProxyService {
+    async fn execute(
+        &self,
+        request: Request<ExecuteRequest>,
+    ) -> Result<Response<ExecuteResponse>, Status> {
+        let req = request.into_inner();
+        let id = request_id(&req);
+        let state = self.state.load_full();
+        let started = Instant::now();
+        let result = match exec::prepare(&state, &req) {
+            Err(e) => execute_response::Result::Error(e),
+            Ok(p) => run_complete(p, started).await,
+        };
+        Ok(Response::new(ExecuteResponse {
+            request_id: id,
+            result: Some(result),
+        }))
+    }
+
+    type StreamExecuteStream = BoxStream<'static, Result<StreamChunk, Status>>;
+
+    async fn stream_execute(
+        &self,
+        request: Request<ExecuteRequest>,
+    ) -> Result<Response<Self::StreamExecuteStream>, Status> {
+        let req = request.into_inner();
+        let id = request_id(&req);
+        let state = self.state.load_full();
+        let started = Instant::now();
+        let stream =
+            match exec::prepare(&state, &req) {
+                Err(e) => futures_util::stream::once(async move {
+                    chunk(&id, stream_chunk::ChunkType::Error(e))
+                })
+                .boxed(),
+                Ok(p) => run_stream(p, id, started).boxed(),
+            };
+        Ok(Response::new(stream))
+    }
+
+    async fn get_server_info(
+        &self,
+        _request: Request<GetServerInfoRequest>,
+    ) -> Result<Response<GetServerInfoResponse>, Status> {
+        let state = self.state.load_full();
+        let global = &state.config.server.limits.global;
+        let models = state
+            .catalog
+            .models
+            .values()
+            .map(|m| ModelInfo {
+                model_id: m.id.clone(),
+                display_name: m.display_name.clone(),
+                provider: state
+                    .upstreams
+                    .get(&m.provider)
+                    .map(|u| u.kind.as_str().to_owned())
+                    .unwrap_or_default(),
+                supports_streaming: m.supports_streaming,
+                max_context_length: m.max_context_length,
+                aliases: m.aliases.clone(),
+            })
+            .collect();
+        Ok(Response::new(GetServerInfoResponse {
+            available_models: models,
+            default_model: state.catalog.default_model.clone().unwrap_or_default(),
+            limits: Some(ServerLimits {
+                max_requests_per_minute: clamp_i32(global.max_requests_per_minute),
+                max_concurrent_requests: clamp_i32(global.max_concurrent_requests),
+                max_input_length: clamp_i32(global.max_input_length),
+                request_timeout_seconds: clamp_i32(global.request_timeout_seconds),
+            }),
+            server_version: env!("CARGO_PKG_VERSION").to_owned(),
+            model_aliases: state.catalog.aliases.clone().into_iter().collect(),
+            server_name: SERVER_NAME.to_owned(),
+        }))
+    }
+}
+
+async fn run_complete(p: Prepared, started: Instant) -> execute_response::Result {
+    let mut attempt = 0;
+    loop {
+        match p.client.complete(&p.chat).await {
+            Ok(resp) => {
+                return execute_response::Result::Success(ExecuteSuccess {
+                    response_text: resp.text,
+                    metrics: Some(exec::metrics(started, resp.usage, &p.model, attempt)),
+                    actual_model_used: p.model.id.clone(),
+                });
+            }
+            Err(e) => match exec::backoff(&e, attempt, p.max_retries) {
+                Some(wait) => {
+                    tracing::debug!(error = %e, attempt, ?wait, "retrying upstream call");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                None => return execute_response::Result::Error(exec::provider_error(&e, &p.model)),
+            },
+        }
+    }
+}
+
+/// Forward each provider chunk as it arrives; then `complete`, then `final_metrics`. A failure
+/// before the first chunk is retried; after it, it ends the stream with an `error` chunk.
+fn run_stream(
+    p: Prepared,
+    id: String,
+    started: Instant,
+) -> impl futures_util::Stream<Item = Result<StreamChunk, Status>> + Send {
+    async_stream::stream! {
+        let mut attempt = 0;
+        let mut usage = Usage::default();
+        'attempts: loop {
+            let mut upstream = p.client.stream(&p.chat);
+            let mut sent = false;
+            while let Some(item) = upstream.next().await {
+                match item {
+                    Ok(StreamEvent::Text(t)) => {
+                        sent = true;
+                        yield chunk(&id, stream_chunk::ChunkType::TextChunk(t));
+                    }
+                    Ok(StreamEvent::Usage(u)) => usage = u,
+                    Err(e) => {
+                        if !sent && let Some(wait) = exec::backoff(&e, attempt, p.max_retries) {
+                            drop(upstream);
+                            tokio::time::sleep(wait).await;
+                            attempt += 1;
+                            continue 'attempts;
+                        }
+                        let err: ExecuteError = exec::provider_error(&e, &p.model);
+                        yield chunk(&id, stream_chunk::ChunkType::Error(err));
+                        return;
+                    }
+                }
+            }
+            break;
+        }
+        yield chunk(&id, stream_chunk::ChunkType::Complete(StreamComplete { actual_model_used: p.model.id.clone() }));
+        yield chunk(&id, stream_chunk::ChunkType::FinalMetrics(exec::metrics(started, usage, &p.model, attempt)));
+    }
+}

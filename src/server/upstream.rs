@@ -1,0 +1,168 @@
+//! The upstream providers the server calls: one client per provider entry over one shared
+//! connection pool, with API keys found by the contract's lookup order.
+
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use crate::config::generated::server::{ProviderEntry, key};
+use crate::config::{KeyPath, ServerConfig};
+use crate::llm::{HttpClient, ProviderClient, ProviderKind, ProviderOptions};
+
+/// One configured provider: a client when it can be called, or why it cannot.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub client: Result<ProviderClient, String>,
+    pub max_retries: u32,
+    pub timeout: Duration,
+}
+
+/// The conventional env var of a provider kind's own SDK.
+fn conventional_env(kind: ProviderKind) -> Option<&'static str> {
+    match kind {
+        ProviderKind::Anthropic => Some("ANTHROPIC_API_KEY"),
+        ProviderKind::OpenAi => Some("OPENAI_API_KEY"),
+        ProviderKind::Ollama => None,
+    }
+}
+
+/// The API key of provider `name`: `VIBECTL_<NAME>_API_KEY`, the file at
+/// `VIBECTL_<NAME>_API_KEY_FILE`, `providers.<name>.key`, the file at
+/// `providers.<name>.key_file`, then the kind's conventional env var.
+pub fn resolve_key(
+    name: &str,
+    kind: ProviderKind,
+    entry: Option<&ProviderEntry>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, String> {
+    let upper = name.to_ascii_uppercase().replace(['-', '.'], "_");
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_owned())
+            .map_err(|e| format!("cannot read the API key file {p}: {e}"))
+    };
+    if let Some(k) = env(&format!("VIBECTL_{upper}_API_KEY")).filter(|k| !k.is_empty()) {
+        return Ok(Some(k));
+    }
+    if let Some(f) = env(&format!("VIBECTL_{upper}_API_KEY_FILE")).filter(|k| !k.is_empty()) {
+        return read(&f).map(Some);
+    }
+    if let Some(k) = entry
+        .and_then(|e| e.key.as_ref())
+        .filter(|k| !k.expose().is_empty())
+    {
+        return Ok(Some(k.expose().to_owned()));
+    }
+    if let Some(f) = entry.and_then(|e| e.key_file.as_ref()) {
+        return read(&f.to_string_lossy()).map(Some);
+    }
+    Ok(conventional_env(kind)
+        .and_then(env)
+        .filter(|k| !k.is_empty()))
+}
+
+/// What to tell an operator whose provider has no key.
+pub fn missing_key_message(name: &str) -> String {
+    let upper = name.to_ascii_uppercase().replace(['-', '.'], "_");
+    format!(
+        "provider `{name}` has no API key: set {} (or {}) in the server config, or the env var VIBECTL_{upper}_API_KEY",
+        KeyPath::fill(key::PROVIDERS_PROVIDER_KEY, &[name]),
+        KeyPath::fill(key::PROVIDERS_PROVIDER_KEY_FILE, &[name]),
+    )
+}
+
+/// The provider entries in use: the configured ones, or anthropic, openai and ollama with
+/// their defaults when none is configured.
+pub fn entries(cfg: &ServerConfig) -> Vec<(String, ProviderKind, Option<ProviderEntry>)> {
+    if cfg.providers.is_empty() {
+        return ProviderKind::ALL
+            .iter()
+            .map(|k| (k.as_str().to_owned(), *k, None))
+            .collect();
+    }
+    cfg.providers
+        .iter()
+        .filter_map(|(name, e)| {
+            let kind = match e.kind {
+                Some(k) => k.as_str().parse().ok()?,
+                None => name.parse().ok()?,
+            };
+            Some((name.clone(), kind, Some(e.clone())))
+        })
+        .collect()
+}
+
+/// Problems a provider entry has that config validation cannot see (its kind).
+pub fn entry_problems(cfg: &ServerConfig) -> Vec<(String, String)> {
+    cfg.providers
+        .iter()
+        .filter(|(name, e)| e.kind.is_none() && name.parse::<ProviderKind>().is_err())
+        .map(|(name, _)| {
+            (
+                KeyPath::fill(key::PROVIDERS_PROVIDER_KIND, &[name]).to_string(),
+                format!("`{name}` is not anthropic, openai or ollama, so kind must be set"),
+            )
+        })
+        .collect()
+}
+
+/// Build every upstream client over one HTTP connection pool (TCP_NODELAY, connect and read
+/// timeouts; the read timeout is the longest of the providers' `timeout_seconds`).
+pub fn build(
+    cfg: &ServerConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> IndexMap<String, Upstream> {
+    let entries = entries(cfg);
+    let timeout_of = |e: &Option<ProviderEntry>| {
+        Duration::from_secs_f64(
+            e.as_ref()
+                .map(|e| e.timeout_seconds)
+                .unwrap_or(60.0)
+                .clamp(0.1, 86_400.0),
+        )
+    };
+    let longest = entries
+        .iter()
+        .map(|(_, _, e)| timeout_of(e))
+        .max()
+        .unwrap_or(Duration::from_secs(60));
+    let http = HttpClient::new(&ProviderOptions {
+        connect_timeout: Duration::from_secs(10).min(longest),
+        read_timeout: longest,
+        request_timeout: None,
+    })
+    .map_err(|e| e.to_string());
+    let mut out = IndexMap::new();
+    for (name, kind, entry) in entries {
+        let timeout = timeout_of(&entry);
+        let max_retries = entry
+            .as_ref()
+            .map(|e| e.max_retries)
+            .unwrap_or(2)
+            .clamp(0, 10) as u32;
+        let base_url = entry.as_ref().and_then(|e| e.base_url.clone());
+        let client = (|| {
+            let api_key = resolve_key(&name, kind, entry.as_ref(), env)?;
+            // A key is needed for the public endpoints; a custom base URL may need none.
+            if api_key.is_none() && base_url.is_none() && kind != ProviderKind::Ollama {
+                return Err(missing_key_message(&name));
+            }
+            let http = http.clone()?;
+            ProviderClient::with_http(kind, base_url.as_deref(), api_key, &http)
+                .map_err(|e| e.to_string())
+        })();
+        out.insert(
+            name.clone(),
+            Upstream {
+                name,
+                kind,
+                client,
+                max_retries,
+                timeout,
+            },
+        );
+    }
+    out
+}

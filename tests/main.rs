@@ -1,0 +1,7 @@
+//! The integration test crate: each test file (`tests/NAME.rs`, or `tests/NAME/mod.rs` so that
+//! cargo does not also build it as a test crate of its own) is a module of this one binary, and
+//! `support/` holds the helpers they share.
+
+mod support;
+
+mod providers;
