@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+pub mod setup_proxy;
+
 use super::completions::{self, Shell};
 use super::config::{self as config_cmd, ConfigCommand, Ctx};
 use super::{CmdError, CmdResult, process_env};
@@ -46,6 +48,9 @@ pub enum Command {
     /// Show, change and check the client config
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Connect to a vibectl-server: import URLs as profiles, test them, pick one
+    #[command(subcommand)]
+    SetupProxy(setup_proxy::SetupProxyCommand),
     /// Print the shell completion script (bash, zsh, fish)
     ///
     /// Example: `source <(vibectl completions bash)`
@@ -120,6 +125,13 @@ pub fn run(cli: Cli) -> CmdResult {
                 bin: "vibectl",
             };
             config_cmd::run(&ctx, cmd)
+        }
+        Command::SetupProxy(cmd) => {
+            let ctx = setup_proxy::Ctx {
+                file: config_file(cli.config_dir.as_ref(), &process_env)?,
+                overrides: cli.overrides()?,
+            };
+            setup_proxy::run(&ctx, cmd)
         }
         Command::Completions { shell } => completions::run("vibectl", *shell),
     }

@@ -8,12 +8,16 @@
 //! Other modules of `llm` (model adapters, the gRPC proxy adapter) are declared below the
 //! provider modules.
 
+pub mod adapter;
 pub mod anthropic;
 pub mod client;
 pub mod error;
 pub mod ollama;
 pub mod openai;
 pub mod provider;
+pub mod proxy;
+pub mod proxy_url;
+pub mod select;
 pub mod stream;
 
 pub use client::{HttpClient, ProviderClient, ProviderOptions};

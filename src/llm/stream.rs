@@ -156,9 +156,7 @@ pub(crate) fn decode<D: FrameDecoder>(frames: FrameStream, decoder: D) -> ChatSt
             if let Some(item) = st.pending.pop_front() {
                 return Some((item, st));
             }
-            let Some(frames) = st.frames.as_mut() else {
-                return None;
-            };
+            let frames = st.frames.as_mut()?;
             let next = if st.phase == Phase::Draining {
                 // A provider that keeps the body open after its terminator must not hold
                 // the caller: give up on connection reuse after a short wait.
