@@ -5,3 +5,7 @@
 mod support;
 
 mod providers;
+
+mod harness;
+
+mod config_cli;

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::document;
 use super::error::{ConfigError, Problem};
+
 use super::path::{KeyPath, is_placeholder};
 use super::schema::{Found, KeySpec, KeyType, ProgramSchema};
 use super::store;
@@ -55,7 +56,7 @@ pub struct Loaded {
 #[derive(Clone, Copy)]
 pub struct Engine {
     pub schema: &'static ProgramSchema,
-    typed: fn(&Value) -> Result<(), String>,
+    pub(super) typed: fn(&Value) -> Result<(), String>,
 }
 
 /// A process environment lookup (tests pass their own).
@@ -140,70 +141,6 @@ impl Engine {
         match self.schema.renamed(path) {
             Some(k) => KeyPath::template(k.path),
             None => path.clone(),
-        }
-    }
-
-    /// Every problem of a file value: the JSON Schema first, then the typed parse.
-    pub fn problems(&self, loaded: &Loaded) -> Vec<Problem> {
-        let mut out = Vec::new();
-        let text = loaded.text.as_deref().unwrap_or_default();
-        let schema: Value = serde_json::from_str(self.schema.json_schema)
-            .expect("the generated JSON Schema parses");
-        let validator =
-            jsonschema::validator_for(&schema).expect("the generated JSON Schema compiles");
-        for err in validator.iter_errors(&loaded.file) {
-            let base = pointer_path(err.instance_path().as_str());
-            if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } =
-                err.kind()
-            {
-                for name in unexpected {
-                    let key = base.child(name);
-                    let suggestions = self.schema.suggest(&key.to_string());
-                    let hint = if suggestions.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (did you mean {}?)", suggestions.join(" or "))
-                    };
-                    out.push(Problem {
-                        line: document::line_of(text, &key),
-                        key: key.to_string(),
-                        message: format!("unknown key{hint}"),
-                    });
-                }
-                continue;
-            }
-            out.push(Problem {
-                line: document::line_of(text, &base),
-                key: if base.is_empty() {
-                    "(file)".into()
-                } else {
-                    base.to_string()
-                },
-                message: err.to_string(),
-            });
-        }
-        if out.is_empty()
-            && let Err(e) = (self.typed)(&loaded.file)
-        {
-            out.push(Problem {
-                key: "(file)".into(),
-                line: None,
-                message: e,
-            });
-        }
-        out
-    }
-
-    /// `Ok` when the file is valid; otherwise every problem at once.
-    pub fn validate(&self, loaded: &Loaded) -> Result<(), ConfigError> {
-        let problems = self.problems(loaded);
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid {
-                file: loaded.path.clone(),
-                problems,
-            })
         }
     }
 
@@ -499,16 +436,6 @@ fn drop_null_sections(schema: &ProgramSchema, v: &mut Value, at: &KeyPath) {
             drop_null_sections(schema, inner, &child);
         }
     }
-}
-
-fn pointer_path(pointer: &str) -> KeyPath {
-    KeyPath::from_segments(
-        pointer
-            .split('/')
-            .skip(1)
-            .map(|s| s.replace("~1", "/").replace("~0", "~"))
-            .collect(),
-    )
 }
 
 /// Whether a URL carries credentials in its user part (`scheme://TOKEN@host`).

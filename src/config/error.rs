@@ -91,6 +91,25 @@ pub enum ConfigError {
     NoHome,
 }
 
+/// How to get past a failed read or write of the config file.
+fn io_hint(action: &str, path: &std::path::Path, source: &std::io::Error) -> Option<String> {
+    use std::io::ErrorKind;
+    let p = path.display();
+    match source.kind() {
+        ErrorKind::PermissionDenied if action == "read" => Some(format!(
+            "make the file readable (chmod u+r {p}) or run as its owner"
+        )),
+        ErrorKind::PermissionDenied => Some(format!(
+            "make it writable (chmod u+w {p}), or choose another config directory"
+        )),
+        ErrorKind::IsADirectory => Some(format!(
+            "{p} is a directory; move it away so the config file can be written there"
+        )),
+        ErrorKind::InvalidData => Some("the config file must be UTF-8 text".into()),
+        _ => None,
+    }
+}
+
 fn list(problems: &[Problem]) -> String {
     problems
         .iter()
@@ -127,9 +146,26 @@ impl ConfigError {
                 "move the file away, or point VIBECTL_CONFIG_DIR (or --config-dir) elsewhere"
                     .into(),
             ),
-            ConfigError::Invalid { .. } | ConfigError::Yaml { .. } => {
+            ConfigError::Invalid { .. } => {
                 Some("fix the file (`config edit`), or reset a key with `config unset KEY`".into())
             }
+            ConfigError::Yaml {
+                line: Some(line), ..
+            } => Some(format!(
+                "fix the YAML at line {line} (`config edit` opens the file), or move the file away to start from the defaults"
+            )),
+            ConfigError::Yaml { .. } | ConfigError::NotAMapping { .. } => Some(
+                "fix the file (`config edit` opens it), or move it away to start from the defaults"
+                    .into(),
+            ),
+            ConfigError::Edit { .. } => {
+                Some("check the file with `config validate` and fix it with `config edit`".into())
+            }
+            ConfigError::Io {
+                action,
+                path,
+                source,
+            } => io_hint(action, path, source),
             ConfigError::BadPath { .. } => {
                 Some(r#"keys look like llm.model or models."gpt-4.1".provider"#.into())
             }

@@ -5,6 +5,7 @@ pub mod document;
 pub mod engine;
 pub mod error;
 pub mod path;
+mod problems;
 pub mod render;
 pub mod schema;
 pub mod secret;

@@ -158,14 +158,19 @@ impl ProgramSchema {
         out
     }
 
-    /// Up to three known paths closest to `input` (for "did you mean").
+    /// Up to three known paths closest to `input` (for "did you mean"), those as deep as
+    /// `input` first: a mistyped section suggests sections, a mistyped key suggests keys.
     pub fn suggest(&self, input: &str) -> Vec<String> {
+        let depth = |p: &str| p.matches('.').count();
         let mut scored: Vec<(f64, String)> = self
             .all_paths()
             .into_iter()
             .map(|p| (strsim::jaro_winkler(input, &p), p))
             .filter(|(score, p)| *score > 0.75 && !input.starts_with(&format!("{p}.")))
             .collect();
+        if scored.iter().any(|(_, p)| depth(p) == depth(input)) {
+            scored.retain(|(_, p)| depth(p) == depth(input));
+        }
         scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         scored.into_iter().take(3).map(|(_, p)| p).collect()
     }

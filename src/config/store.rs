@@ -34,13 +34,8 @@ pub fn config_dir(
 
 /// Read a config file; `None` when it does not exist yet.
 pub fn read(path: &Path) -> Result<Option<String>, ConfigError> {
-    if let Some(dir) = path.parent()
-        && dir.exists()
-        && !dir.is_dir()
-    {
-        return Err(ConfigError::DirIsFile {
-            path: dir.to_owned(),
-        });
+    if let Some(file) = file_in_the_way(path) {
+        return Err(ConfigError::DirIsFile { path: file });
     }
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
@@ -51,6 +46,16 @@ pub fn read(path: &Path) -> Result<Option<String>, ConfigError> {
             source: e,
         }),
     }
+}
+
+/// The closest ancestor directory of `path` that exists but is not a directory, if any.
+fn file_in_the_way(path: &Path) -> Option<PathBuf> {
+    path.ancestors()
+        .skip(1)
+        .filter(|d| !d.as_os_str().is_empty())
+        .find(|d| d.symlink_metadata().is_ok())
+        .filter(|d| !d.is_dir())
+        .map(Path::to_owned)
 }
 
 /// Replace `path` with `contents` atomically: a temp file in the same directory, fsync, rename,
@@ -69,10 +74,8 @@ pub fn write_atomic(path: &Path, contents: &str, secret: bool) -> Result<(), Con
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    if dir.exists() && !dir.is_dir() {
-        return Err(ConfigError::DirIsFile {
-            path: dir.to_owned(),
-        });
+    if let Some(file) = file_in_the_way(path) {
+        return Err(ConfigError::DirIsFile { path: file });
     }
     if !dir.exists() {
         let mut b = std::fs::DirBuilder::new();

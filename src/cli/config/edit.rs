@@ -1,13 +1,14 @@
-//! `config edit`: edit the file in $VISUAL/$EDITOR; keep it only if the result is valid.
+//! `config edit`: edit the file in $VISUAL/$EDITOR; keep it only if the result is valid. The
+//! file opens even when it is broken (bad YAML, a bad value), since this is how to fix it.
 
 use std::process::Command;
 
 use super::Ctx;
 use crate::cli::{CmdError, CmdResult, out};
+use crate::config::store;
 
 pub fn run(ctx: &Ctx<'_>) -> CmdResult {
-    let loaded = ctx.load()?;
-    let original = loaded.text.clone().unwrap_or_default();
+    let original = store::read(&ctx.file)?.unwrap_or_default();
     let dir = tempfile::tempdir()
         .map_err(|e| CmdError::new(format!("cannot create a temporary directory: {e}")))?;
     let scratch = dir.path().join("config.yaml");
@@ -38,7 +39,17 @@ pub fn run(ctx: &Ctx<'_>) -> CmdResult {
         out("no changes\n");
         return Ok(());
     }
-    let after = ctx.engine.from_text(&loaded.path, Some(edited.clone()))?;
+    let after = match ctx.engine.from_text(&ctx.file, Some(edited.clone())) {
+        Ok(after) => after,
+        Err(e) => {
+            let mut err = CmdError::from(e);
+            err.message = format!(
+                "the edit was refused and the config file is unchanged: {}",
+                err.message
+            );
+            return Err(err);
+        }
+    };
     if let Err(e) = ctx.engine.validate(&after) {
         let mut err = CmdError::from(e);
         err.message = format!(
@@ -47,7 +58,7 @@ pub fn run(ctx: &Ctx<'_>) -> CmdResult {
         );
         return Err(err);
     }
-    ctx.engine.write(&loaded, &edited)?;
-    out(&format!("saved {}\n", loaded.path.display()));
+    ctx.engine.write(&after, &edited)?;
+    out(&format!("saved {}\n", ctx.file.display()));
     Ok(())
 }
