@@ -15,7 +15,10 @@
 //! provider's error shape), `retry_after` (seconds, `retry-after` header), `retry_after_ms`
 //! (`retry-after-ms` header), `garbage` (invalid JSON: the whole body, or a stream frame),
 //! `truncate` (`1`: end the body half-way without the end-of-stream marker; `abort`: break the
-//! connection half-way), `stream_error` (an in-stream overload error after half the chunks).
+//! connection half-way), `stream_error` (an in-stream overload error after half the chunks),
+//! `fail_times` with `fail_id` (`status` only for the first N requests carrying that id, then
+//! a normal answer: `[[mock:status=500,fail_times=1,fail_id=t1]]` fails once, then succeeds).
+//! Request bodies may be up to [`MAX_BODY`] bytes.
 //!
 //! The reply: an explicit one (flag or override) is sent as is, and `@echo` replies with
 //! `[system]\n<system fragments>\n[user]\n<user fragments>` (fragments joined by a blank line).
@@ -37,7 +40,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -51,6 +54,9 @@ use stats::{Stats, StreamGuard};
 use wire::{Counts, Format, Structured};
 
 const DEFAULT_REPLY: &str = "Hello from the mock provider.";
+
+/// The largest request body accepted (axum's default of 2 MB is below what tests send).
+const MAX_BODY: usize = 64 * 1024 * 1024;
 
 /// Pause before breaking a connection on purpose (`truncate=abort`).
 const ABORT_PAUSE: Duration = Duration::from_millis(50);
@@ -120,6 +126,7 @@ async fn main() -> std::io::Result<()> {
         .route("/mock/stats", get(stats))
         .route("/mock/requests", get(requests))
         .route("/mock/reset", post(reset))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app);
     {
         let mut out = std::io::stdout().lock();
@@ -264,7 +271,14 @@ async fn handle(
         let msg = format!("model '{}' not found (mock)", parsed.model);
         return error(format, 404, &msg);
     }
-    if let Some(status) = b.status.filter(|s| *s >= 400) {
+    let injected = b
+        .status
+        .filter(|s| *s >= 400)
+        .filter(|_| match b.fail_times {
+            Some(times) => app.stats.take_failure(&b.fail_id, times),
+            None => true,
+        });
+    if let Some(status) = injected {
         let mut resp = error(format, status, &format!("injected HTTP {status} (mock)"));
         let h = resp.headers_mut();
         if let Some(secs) = b.retry_after {

@@ -15,6 +15,8 @@ pub const KEYS: &[&str] = &[
     "garbage",
     "truncate",
     "stream_error",
+    "fail_times",
+    "fail_id",
 ];
 
 /// How a stream (or body) is cut short on purpose.
@@ -41,6 +43,11 @@ pub struct Behaviour {
     pub garbage: bool,
     pub truncate: Truncate,
     pub stream_error: bool,
+    /// With `status`: fail only the first this-many requests that carry the same `fail_id`,
+    /// then answer normally (a transient failure that a retry gets past).
+    pub fail_times: Option<u64>,
+    /// Groups requests for `fail_times`; requests without one share the empty id.
+    pub fail_id: String,
 }
 
 fn flag(value: &str) -> Result<bool, String> {
@@ -75,6 +82,11 @@ impl Behaviour {
             "retry_after_ms" => number(value).map(|n| self.retry_after_ms = Some(n)),
             "garbage" => flag(value).map(|b| self.garbage = b),
             "stream_error" => flag(value).map(|b| self.stream_error = b),
+            "fail_times" => number(value).map(|n| self.fail_times = Some(n)),
+            "fail_id" => {
+                self.fail_id = value.to_string();
+                Ok(())
+            }
             "truncate" => match value {
                 "abort" => {
                     self.truncate = Truncate::Abort;

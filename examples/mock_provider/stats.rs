@@ -16,6 +16,8 @@ pub struct Stats {
     streams_started: AtomicU64,
     streams_completed: AtomicU64,
     streams_cancelled: AtomicU64,
+    /// Failures injected so far under `fail_times`, by `fail_id`.
+    failures: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Stats {
@@ -30,6 +32,20 @@ impl Stats {
             }
             log.push_back(json!({"path": path, "headers": headers, "body": body}));
         }
+    }
+
+    /// Whether a request limited to `times` injected failures under `id` still fails; counts
+    /// the failure when it does.
+    pub fn take_failure(&self, id: &str, times: u64) -> bool {
+        let Ok(mut f) = self.failures.lock() else {
+            return true;
+        };
+        let done = f.entry(id.to_string()).or_default();
+        if *done >= times {
+            return false;
+        }
+        *done += 1;
+        true
     }
 
     pub fn stream_started(&self) {
@@ -59,6 +75,9 @@ impl Stats {
         }
         if let Ok(mut l) = self.log.lock() {
             l.clear();
+        }
+        if let Ok(mut f) = self.failures.lock() {
+            f.clear();
         }
         for c in [
             &self.streams_started,
