@@ -102,8 +102,8 @@ pub fn prepare(state: &State, req: &ExecuteRequest) -> Result<Prepared, ExecuteE
     })
 }
 
-/// The wire error for a provider failure.
-pub fn provider_error(e: &ProviderError, model: &ModelDef) -> ExecuteError {
+/// The wire error for a provider failure after `retries` retries.
+pub fn provider_error(e: &ProviderError, model: &ModelDef, retries: u32) -> ExecuteError {
     let c = match e {
         ProviderError::Auth { .. } => code::PROVIDER_AUTH_FAILED,
         ProviderError::NotFound { .. } => code::UPSTREAM_MODEL_NOT_FOUND,
@@ -121,6 +121,7 @@ pub fn provider_error(e: &ProviderError, model: &ModelDef) -> ExecuteError {
         "model": model.id,
         "kind": e.code(),
         "retry_after_ms": e.retry_after().map(|d| d.as_millis() as u64),
+        "retry_count": retries,
     });
     error(c, e.to_string(), Some(details.to_string()))
 }

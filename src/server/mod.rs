@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod catalog;
+mod drain;
 pub mod exec;
 pub mod service;
 pub mod state;
@@ -20,7 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use futures_util::StreamExt;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Status};
 
@@ -93,7 +96,12 @@ pub async fn run(
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| ServerError::Reflection(e.to_string()))?;
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    // Every connection can be cut when the drain deadline passes.
+    let cut = CancellationToken::new();
+    let cut_conns = cut.clone();
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .map(move |conn| conn.map(|io| drain::Cuttable::new(io, &cut_conns)));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stop_rx2 = stop_rx.clone();
     let server = tonic::transport::Server::builder()
@@ -116,6 +124,7 @@ pub async fn run(
             let _ = stop_rx2.wait_for(|s| *s).await;
             tokio::time::sleep(deadline).await;
         } => {
+            cut.cancel();
             tracing::warn!("calls still running after the {deadline:?} drain deadline were stopped");
             Ok(())
         }

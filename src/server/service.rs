@@ -143,7 +143,11 @@ async fn run_complete(p: Prepared, started: Instant) -> execute_response::Result
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
-                None => return execute_response::Result::Error(exec::provider_error(&e, &p.model)),
+                None => {
+                    return execute_response::Result::Error(exec::provider_error(
+                        &e, &p.model, attempt,
+                    ));
+                }
             },
         }
     }
@@ -176,7 +180,7 @@ fn run_stream(
                             attempt += 1;
                             continue 'attempts;
                         }
-                        let err: ExecuteError = exec::provider_error(&e, &p.model);
+                        let err: ExecuteError = exec::provider_error(&e, &p.model, attempt);
                         yield chunk(&id, stream_chunk::ChunkType::Error(err));
                         return;
                     }
