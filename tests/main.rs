@@ -5,6 +5,7 @@
 mod support;
 
 mod providers;
+mod server;
 
 mod harness;
 

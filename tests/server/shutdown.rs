@@ -1,0 +1,157 @@
+//! Graceful shutdown: a stream in flight finishes, new connections are refused, and the drain
+//! deadline cuts what is still running.
+
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+use vibectl::proto::stream_chunk::ChunkType;
+use vibectl::server::RunOptions;
+
+use super::collect_chunks;
+use crate::support::mock::MockProvider;
+use crate::support::server::{MODEL, TestServer, config, request, within};
+
+/// Whether a fresh TCP connection to `addr` is refused, polled until `limit`.
+async fn refused_within(addr: std::net::SocketAddr, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr)).await {
+            Ok(Err(_)) => return true,
+            _ if Instant::now() >= deadline => return false,
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stream_in_flight_completes_after_shutdown_and_new_connections_are_refused() {
+    let mock = MockProvider::start(&["--chunks", "4"]);
+    let mut server = TestServer::start(config(&mock)).await;
+    let mut client = server.client().await;
+    let mut stream = within(
+        "StreamExecute",
+        client.stream_execute(request("[[mock:chunk_delay_ms=300]] slow", None)),
+    )
+    .await
+    .expect("StreamExecute")
+    .into_inner();
+    let first = within("the first chunk", stream.message())
+        .await
+        .expect("the first chunk")
+        .and_then(|c| c.chunk_type);
+    assert!(
+        matches!(first, Some(ChunkType::TextChunk(_))),
+        "first chunk: {first:?}"
+    );
+
+    server.shutdown();
+    // Three more chunks are 900 ms away: the listener must close well before that.
+    assert!(
+        refused_within(server.addr, Duration::from_millis(600)).await,
+        "a new connection was still accepted after shutdown"
+    );
+    let stats = mock.stats().await;
+    assert_eq!(
+        stats["streams_completed"], 0,
+        "the stream ended before the refusal check: {stats}"
+    );
+
+    let rest = collect_chunks(stream).await;
+    let n = rest.len();
+    assert!(n >= 3, "too few chunks after shutdown: {rest:?}");
+    assert!(
+        rest[..n - 2]
+            .iter()
+            .all(|c| matches!(c, ChunkType::TextChunk(_))),
+        "{rest:?}"
+    );
+    assert!(
+        matches!(&rest[n - 2], ChunkType::Complete(c) if c.actual_model_used == MODEL),
+        "{rest:?}"
+    );
+    assert!(
+        matches!(&rest[n - 1], ChunkType::FinalMetrics(_)),
+        "{rest:?}"
+    );
+
+    let task = server.take_task();
+    within("the server task", task)
+        .await
+        .expect("the server task panicked")
+        .expect("the server failed");
+}
+
+#[tokio::test]
+async fn an_idle_server_stops_promptly() {
+    let mock = MockProvider::start(&[]);
+    let server = TestServer::start(config(&mock)).await;
+    let mut client = server.client().await;
+    crate::support::server::assert_still_serves(&mut client).await;
+    drop(client);
+    let addr = server.addr;
+    server.stop().await;
+    assert!(
+        refused_within(addr, Duration::from_secs(1)).await,
+        "the port still accepts connections after the server task ended"
+    );
+}
+
+#[tokio::test]
+async fn the_drain_deadline_cuts_a_stuck_stream() {
+    const DEADLINE: Duration = Duration::from_millis(300);
+    let mock = MockProvider::start(&["--chunks", "2"]);
+    // The other fields (there may be more than today's) keep their defaults.
+    #[allow(clippy::needless_update)]
+    let options = RunOptions {
+        drain_deadline: DEADLINE,
+        ..RunOptions::default()
+    };
+    let mut server = TestServer::start_with(config(&mock), options).await;
+    let mut client = server.client().await;
+    let mut stream = within(
+        "StreamExecute",
+        client.stream_execute(request("[[mock:chunk_delay_ms=20000]] stuck", None)),
+    )
+    .await
+    .expect("StreamExecute")
+    .into_inner();
+    // The mock has answered and is now sitting on the first chunk.
+    mock.wait_for_stat("streams_started", 1, Duration::from_secs(5))
+        .await;
+
+    let asked = Instant::now();
+    server.shutdown();
+    let task = server.take_task();
+    within("the server task", task)
+        .await
+        .expect("the server task panicked")
+        .expect("the server failed");
+    let ended = asked.elapsed();
+    assert!(
+        ended >= DEADLINE,
+        "the task ended after {ended:?}, before the drain deadline"
+    );
+
+    // The stuck stream is cut (ends or fails) rather than left running until the mock answers.
+    let cut = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(c)) => match c.chunk_type {
+                    Some(ChunkType::TextChunk(_)) => {
+                        panic!("the stuck stream produced text")
+                    }
+                    Some(ChunkType::Error(_)) | None => {}
+                    Some(other) => panic!("the cut stream ended as if complete: {other:?}"),
+                },
+                Ok(None) | Err(_) => return,
+            }
+        }
+    })
+    .await;
+    assert!(
+        cut.is_ok(),
+        "the stuck stream was still open after shutdown"
+    );
+    mock.wait_for_stat("streams_cancelled", 1, Duration::from_secs(5))
+        .await;
+}
