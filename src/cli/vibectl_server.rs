@@ -9,6 +9,8 @@ use super::config::{self as config_cmd, ConfigCommand, Ctx};
 use super::{CmdError, CmdResult, process_env};
 use crate::config::{SERVER, store};
 
+pub mod ca;
+pub mod generate_certs;
 pub mod generate_token;
 pub mod init_config;
 pub mod serve;
@@ -37,6 +39,12 @@ pub enum Command {
     ///
     /// Example: `vibectl-server generate-token alice --expires-in 90d`
     GenerateToken(generate_token::GenerateTokenArgs),
+    /// A private CA for TLS: init, create-server-cert, status, check-expiry
+    Ca(ca::CaArgs),
+    /// Quick TLS: a CA and a certificate for one host under certs/
+    ///
+    /// Example: `vibectl-server generate-certs --hostname llm.internal`
+    GenerateCerts(generate_certs::GenerateCertsArgs),
     /// Write a commented default config (host 127.0.0.1, auth on)
     ///
     /// Example: `vibectl-server init-config`
@@ -82,6 +90,8 @@ pub fn run(cli: Cli) -> CmdResult {
         }
         Command::InitConfig(args) => init_config::run(&file, args),
         Command::Serve(args) => serve::run(&file, args),
+        Command::Ca(args) => ca::run(&file, args),
+        Command::GenerateCerts(args) => generate_certs::run(&file, args),
         Command::GenerateToken(args) => generate_token::run(&file, args),
         Command::Completions { shell } => completions::run("vibectl-server", *shell),
     }

@@ -9,11 +9,13 @@
 //! - [`state`]: everything built from one config.
 
 pub mod auth;
+pub mod ca;
 pub mod catalog;
 mod drain;
 pub mod exec;
 pub mod service;
 pub mod state;
+pub mod tls;
 pub mod upstream;
 
 use std::future::Future;
@@ -46,14 +48,59 @@ pub enum ServerError {
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub drain_deadline: Duration,
+    /// Serve TLS with this config; plaintext HTTP/2 when `None`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             drain_deadline: DRAIN_DEADLINE,
+            tls: None,
         }
     }
+}
+
+/// Longest a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accept TCP connections, complete TLS handshakes off the accept loop, yield the streams.
+fn tls_incoming(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+) -> impl futures_util::Stream<
+    Item = Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, std::io::Error>,
+> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let (tx, rx) = tokio::sync::mpsc::channel(128);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            if tx.is_closed() {
+                break;
+            }
+            let acceptor = acceptor.clone();
+            let conn_tx = tx.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = conn_tx.send(Ok(tls)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 /// Check the bearer token of every call when auth is on; verified claims go into the request
@@ -96,23 +143,35 @@ pub async fn run(
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| ServerError::Reflection(e.to_string()))?;
-    // Every connection can be cut when the drain deadline passes.
-    let cut = CancellationToken::new();
-    let cut_conns = cut.clone();
-    let incoming = TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .map(move |conn| conn.map(|io| drain::Cuttable::new(io, &cut_conns)));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stop_rx2 = stop_rx.clone();
-    let server = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(60)))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(proxy)
-        .serve_with_incoming_shutdown(incoming, async move {
-            let mut rx = stop_rx;
-            let _ = rx.wait_for(|s| *s).await;
-        });
+        .add_service(proxy);
+    let stopped = async move {
+        let mut rx = stop_rx;
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    // Every connection can be cut when the drain deadline passes.
+    let cut = CancellationToken::new();
+    let cut_conns = cut.clone();
+    let server: std::pin::Pin<
+        Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>,
+    > = match options.tls.clone() {
+        Some(config) => {
+            let incoming = tls_incoming(listener, config)
+                .map(move |conn| conn.map(|io| drain::Cuttable::new(io, &cut_conns)));
+            Box::pin(router.serve_with_incoming_shutdown(incoming, stopped))
+        }
+        None => {
+            let incoming = TcpIncoming::from(listener)
+                .with_nodelay(Some(true))
+                .map(move |conn| conn.map(|io| drain::Cuttable::new(io, &cut_conns)));
+            Box::pin(router.serve_with_incoming_shutdown(incoming, stopped))
+        }
+    };
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);

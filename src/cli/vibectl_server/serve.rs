@@ -112,13 +112,6 @@ pub fn load_config(file: &Path, args: &ServeArgs) -> Result<ServerConfig, CmdErr
     if let Some(p) = args.port {
         cfg.server.port = i64::from(p);
     }
-    if cfg.tls.enabled {
-        return Err(CmdError::new(format!(
-            "{} is on, but this build cannot serve TLS yet",
-            key::TLS_ENABLED
-        ))
-        .with_hint("serve plaintext behind a TLS-terminating proxy with --no-tls for now"));
-    }
     if !is_loopback(&cfg.server.host) && !cfg.jwt.enabled && !args.allow_unauthenticated {
         return Err(CmdError::new(format!(
             "refusing to serve {} with authentication off ({} is false)",
@@ -141,6 +134,16 @@ pub fn run(file: &Path, args: &ServeArgs) -> CmdResult {
         CmdError::new(format!("the config cannot be served:\n{}", list.join("\n")))
             .with_hint(format!("fix the keys above in {}", file.display()))
     })?;
+    let tls = if cfg.tls.enabled {
+        let config = server::tls::server_config(&cfg.tls).map_err(|e| {
+            CmdError::new(format!("TLS is on ({}) but cannot be set up: {e}", key::TLS_ENABLED)).with_hint(
+                "fix tls.cert_file and tls.key_file, or make them with `vibectl-server ca init` and `ca create-server-cert`",
+            )
+        })?;
+        Some(Arc::new(config))
+    } else {
+        None
+    };
     crate::cli::init_logging(cfg.server.log_level.as_str());
     let workers = usize::try_from(cfg.server.max_workers).unwrap_or(1).clamp(
         1,
@@ -166,9 +169,17 @@ pub fn run(file: &Path, args: &ServeArgs) -> CmdResult {
             Some(origin) => format!("auth on, secret from {origin}"),
             None => "auth off".to_owned(),
         };
+        let auth = format!(
+            "{}, {auth}",
+            if tls.is_some() { "TLS" } else { "plaintext" }
+        );
         crate::cli::out(&format!("vibectl-server listening on {local} ({auth})\n"));
         let state = Arc::new(arc_swap::ArcSwap::from_pointee(state));
-        server::run(state, listener, shutdown_signal(), RunOptions::default())
+        let options = RunOptions {
+            tls,
+            ..RunOptions::default()
+        };
+        server::run(state, listener, shutdown_signal(), options)
             .await
             .map_err(|e| CmdError::new(e.to_string()))
     })

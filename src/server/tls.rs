@@ -1,0 +1,201 @@
+//! TLS serving with rustls: the full chain, a minimum version, optional client certificates,
+//! and certificate files re-read when they change, so a renewal needs no restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use rustls::crypto::aws_lc_rs;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::generated::server::{Tls, TlsMinVersion, key};
+
+/// How often, at most, the certificate files are checked for changes.
+const RECHECK: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{key}: TLS is on but no certificate file is set")]
+    Missing { key: &'static str },
+    #[error("{key}: cannot read {}: {source}", path.display())]
+    Read {
+        key: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{key}: {} holds no {what}", path.display())]
+    Empty {
+        key: &'static str,
+        path: PathBuf,
+        what: &'static str,
+    },
+    #[error("{key}: {} is not valid PEM: {detail}", path.display())]
+    Pem {
+        key: &'static str,
+        path: PathBuf,
+        detail: String,
+    },
+    #[error("{}: the private key does not match the certificate in {}", key::TLS_KEY_FILE, cert.display())]
+    Mismatch { cert: PathBuf },
+    #[error("TLS setup failed: {0}")]
+    Rustls(String),
+}
+
+fn certs(key: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
+        key,
+        path: path.to_owned(),
+        source,
+    })?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Pem {
+            key,
+            path: path.to_owned(),
+            detail: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::Empty {
+            key,
+            path: path.to_owned(),
+            what: "certificate",
+        });
+    }
+    Ok(certs)
+}
+
+fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let key = key::TLS_KEY_FILE;
+    let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
+        key,
+        path: path.to_owned(),
+        source,
+    })?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| TlsError::Pem {
+        key,
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })
+}
+
+/// The certificate files of a server.
+#[derive(Debug, Clone)]
+pub struct CertFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Intermediates sent after the leaf, when `cert` holds only the leaf.
+    pub chain: Option<PathBuf>,
+}
+
+impl CertFiles {
+    pub fn from_config(tls: &Tls) -> Result<CertFiles, TlsError> {
+        Ok(CertFiles {
+            cert: tls.cert_file.clone().ok_or(TlsError::Missing {
+                key: key::TLS_CERT_FILE,
+            })?,
+            key: tls.key_file.clone().ok_or(TlsError::Missing {
+                key: key::TLS_KEY_FILE,
+            })?,
+            chain: tls.ca_bundle_file.clone(),
+        })
+    }
+
+    /// Load and check: the key must match the leaf.
+    pub fn load(&self) -> Result<Arc<CertifiedKey>, TlsError> {
+        let mut chain = certs(key::TLS_CERT_FILE, &self.cert)?;
+        if let Some(extra) = &self.chain {
+            chain.extend(certs(key::TLS_CA_BUNDLE_FILE, extra)?);
+        }
+        let key = private_key(&self.key)?;
+        let ck = CertifiedKey::from_der(chain, key, &aws_lc_rs::default_provider()).map_err(
+            |e| match e {
+                rustls::Error::InconsistentKeys(_) => TlsError::Mismatch {
+                    cert: self.cert.clone(),
+                },
+                other => TlsError::Rustls(other.to_string()),
+            },
+        )?;
+        Ok(Arc::new(ck))
+    }
+
+    fn mtimes(&self) -> Vec<Option<SystemTime>> {
+        [Some(&self.cert), Some(&self.key), self.chain.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+            .collect()
+    }
+}
+
+/// Serves the current certificate; re-reads the files when their modification times change
+/// (checked at most once a second, on a handshake). A bad new file keeps the last good one.
+#[derive(Debug)]
+pub struct ReloadingCert {
+    files: CertFiles,
+    current: Mutex<(Instant, Vec<Option<SystemTime>>, Arc<CertifiedKey>)>,
+}
+
+impl ReloadingCert {
+    pub fn new(files: CertFiles) -> Result<ReloadingCert, TlsError> {
+        let ck = files.load()?;
+        let mtimes = files.mtimes();
+        Ok(ReloadingCert {
+            files,
+            current: Mutex::new((Instant::now(), mtimes, ck)),
+        })
+    }
+}
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let mut cur = self.current.lock().ok()?;
+        if cur.0.elapsed() >= RECHECK {
+            cur.0 = Instant::now();
+            let now = self.files.mtimes();
+            if now != cur.1 {
+                match self.files.load() {
+                    Ok(ck) => {
+                        tracing::info!(cert = %self.files.cert.display(), "loaded the renewed TLS certificate");
+                        cur.1 = now;
+                        cur.2 = ck;
+                    }
+                    Err(e) => tracing::warn!("keeping the current TLS certificate: {e}"),
+                }
+            }
+        }
+        Some(cur.2.clone())
+    }
+}
+
+/// The rustls server config of `tls`.
+pub fn server_config(tls: &Tls) -> Result<ServerConfig, TlsError> {
+    let provider = Arc::new(aws_lc_rs::default_provider());
+    let versions: &[&rustls::SupportedProtocolVersion] = match tls.min_version {
+        TlsMinVersion::V12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        TlsMinVersion::V13 => &[&rustls::version::TLS13],
+    };
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    let builder = match &tls.client_ca_file {
+        Some(path) => {
+            let mut roots = RootCertStore::empty();
+            for c in certs(key::TLS_CLIENT_CA_FILE, path)? {
+                roots.add(c).map_err(|e| TlsError::Rustls(e.to_string()))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| TlsError::Rustls(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let resolver = ReloadingCert::new(CertFiles::from_config(tls)?)?;
+    let mut config = builder.with_cert_resolver(Arc::new(resolver));
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
