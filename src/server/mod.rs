@@ -75,7 +75,13 @@ fn tls_incoming(
     let (tx, rx) = tokio::sync::mpsc::channel(128);
     tokio::spawn(async move {
         loop {
-            let (tcp, peer) = match listener.accept().await {
+            // Stop (and close the listener) as soon as the server drops the stream, not at
+            // the next connection.
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = tx.closed() => break,
+            };
+            let (tcp, peer) = match accepted {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
@@ -84,9 +90,6 @@ fn tls_incoming(
                 }
             };
             let _ = tcp.set_nodelay(true);
-            if tx.is_closed() {
-                break;
-            }
             let acceptor = acceptor.clone();
             let conn_tx = tx.clone();
             tokio::spawn(async move {

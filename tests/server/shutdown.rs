@@ -1,11 +1,16 @@
 //! Graceful shutdown: a stream in flight finishes, new connections are refused, and the drain
 //! deadline cuts what is still running.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tempfile::TempDir;
 use tokio::net::TcpStream;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+use vibectl::config::generated::server::Tls;
 use vibectl::proto::stream_chunk::ChunkType;
-use vibectl::server::RunOptions;
+use vibectl::proto::vibectl_llm_proxy_client::VibectlLlmProxyClient;
+use vibectl::server::{RunOptions, ca};
 
 use super::collect_chunks;
 use crate::support::mock::MockProvider;
@@ -21,6 +26,15 @@ async fn refused_within(addr: std::net::SocketAddr, limit: Duration) -> bool {
             _ => tokio::time::sleep(Duration::from_millis(10)).await,
         }
     }
+}
+
+/// Whether the very next TCP connection to `addr` is refused (no retry: a retry could pass
+/// only because the first attempt made an accept loop notice it should stop).
+async fn refused_now(addr: std::net::SocketAddr) -> bool {
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr)).await,
+        Ok(Err(_))
+    )
 }
 
 #[tokio::test]
@@ -91,7 +105,7 @@ async fn an_idle_server_stops_promptly() {
     let addr = server.addr;
     server.stop().await;
     assert!(
-        refused_within(addr, Duration::from_secs(1)).await,
+        refused_now(addr).await,
         "the port still accepts connections after the server task ended"
     );
 }
@@ -100,8 +114,6 @@ async fn an_idle_server_stops_promptly() {
 async fn the_drain_deadline_cuts_a_stuck_stream() {
     const DEADLINE: Duration = Duration::from_millis(300);
     let mock = MockProvider::start(&["--chunks", "2"]);
-    // The other fields (there may be more than today's) keep their defaults.
-    #[allow(clippy::needless_update)]
     let options = RunOptions {
         drain_deadline: DEADLINE,
         ..RunOptions::default()
@@ -154,4 +166,56 @@ async fn the_drain_deadline_cuts_a_stuck_stream() {
     );
     mock.wait_for_stat("streams_cancelled", 1, Duration::from_secs(5))
         .await;
+}
+
+/// A TLS server over a fresh private CA for `localhost`, and a client that trusts the CA.
+async fn tls_server(mock: &MockProvider) -> (TestServer, TempDir, Certificate) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    ca::init(dir.path(), false).expect("ca init");
+    let (cert, key) = ca::server_cert(dir.path(), "localhost", &[], 1, false).expect("server cert");
+    let tls = Tls {
+        enabled: true,
+        cert_file: Some(cert),
+        key_file: Some(key),
+        ..Tls::default()
+    };
+    let options = RunOptions {
+        tls: Some(Arc::new(
+            vibectl::server::tls::server_config(&tls).expect("tls config"),
+        )),
+        ..RunOptions::default()
+    };
+    let server = TestServer::start_with(config(mock), options).await;
+    let bundle = std::fs::read(dir.path().join(ca::BUNDLE)).expect("ca bundle");
+    (server, dir, Certificate::from_pem(bundle))
+}
+
+#[tokio::test]
+async fn a_tls_server_stops_accepting_on_shutdown() {
+    let mock = MockProvider::start(&[]);
+    let (server, _dir, ca_cert) = tls_server(&mock).await;
+    let channel = within(
+        "a TLS connection",
+        Endpoint::from_shared(format!("https://localhost:{}", server.addr.port()))
+            .expect("endpoint")
+            .tls_config(
+                ClientTlsConfig::new()
+                    .ca_certificate(ca_cert)
+                    .domain_name("localhost"),
+            )
+            .expect("client tls")
+            .connect(),
+    )
+    .await
+    .expect("TLS connect");
+    let mut client = VibectlLlmProxyClient::new(channel);
+    crate::support::server::assert_still_serves(&mut client).await;
+    drop(client);
+
+    let addr = server.addr;
+    server.stop().await;
+    assert!(
+        refused_now(addr).await,
+        "the TLS listener still accepts connections after the server task ended"
+    );
 }
