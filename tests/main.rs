@@ -10,3 +10,4 @@ mod server;
 mod harness;
 
 mod config_cli;
+mod interop;

@@ -27,7 +27,10 @@ What it does, step for step like vibectl 0.11.6:
      ...) and drain it, then await collector.get_metrics()
      (command_handler's live "vibe" summary path).
 --schema passes vibectl.schema.LLMPlannerResponse as response_model (as
-`vibectl vibe` does), which fills ExecuteRequest.response_model_schema.
+`vibectl vibe` does), which fills ExecuteRequest.response_model_schema; the
+execute and stream texts are then also parsed with
+LLMPlannerResponse.model_validate_json, as vibectl does with a planner reply
+("schema_valid", and "schema_error" when it does not parse).
 
 Prints one JSON document: {"adapter", "resolved_model", "execute": {"text",
 "metrics"}, "stream": {"chunks", "text", "metrics"}, "ok"}; metrics are
@@ -89,10 +92,22 @@ async def run(args: argparse.Namespace, out: dict) -> None:
     system = SystemFragments([Fragment(args.system)] if args.system else [])
     user = UserFragments([Fragment(args.prompt)])
     kwargs: dict = {}
+    planner = None
     if args.schema:
         from vibectl.schema import LLMPlannerResponse
 
+        planner = LLMPlannerResponse
         kwargs["response_model"] = LLMPlannerResponse
+
+    def check_schema(result: dict) -> None:
+        if planner is None:
+            return
+        try:
+            planner.model_validate_json(result["text"])
+            result["schema_valid"] = True
+        except Exception as e:  # pydantic.ValidationError, or not JSON at all
+            result["schema_valid"] = False
+            result["schema_error"] = str(e)
 
     if args.mode in ("both", "execute"):
         out["stage"] = "execute"
@@ -100,6 +115,7 @@ async def run(args: argparse.Namespace, out: dict) -> None:
             model=model, system_fragments=system, user_fragments=user, **kwargs
         )
         out["execute"] = {"text": text, "metrics": metrics_json(metrics)}
+        check_schema(out["execute"])
 
     if args.mode in ("both", "stream"):
         out["stage"] = "stream"
@@ -112,6 +128,7 @@ async def run(args: argparse.Namespace, out: dict) -> None:
             "text": "".join(chunks),
             "metrics": metrics_json(await collector.get_metrics()),
         }
+        check_schema(out["stream"])
 
     out.pop("stage")
     close = getattr(adapter, "close", None)

@@ -8,6 +8,7 @@ scripts/setup-python-peer (it finds `vibectl-server` next to sys.executable):
                [--default-model mock-gpt | --no-default-model]
                [--reply TEXT] [--chunk-size 8] [--delay-ms 0]
                [--limit KEY=N ...] [--alias ALIAS=MODEL ...]
+               [--secret-via env|config] [--exit-on-stdin-eof]
                [--workdir DIR] [--keep]
 
 What it does (everything under one temp work dir W, nothing leaves
@@ -23,7 +24,11 @@ What it does (everything under one temp work dir W, nothing leaves
      `vibectl-server generate-certs` (W/tls/server.crt is also the CA bundle);
   5. runs `vibectl-server serve --config <that file>` with env
      HOME=W/home LLM_USER_PATH=W/llm VIBECTL_JWT_SECRET=<secret>
-     (stdout+stderr to W/server.log), waits until GetServerInfo answers;
+     (stdout+stderr to W/server.log), waits until GetServerInfo answers.
+     With --secret-via config the secret is written as jwt.secret_key into
+     that config file instead, and VIBECTL_JWT_SECRET is not set for the
+     server (the route an operator sharing one secret between two servers
+     takes);
   6. mints a 30-day token for sub "interop" with 0.11.6's JWTAuthManager and
      writes it to W/token.jwt.
 Then prints ONE JSON line on stdout and keeps running until SIGTERM/SIGINT
@@ -33,6 +38,9 @@ Then prints ONE JSON line on stdout and keeps running until SIGTERM/SIGINT
   {"pid", "port", "addr", "url", "url_with_token", "token", "token_path",
    "secret", "tls", "ca_bundle", "auth", "default_model", "mock_port",
    "mock_log", "server_log", "config_path", "workdir"}
+
+--exit-on-stdin-eof: also stop everything when stdin reaches EOF (a test
+harness holds the pipe; if the harness dies, nothing is left running).
 
 --limit KEY=N sets server.limits.global.KEY (0.11.6 only reports these in
 GetServerInfo; it never enforces them). --alias ALIAS=MODEL adds a
@@ -83,6 +91,8 @@ def main() -> int:
     p.add_argument("--workdir", default=None)
     p.add_argument("--keep", action="store_true")
     p.add_argument("--startup-timeout", type=float, default=60.0)
+    p.add_argument("--secret-via", choices=["env", "config"], default="env")
+    p.add_argument("--exit-on-stdin-eof", action="store_true")
     args = p.parse_args()
 
     bindir = Path(sys.executable).parent
@@ -119,6 +129,19 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+
+    if args.exit_on_stdin_eof:
+        import threading
+
+        def watch_stdin() -> None:
+            try:
+                while sys.stdin.buffer.read(4096):
+                    pass
+            except Exception:
+                pass
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=watch_stdin, daemon=True).start()
 
     env = {
         "PATH": f"{bindir}:/usr/bin:/bin",
@@ -187,6 +210,8 @@ def main() -> int:
             lines += ["  limits:", "    global:"]
             lines += [f"      {k}: {int(v)}" for k, v in limits]
         lines += ["jwt:", f"  enabled: {'false' if args.no_auth else 'true'}"]
+        if args.secret_via == "config":
+            lines += [f"  secret_key: {yaml_scalar(secret)}"]
         if args.tls:
             lines += ["tls:", "  enabled: true", f"  cert_file: {yaml_scalar(str(cert))}",
                       f"  key_file: {yaml_scalar(str(key))}"]
@@ -222,7 +247,7 @@ def main() -> int:
 
         # 5. server
         server_log = w / "server.log"
-        senv = dict(env, VIBECTL_JWT_SECRET=secret)
+        senv = dict(env, VIBECTL_JWT_SECRET=secret) if args.secret_via == "env" else dict(env)
         with open(server_log, "w") as log:
             server = subprocess.Popen(
                 [str(server_bin), "serve", "--config", str(config_path)],
@@ -266,6 +291,7 @@ def main() -> int:
             "token": token,
             "token_path": str(token_path),
             "secret": secret,
+            "secret_via": args.secret_via,
             "tls": args.tls,
             "ca_bundle": str(cert) if cert else None,
             "auth": not args.no_auth,
