@@ -7,7 +7,11 @@ mod support;
 mod providers;
 mod server;
 
-mod harness;
+mod interop;
 
 mod config_cli;
-mod interop;
+mod config_props;
+mod config_samples;
+mod generated_fresh;
+mod harness;
+mod no_key_literals;

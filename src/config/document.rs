@@ -120,20 +120,20 @@ pub fn set(file: &Path, text: &str, path: &KeyPath, value: &Value) -> Result<Str
         .ok()
         .filter(|n| !keeps_trailing_lines(n.to_string().as_str()))
         .map(|n| blank_lines_after(text, n.byte_range()).1);
+    let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let top = KeyPath::from_segments(vec![path.segments()[0].clone()]);
+    let new_section = path.len() > 1 && doc.try_get_path(&top.to_yaml_edit()).is_err();
     doc.try_set_path(&at, yaml_value(value))
         .map_err(|e| ConfigError::Edit {
             key: path.to_string(),
             file: file.to_owned(),
             detail: e.to_string(),
         })?;
-    let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
-    let top = &path.segments()[0];
-    let new_section = path.len() > 1 && get_top(text, top).is_none();
     let mut out = render(&stream, &doc);
     // A new section goes at the end; in a file whose sections are set apart by blank lines, so
     // is this one.
     if new_section && text.contains(&format!("{eol}{eol}")) {
-        let head = format!("{eol}{}:", KeyPath::from_segments(vec![top.clone()]));
+        let head = format!("{eol}{top}:");
         if let Some(i) = out.rfind(&head)
             && !out[..i].ends_with(eol)
         {
@@ -151,20 +151,12 @@ pub fn set(file: &Path, text: &str, path: &KeyPath, value: &Value) -> Result<Str
     Ok(out)
 }
 
-/// Whether the file's root has the top-level key `name`.
-fn get_top(text: &str, name: &str) -> Option<()> {
-    let doc = YamlFile::from_str(text).ok()?.document()?;
-    doc.try_get_path(&KeyPath::from_segments(vec![name.to_owned()]).to_yaml_edit())
-        .ok()
-        .map(drop)
-}
-
 /// Whether a block scalar keeps its trailing line breaks as part of its value (`|+`, `>+`).
 fn keeps_trailing_lines(node_text: &str) -> bool {
     node_text.starts_with(['|', '>']) && node_text.lines().next().is_some_and(|h| h.contains('+'))
 }
 
-/// After the value spanning `start..end` of `text`: where the line after its last line starts,
+/// After the value at `range` of `text`: where the line after its last line starts,
 /// and how many blank lines follow from there.
 fn blank_lines_after(text: &str, range: yaml_edit::TextPosition) -> (usize, usize) {
     let start = (range.start as usize).min(text.len());

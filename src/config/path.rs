@@ -228,8 +228,8 @@ mod tests {
         assert_eq!(p.to_string(), r#"models."gpt-4.1".provider"#);
         assert_eq!(p.to_yaml_edit(), r"models.gpt-4\.1.provider");
         assert_eq!(
-            KeyPath::parse("llm.model").unwrap().segments(),
-            ["llm", "model"]
+            KeyPath::parse("section.key").unwrap().segments(),
+            ["section", "key"]
         );
     }
 
@@ -245,20 +245,17 @@ mod tests {
 
     #[test]
     fn templates_match_any_entry_name() {
-        let t = KeyPath::template("proxy.profiles.<profile>.server_url");
+        // Made-up paths: this is about the syntax, not the schema's keys.
+        let t = KeyPath::template("section.entries.<name>.field");
         assert!(
-            KeyPath::parse("proxy.profiles.prod.server_url")
+            KeyPath::parse("section.entries.prod.field")
                 .unwrap()
                 .matches(&t)
         );
-        assert!(
-            !KeyPath::parse("proxy.profiles.server_url")
-                .unwrap()
-                .matches(&t)
-        );
+        assert!(!KeyPath::parse("section.entries.field").unwrap().matches(&t));
         assert_eq!(
-            KeyPath::fill("proxy.profiles.<profile>.server_url", &["a.b"]).to_string(),
-            r#"proxy.profiles."a.b".server_url"#
+            KeyPath::fill("section.entries.<name>.field", &["a.b"]).to_string(),
+            r#"section.entries."a.b".field"#
         );
     }
 }
