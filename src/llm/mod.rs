@@ -10,8 +10,11 @@
 
 pub mod adapter;
 pub mod anthropic;
+pub mod choose;
 pub mod client;
+pub mod direct;
 pub mod error;
+pub mod keys;
 pub mod ollama;
 pub mod openai;
 pub mod provider;
@@ -22,7 +25,9 @@ pub mod stream;
 
 pub use client::{HttpClient, ProviderClient, ProviderOptions};
 pub use error::ProviderError;
-pub use provider::{ChatRequest, ChatResponse, ProviderKind, StreamEvent, UnknownProvider, Usage};
+pub use provider::{
+    ChatRequest, ChatResponse, ProviderKind, StreamEvent, UnknownProvider, Usage, kind_for_model,
+};
 pub use stream::ChatStream;
 
 // Further `llm` modules (adapters, proxy client) go here.

@@ -120,6 +120,25 @@ impl FromStr for ProviderKind {
     }
 }
 
+/// The provider kind a model name implies: `claude-*` is Anthropic; `gpt-*`, `o1*`, `o3*`,
+/// `o4*`, `chatgpt-*`, `text-*` are OpenAI; `ollama:*` (the `llm` library's spelling) and
+/// anything else with a `:` tag (`llama3.2:3b`) is Ollama. `None` when the name says nothing.
+pub fn kind_for_model(name: &str) -> Option<ProviderKind> {
+    let n = name.to_ascii_lowercase();
+    if n.starts_with("claude") {
+        Some(ProviderKind::Anthropic)
+    } else if ["gpt-", "o1", "o3", "o4", "chatgpt-", "text-"]
+        .iter()
+        .any(|p| n.starts_with(p))
+    {
+        Some(ProviderKind::OpenAi)
+    } else if n.starts_with("ollama:") || n.contains(':') {
+        Some(ProviderKind::Ollama)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +164,18 @@ mod tests {
             ..u
         };
         assert_eq!(u.total_tokens(), Some(7));
+    }
+
+    #[test]
+    fn names_imply_providers() {
+        assert_eq!(
+            kind_for_model("claude-sonnet-4-0"),
+            Some(ProviderKind::Anthropic)
+        );
+        assert_eq!(kind_for_model("gpt-4.1"), Some(ProviderKind::OpenAi));
+        assert_eq!(kind_for_model("o3-mini"), Some(ProviderKind::OpenAi));
+        assert_eq!(kind_for_model("ollama:llama3"), Some(ProviderKind::Ollama));
+        assert_eq!(kind_for_model("llama3.2:3b"), Some(ProviderKind::Ollama));
+        assert_eq!(kind_for_model("mystery"), None);
     }
 }

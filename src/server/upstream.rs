@@ -7,6 +7,7 @@ use indexmap::IndexMap;
 
 use crate::config::generated::server::{ProviderEntry, key};
 use crate::config::{KeyPath, ServerConfig};
+use crate::llm::keys::resolve_key;
 use crate::llm::{HttpClient, ProviderClient, ProviderKind, ProviderOptions};
 
 /// One configured provider: a client when it can be called, or why it cannot.
@@ -17,50 +18,6 @@ pub struct Upstream {
     pub client: Result<ProviderClient, String>,
     pub max_retries: u32,
     pub timeout: Duration,
-}
-
-/// The conventional env var of a provider kind's own SDK.
-fn conventional_env(kind: ProviderKind) -> Option<&'static str> {
-    match kind {
-        ProviderKind::Anthropic => Some("ANTHROPIC_API_KEY"),
-        ProviderKind::OpenAi => Some("OPENAI_API_KEY"),
-        ProviderKind::Ollama => None,
-    }
-}
-
-/// The API key of provider `name`: `VIBECTL_<NAME>_API_KEY`, the file at
-/// `VIBECTL_<NAME>_API_KEY_FILE`, `providers.<name>.key`, the file at
-/// `providers.<name>.key_file`, then the kind's conventional env var.
-pub fn resolve_key(
-    name: &str,
-    kind: ProviderKind,
-    entry: Option<&ProviderEntry>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<String>, String> {
-    let upper = name.to_ascii_uppercase().replace(['-', '.'], "_");
-    let read = |p: &str| {
-        std::fs::read_to_string(p)
-            .map(|s| s.trim().to_owned())
-            .map_err(|e| format!("cannot read the API key file {p}: {e}"))
-    };
-    if let Some(k) = env(&format!("VIBECTL_{upper}_API_KEY")).filter(|k| !k.is_empty()) {
-        return Ok(Some(k));
-    }
-    if let Some(f) = env(&format!("VIBECTL_{upper}_API_KEY_FILE")).filter(|k| !k.is_empty()) {
-        return read(&f).map(Some);
-    }
-    if let Some(k) = entry
-        .and_then(|e| e.key.as_ref())
-        .filter(|k| !k.expose().is_empty())
-    {
-        return Ok(Some(k.expose().to_owned()));
-    }
-    if let Some(f) = entry.and_then(|e| e.key_file.as_ref()) {
-        return read(&f.to_string_lossy()).map(Some);
-    }
-    Ok(conventional_env(kind)
-        .and_then(env)
-        .filter(|k| !k.is_empty()))
 }
 
 /// What to tell an operator whose provider has no key.
@@ -144,7 +101,16 @@ pub fn build(
             .clamp(0, 10) as u32;
         let base_url = entry.as_ref().and_then(|e| e.base_url.clone());
         let client = (|| {
-            let api_key = resolve_key(&name, kind, entry.as_ref(), env)?;
+            let api_key = resolve_key(
+                &name,
+                kind,
+                entry
+                    .as_ref()
+                    .and_then(|e| e.key.as_ref())
+                    .map(|k| k.expose()),
+                entry.as_ref().and_then(|e| e.key_file.as_deref()),
+                env,
+            )?;
             // A key is needed for the public endpoints; a custom base URL may need none.
             if api_key.is_none() && base_url.is_none() && kind != ProviderKind::Ollama {
                 return Err(missing_key_message(&name));
