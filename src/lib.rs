@@ -5,10 +5,12 @@
 //! - [`config`]: the config engine over the generated client and server schemas.
 //! - [`proto`]: the generated gRPC protocol, shared with vibectl 0.11.6.
 //! - [`llm`]: provider clients (Anthropic, OpenAI and compatible, Ollama) and model adapters.
+//! - [`prompts`]: every prompt the client sends, and the JSON Schema of a plan.
 //! - [`cli`]: the subcommands of both binaries, one file each.
 
 pub mod cli;
 pub mod config;
 pub mod llm;
+pub mod prompts;
 pub mod proto;
 pub mod server;

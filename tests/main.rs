@@ -9,6 +9,7 @@ mod server;
 
 mod interop;
 
+mod client;
 mod config_cli;
 mod config_props;
 mod config_samples;

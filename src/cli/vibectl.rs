@@ -4,7 +4,15 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod just;
+mod kube;
+mod kubectl;
+mod memory;
+mod session;
 pub mod setup_proxy;
+mod spinner;
+mod version;
+mod vibe;
 
 use super::completions::{self, Shell};
 use super::config::{self as config_cmd, ConfigCommand, Ctx};
@@ -51,6 +59,51 @@ pub enum Command {
     /// Connect to a vibectl-server: import URLs as profiles, test them, pick one
     #[command(subcommand)]
     SetupProxy(setup_proxy::SetupProxyCommand),
+    /// Plan a kubectl command from a request, run it (after confirming) and explain the result
+    ///
+    /// Example: `vibectl vibe "show the pods that keep restarting"`
+    Vibe(vibe::VibeArgs),
+    /// Run `kubectl get ARGS` and summarize the output
+    ///
+    /// Example: `vibectl get pods -n kube-system`, or `vibectl get vibe "pods that restarted today"`
+    Get(kube::KubeArgs),
+    /// Run `kubectl describe ARGS` and summarize the output
+    ///
+    /// Example: `vibectl describe deployment web`
+    Describe(kube::KubeArgs),
+    /// Run `kubectl logs ARGS` and summarize the output
+    ///
+    /// Example: `vibectl logs deploy/web --since=1h`
+    Logs(kube::KubeArgs),
+    /// Run `kubectl events ARGS` and summarize the output
+    ///
+    /// Example: `vibectl events -n shop`
+    Events(kube::KubeArgs),
+    /// Run `kubectl explain ARGS` and summarize the output
+    ///
+    /// Example: `vibectl explain deployment.spec.strategy`
+    Explain(kube::KubeArgs),
+    /// Run `kubectl rollout ARGS` and summarize the output
+    ///
+    /// Example: `vibectl rollout status deployment/web`
+    Rollout(kube::KubeArgs),
+    /// Run `kubectl top ARGS` and summarize the output
+    ///
+    /// Example: `vibectl top pods -n shop`
+    Top(kube::KubeArgs),
+    /// Print vibectl's version (and the server's, through a proxy), then summarize `kubectl version ARGS`
+    ///
+    /// Example: `vibectl version`
+    Version(kube::KubeArgs),
+    /// Run `kubectl ARGS` as it is, without the model
+    ///
+    /// Example: `vibectl just get pods -o wide`
+    Just(just::JustArgs),
+    /// Show or change the memory carried between commands
+    ///
+    /// Example: `vibectl memory show`
+    #[command(subcommand)]
+    Memory(memory::MemoryCommand),
     /// Print the shell completion script (bash, zsh, fish)
     ///
     /// Example: `source <(vibectl completions bash)`
@@ -134,5 +187,25 @@ pub fn run(cli: Cli) -> CmdResult {
             setup_proxy::run(&ctx, cmd)
         }
         Command::Completions { shell } => completions::run("vibectl", *shell),
+        Command::Vibe(a) => vibe::run(&model_ctx(&cli)?, a),
+        Command::Get(a) => kube::run(&model_ctx(&cli)?, "get", a),
+        Command::Describe(a) => kube::run(&model_ctx(&cli)?, "describe", a),
+        Command::Logs(a) => kube::run(&model_ctx(&cli)?, "logs", a),
+        Command::Events(a) => kube::run(&model_ctx(&cli)?, "events", a),
+        Command::Explain(a) => kube::run(&model_ctx(&cli)?, "explain", a),
+        Command::Rollout(a) => kube::run(&model_ctx(&cli)?, "rollout", a),
+        Command::Top(a) => kube::run(&model_ctx(&cli)?, "top", a),
+        Command::Version(a) => version::run(&model_ctx(&cli)?, a),
+        Command::Just(a) => just::run(&model_ctx(&cli)?, a),
+        Command::Memory(m) => memory::run(&model_ctx(&cli)?, m),
     }
+}
+
+/// What the commands that run kubectl or call the model are given.
+fn model_ctx(cli: &Cli) -> Result<session::Ctx, CmdError> {
+    Ok(session::Ctx {
+        file: config_file(cli.config_dir.as_ref(), &process_env)?,
+        overrides: cli.overrides()?,
+        yes: cli.yes,
+    })
 }

@@ -1,0 +1,91 @@
+//! `get|describe|logs|events|explain|rollout|top ARGS`: run `kubectl VERB ARGS`, then
+//! summarize the output with the model. `VERB vibe "<request>"` plans the arguments instead.
+
+use clap::Args;
+
+use super::kubectl;
+use super::session::{Ctx, Session};
+use super::vibe;
+use crate::cli::vibectl::setup_proxy::block_on;
+use crate::cli::{CmdError, CmdResult, out, warn};
+use crate::config::generated::client::key;
+use crate::prompts;
+
+#[derive(Debug, Args)]
+pub struct KubeArgs {
+    /// Arguments passed to kubectl after the verb (or `vibe "<request>"` to plan them)
+    #[arg(allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+pub fn run(ctx: &Ctx, verb: &str, args: &KubeArgs) -> CmdResult {
+    block_on(async {
+        let session = Session::open(ctx)?;
+        if args.args.first().map(String::as_str) == Some("vibe") {
+            // Flags end up among the trailing words (`get vibe "..." --yes`); take --yes back.
+            let (flags, words): (Vec<&String>, Vec<&String>) = args.args[1..]
+                .iter()
+                .partition(|w| matches!(w.as_str(), "--yes" | "-y"));
+            let request = words
+                .iter()
+                .map(|w| w.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            if request.trim().is_empty() {
+                return Err(CmdError::new(format!("`{verb} vibe` needs a request"))
+                    .with_hint(format!("vibectl {verb} vibe \"what to look at\"")));
+            }
+            let req = prompts::plan(&request, Some(verb), &session.context());
+            let plan = vibe::plan(&session, req).await?;
+            let yes = ctx.yes || !flags.is_empty();
+            return vibe::carry_out(&session, yes, plan, Some(&request), Some(verb)).await;
+        }
+        let mut full = vec![verb.to_owned()];
+        full.extend(args.args.iter().cloned());
+        let line = kubectl::display(&full);
+        if session.cfg.display.show_kubectl {
+            out(&format!("$ {line}\n"));
+        }
+        let output = kubectl::capture(&session.cfg, &full)?;
+        summarize(&session, &line, &output, None).await
+    })?
+}
+
+/// Print the raw output and/or the model's summary of it, per `display.*`; then update the
+/// memory and print the total metrics.
+pub async fn summarize(
+    session: &Session,
+    line: &str,
+    output: &str,
+    request: Option<&str>,
+) -> CmdResult {
+    let d = &session.cfg.display;
+    if d.show_raw_output {
+        super::session::print_answer(output);
+    }
+    let summary = if d.show_vibe {
+        let req = prompts::summary(line, output, request, &session.context());
+        Some(session.show("summary", req).await?)
+    } else {
+        if !d.show_raw_output && session.cfg.warnings.warn_no_output {
+            warn(&format!(
+                "neither the raw output nor the summary is shown ({} and {} are off)",
+                key::DISPLAY_SHOW_RAW_OUTPUT,
+                key::DISPLAY_SHOW_VIBE
+            ));
+        }
+        None
+    };
+    let mut news = String::new();
+    if let Some(r) = request {
+        news.push_str(&format!("The user asked: {r}\n"));
+    }
+    news.push_str(&format!("Ran: {line}\n"));
+    match &summary {
+        Some(s) => news.push_str(&format!("Result: {}", s.trim())),
+        None => news.push_str(&format!("Output:\n{}", output.trim())),
+    }
+    session.remember(&news).await;
+    session.finish();
+    Ok(())
+}

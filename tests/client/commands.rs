@@ -1,0 +1,236 @@
+//! `get`, `vibe` and `just` in direct mode: what runs, what is printed, and how failures look.
+
+use serde_json::Value;
+use vibectl::config::generated::client::key;
+
+use super::{Client, PODS, plan_json};
+use crate::support::mock::MockProvider;
+
+/// The text of every message of an OpenAI-style request body, joined.
+fn prompt_text(req: &Value) -> String {
+    req["body"]["messages"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter_map(|m| m["content"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn get_runs_kubectl_and_prints_the_summary_streamed_or_not() {
+    let mock = MockProvider::start(&[]);
+    let mut client = Client::with_pods();
+    client.configure(&mock, true, "");
+    let streamed = client.run(&["get", "pods"]);
+    streamed.assert_success();
+    assert_eq!(
+        streamed.stdout, "Hello from the mock provider.\n",
+        "{streamed}"
+    );
+    assert_eq!(client.kubectl_runs(), ["get pods"]);
+
+    let reqs = mock.requests().await;
+    // The summary, then the memory update (memory is on by default).
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    assert_eq!(reqs[0]["body"]["stream"], true);
+    assert!(prompt_text(&reqs[0]).contains("web-2   1/1     Running   3"));
+    assert_eq!(reqs[0]["body"]["model"], super::MODEL);
+    let text = client.text();
+    assert!(
+        text.contains(super::COMMENT) && text.contains("# the fake one"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Hello from the mock provider."),
+        "memory saved: {text}"
+    );
+
+    client.env = vec![
+        ("VIBECTL_DISPLAY_SHOW_STREAMING".into(), "false".into()),
+        ("VIBECTL_DISPLAY_SHOW_METRICS".into(), "all".into()),
+    ];
+    let whole = client.run(&["get", "pods"]);
+    whole.assert_success();
+    assert_eq!(whole.stdout, streamed.stdout, "{whole}");
+    let reqs = mock.requests().await;
+    assert_eq!(reqs[2]["body"]["stream"], false);
+    assert!(whole.stderr.contains("[metrics] summary: "), "{whole}");
+    assert!(
+        whole.stderr.contains("[metrics] total: 2 model calls"),
+        "{whole}"
+    );
+    // The memory saved by the first run is in the second run's prompt.
+    assert!(prompt_text(&reqs[2]).contains("<memory>"));
+}
+
+#[tokio::test]
+async fn raw_output_and_the_kubectl_line_are_shown_on_request() {
+    let mock = MockProvider::start(&["--reply", "Two pods."]);
+    let client = Client::with_pods();
+    let extra =
+        "display:\n  show_raw_output: true\n  show_kubectl: true\nmemory:\n  enabled: false\n";
+    client.configure(&mock, true, extra);
+    let out = client.run(&["get", "pods", "-n", "shop"]);
+    out.assert_success();
+    assert_eq!(
+        out.stdout,
+        format!("$ kubectl get pods -n shop\n{PODS}Two pods.\n")
+    );
+    assert_eq!(client.kubectl_runs(), ["get pods -n shop"]);
+    assert_eq!(mock.requests().await.len(), 1, "memory is off: one call");
+}
+
+#[tokio::test]
+async fn vibe_plans_runs_and_summarizes() {
+    let plan = plan_json(&["get", "pods"], "list the pods");
+    let mock = MockProvider::start(&["--reply", &plan]);
+    // The marker makes the mock answer the summary call (which carries this output) differently.
+    let client = Client::new(
+        &format!("{PODS}[[mock:reply=Two pods are running.]]\n"),
+        "",
+        0,
+    );
+    client.configure(&mock, true, "memory:\n  enabled: false\n");
+    let before = client.text();
+    let out = client.run(&["vibe", "show pods", "--yes"]);
+    out.assert_success();
+    assert_eq!(
+        out.stdout, "$ kubectl get pods\n  list the pods\nTwo pods are running.\n",
+        "{out}"
+    );
+    assert_eq!(client.kubectl_runs(), ["get pods"]);
+    let reqs = mock.requests().await;
+    assert_eq!(reqs.len(), 2);
+    let format = &reqs[0]["body"]["response_format"];
+    assert_eq!(format["type"], "json_schema", "{format}");
+    assert_eq!(format["json_schema"]["schema"]["required"][0], "commands");
+    assert!(prompt_text(&reqs[0]).contains("show pods"));
+    assert!(reqs[1]["body"]["response_format"].is_null());
+    assert_eq!(
+        client.text(),
+        before,
+        "memory is off: the file is untouched"
+    );
+}
+
+#[tokio::test]
+async fn vibe_on_a_pipe_without_yes_refuses_to_run() {
+    let plan = plan_json(&["delete", "pod", "web-1"], "remove it");
+    let mock = MockProvider::start(&["--reply", &plan]);
+    let client = Client::with_pods();
+    client.configure(&mock, true, "");
+    let out = client.fails(&["vibe", "delete web-1"]);
+    assert!(out.stdout.contains("$ kubectl delete pod web-1"), "{out}");
+    assert!(out.stderr.contains("hint: pass --yes"), "{out}");
+    assert!(client.kubectl_runs().is_empty(), "nothing ran");
+}
+
+#[tokio::test]
+async fn a_plan_that_is_not_json_gets_one_retry_then_a_clear_error() {
+    let mock = MockProvider::start(&["--reply", "Sure! You should run kubectl get pods."]);
+    let client = Client::with_pods();
+    client.configure(&mock, true, "");
+    let out = client.fails(&["vibe", "show pods", "--yes"]);
+    assert!(
+        out.stderr
+            .contains("error: the model did not answer with a valid plan, even after a retry"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("hint: "), "{out}");
+    let reqs = mock.requests().await;
+    assert_eq!(reqs.len(), 2, "exactly one retry");
+    assert!(prompt_text(&reqs[1]).contains("Sure! You should run kubectl get pods."));
+    assert!(prompt_text(&reqs[1]).contains("could not be used"));
+    assert!(client.kubectl_runs().is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_kubectl_is_named_by_its_key() {
+    let mock = MockProvider::start(&[]);
+    let client = Client::with_pods();
+    client.configure(&mock, true, "");
+    let text = client.text().replace(
+        &client.kubectl().display().to_string(),
+        "/nonexistent/kubectl",
+    );
+    client.write(&text);
+    let out = client.fails(&["get", "pods"]);
+    assert!(out.stderr.contains(key::CORE_KUBECTL_COMMAND), "{out}");
+    assert!(out.stderr.contains("/nonexistent/kubectl"), "{out}");
+    assert!(mock.requests().await.is_empty(), "no model call");
+
+    // The env var overrides the file, and is named the same way.
+    let mut client = Client::with_pods();
+    client.configure(&mock, true, "");
+    client.env = vec![(
+        "VIBECTL_CORE_KUBECTL_COMMAND".into(),
+        "/nope/kubectl".into(),
+    )];
+    let out = client.fails(&["just", "get", "pods"]);
+    assert!(out.stderr.contains(key::CORE_KUBECTL_COMMAND), "{out}");
+}
+
+#[tokio::test]
+async fn a_failing_kubectl_shows_its_stderr_and_exits_non_zero() {
+    let mock = MockProvider::start(&[]);
+    let client = Client::new(
+        "",
+        "Error from server (NotFound): pods \"nope\" not found\n",
+        1,
+    );
+    client.configure(&mock, true, "");
+    let out = client.fails(&["get", "pods", "nope"]);
+    assert!(
+        out.stderr
+            .contains("Error from server (NotFound): pods \"nope\" not found"),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains("`kubectl get pods nope` failed"),
+        "{out}"
+    );
+    assert_eq!(out.stdout, "");
+    assert!(mock.requests().await.is_empty(), "no summary of a failure");
+    client.fails(&["just", "get", "pods", "nope"]);
+}
+
+#[tokio::test]
+async fn just_runs_kubectl_without_the_model() {
+    let mock = MockProvider::start(&[]);
+    let client = Client::with_pods();
+    client.configure(&mock, true, "");
+    let before = client.text();
+    let out = client.run(&["just", "get", "pods", "-o", "wide"]);
+    out.assert_success();
+    assert_eq!(out.stdout, PODS);
+    assert_eq!(client.kubectl_runs(), ["get pods -o wide"]);
+    assert!(mock.requests().await.is_empty());
+    assert_eq!(client.text(), before);
+}
+
+#[tokio::test]
+async fn a_missing_key_names_the_config_key_and_the_env_var() {
+    let client = Client::with_pods();
+    client.write(&format!(
+        "core:\n  kubectl_command: {}\nllm:\n  model: openai/gpt-4.1\n",
+        client.kubectl().display()
+    ));
+    let out = client.fails(&["vibe", "show pods", "--yes"]);
+    assert!(out.stderr.contains(key::PROVIDERS_OPENAI_KEY), "{out}");
+    assert!(out.stderr.contains("VIBECTL_OPENAI_API_KEY"), "{out}");
+    assert!(client.kubectl_runs().is_empty());
+}
+
+#[tokio::test]
+async fn an_unknown_proxy_profile_is_an_error_not_direct_mode() {
+    let mock = MockProvider::start(&[]);
+    let client = Client::with_pods();
+    client.configure(&mock, true, "");
+    let out = client.fails(&["--proxy", "nosuch", "get", "pods"]);
+    assert!(out.stderr.contains("nosuch"), "{out}");
+    assert!(client.kubectl_runs().is_empty());
+    assert!(mock.requests().await.is_empty());
+}

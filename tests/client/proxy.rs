@@ -1,0 +1,157 @@
+//! The same commands through our `vibectl-server` binary print what they print in direct
+//! mode: `setup-proxy configure` switches the client to the server, which holds the key.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use tempfile::TempDir;
+use vibectl::llm::ProviderKind;
+
+use super::{API_KEY, Client, MODEL, PODS, plan_json};
+use crate::support::mock::MockProvider;
+use crate::support::process::{self, KillOnDrop};
+
+/// Longest wait for the server to print its listening line.
+const START_LIMIT: Duration = Duration::from_secs(30);
+const SECRET: &str = "client-test-secret-0123456789abcdef0123";
+
+/// Our server, serving [`MODEL`] from the mock with [`API_KEY`], auth on.
+struct Server {
+    dir: TempDir,
+    addr: String,
+    _child: KillOnDrop,
+}
+
+impl Server {
+    fn command(dir: &TempDir) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vibectl-server"));
+        cmd.arg("--config")
+            .arg(dir.path().join("config.yaml"))
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", dir.path());
+        cmd
+    }
+
+    fn start(mock: &MockProvider) -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("vibectl-client-server-")
+            .tempdir()
+            .expect("temp dir");
+        let yaml = format!(
+            "server: {{default_model: {MODEL}}}\n\
+             jwt: {{enabled: true, secret_key: {SECRET}}}\n\
+             providers: {{openai: {{base_url: \"{base}\", key: {API_KEY}}}}}\n\
+             models: {{{MODEL}: {{}}}}\n",
+            base = mock.base_url(ProviderKind::OpenAi),
+        );
+        std::fs::write(dir.path().join("config.yaml"), yaml).expect("write");
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("log");
+        let child = Self::command(&dir)
+            .args(["serve", "--port", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start vibectl-server");
+        let mut child = KillOnDrop(child);
+        let stdout = child.0.stdout.take().expect("piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        let line = rx.recv_timeout(START_LIMIT).unwrap_or_default();
+        let addr = line
+            .strip_prefix("vibectl-server listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| {
+                panic!(
+                    "the server did not start (first line {line:?})\n{}",
+                    std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
+                )
+            })
+            .to_owned();
+        assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+        Server {
+            dir,
+            addr,
+            _child: child,
+        }
+    }
+
+    fn token(&self) -> String {
+        let out = process::run(
+            Self::command(&self.dir).args(["generate-token", "client-test"]),
+            super::LIMIT,
+        );
+        out.assert_success();
+        out.stdout.trim().to_owned()
+    }
+}
+
+#[tokio::test]
+async fn commands_print_the_same_through_our_server_as_direct() {
+    let plan = plan_json(&["get", "pods"], "list the pods");
+    // The mock checks the key: only the client's env (direct) or the server (proxied) has it.
+    let mock = MockProvider::start(&["--reply", &plan, "--api-key", API_KEY]);
+    let mut client = Client::new(
+        &format!("{PODS}[[mock:reply=Two pods are running.]]\n"),
+        "",
+        0,
+    );
+    client.configure(&mock, false, "memory:\n  enabled: false\n");
+    let commands: [&[&str]; 2] = [&["get", "pods"], &["vibe", "show pods", "--yes"]];
+
+    client.env = vec![("VIBECTL_OPENAI_API_KEY".into(), API_KEY.into())];
+    let direct: Vec<String> = commands
+        .iter()
+        .map(|args| client.run(args).assert_success().stdout.clone())
+        .collect();
+    assert_eq!(direct[0], "Two pods are running.\n");
+    assert_eq!(
+        direct[1],
+        "$ kubectl get pods\n  list the pods\nTwo pods are running.\n"
+    );
+
+    client.env.clear();
+    let server = Server::start(&mock);
+    let url = format!(
+        "vibectl-server-insecure://{}@{}",
+        server.token(),
+        server.addr
+    );
+    client
+        .run(&["setup-proxy", "configure", "prod", &url])
+        .assert_success();
+    for (args, expected) in commands.iter().zip(&direct) {
+        let out = client.run(args);
+        out.assert_success();
+        assert_eq!(&out.stdout, expected, "through the server\n{out}");
+    }
+    // Without the server, the client has no key: the proxied runs really went through it.
+    let out = client.fails(&["--no-proxy", "get", "pods"]);
+    assert!(out.stderr.contains("credentials"), "{out}");
+    assert_eq!(
+        client.kubectl_runs(),
+        ["get pods"; 5],
+        "two direct runs, two proxied, one refused by the provider"
+    );
+
+    let out = client.run(&["version"]);
+    out.assert_success();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], format!("vibectl {}", env!("CARGO_PKG_VERSION")));
+    assert!(lines[1].starts_with("server: "), "{out}");
+    assert!(lines[1].ends_with("(proxy profile prod)"), "{out}");
+    assert_eq!(
+        client.kubectl_runs().last().map(String::as_str),
+        Some("version")
+    );
+}
