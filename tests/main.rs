@@ -4,6 +4,7 @@
 
 mod support;
 
+mod governance;
 mod providers;
 mod server;
 

@@ -14,6 +14,7 @@ pub mod generate_certs;
 pub mod generate_token;
 pub mod init_config;
 pub mod serve;
+pub mod usage;
 
 /// vibectl-server: the central LLM proxy for vibectl clients.
 #[derive(Debug, Parser)]
@@ -49,6 +50,10 @@ pub enum Command {
     ///
     /// Example: `vibectl-server init-config`
     InitConfig(init_config::InitConfigArgs),
+    /// Tokens and cost by token subject and model, from the usage log
+    ///
+    /// Example: `vibectl-server usage --sub alice --since 7d`
+    Usage(usage::UsageArgs),
     /// Print the shell completion script (bash, zsh, fish)
     ///
     /// Example: `source <(vibectl-server completions bash)`
@@ -93,6 +98,7 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Ca(args) => ca::run(&file, args),
         Command::GenerateCerts(args) => generate_certs::run(&file, args),
         Command::GenerateToken(args) => generate_token::run(&file, args),
+        Command::Usage(args) => usage::run(&file, args),
         Command::Completions { shell } => completions::run("vibectl-server", *shell),
     }
 }

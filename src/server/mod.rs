@@ -6,6 +6,8 @@
 //! - [`upstream`]: the provider clients and their API keys.
 //! - [`exec`]: one request upstream, with retries, metrics and wire errors.
 //! - [`service`]: the gRPC service.
+//! - [`governance`]: auth and limits as a tower layer, usage and quotas, metrics.
+//! - [`reload`]: hot reload of the config file.
 //! - [`state`]: everything built from one config.
 
 pub mod auth;
@@ -13,6 +15,8 @@ pub mod ca;
 pub mod catalog;
 mod drain;
 pub mod exec;
+pub mod governance;
+pub mod reload;
 pub mod service;
 pub mod state;
 pub mod tls;
@@ -27,9 +31,9 @@ use futures_util::StreamExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
-use tonic::{Request, Status};
 
 use crate::proto::vibectl_llm_proxy_server::VibectlLlmProxyServer;
+pub use governance::Governance;
 pub use service::ProxyService;
 pub use state::State;
 
@@ -50,6 +54,8 @@ pub struct RunOptions {
     pub drain_deadline: Duration,
     /// Serve TLS with this config; plaintext HTTP/2 when `None`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Limit counters, usage and metrics to share; a fresh in-memory set when `None`.
+    pub governance: Option<Arc<Governance>>,
 }
 
 impl Default for RunOptions {
@@ -57,6 +63,7 @@ impl Default for RunOptions {
         RunOptions {
             drain_deadline: DRAIN_DEADLINE,
             tls: None,
+            governance: None,
         }
     }
 }
@@ -106,25 +113,6 @@ fn tls_incoming(
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
-/// Check the bearer token of every call when auth is on; verified claims go into the request
-/// extensions for the handlers (limits and metrics key on `sub`).
-fn authenticate(state: &ArcSwap<State>, mut req: Request<()>) -> Result<Request<()>, Status> {
-    let st = state.load();
-    if let Some(verifier) = &st.verifier {
-        let header = req
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        match verifier.verify_header(header) {
-            Ok(claims) => {
-                req.extensions_mut().insert(claims);
-            }
-            Err(e) => return Err(Status::unauthenticated(e.to_string())),
-        }
-    }
-    Ok(req)
-}
-
 /// Serve until `shutdown` resolves; then stop accepting, let calls finish up to the deadline.
 pub async fn run(
     state: Arc<ArcSwap<State>>,
@@ -132,12 +120,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
     options: RunOptions,
 ) -> Result<(), ServerError> {
+    let gov = options
+        .governance
+        .clone()
+        .unwrap_or_else(|| Arc::new(Governance::new(None)));
     let service = ProxyService {
         state: state.clone(),
+        gov: gov.clone(),
     };
-    let auth_state = state.clone();
-    let proxy =
-        VibectlLlmProxyServer::with_interceptor(service, move |req| authenticate(&auth_state, req));
+    // Auth and limits run in `governance::layer`, before the service.
+    let proxy = VibectlLlmProxyServer::new(service);
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<VibectlLlmProxyServer<ProxyService>>()
@@ -148,8 +140,10 @@ pub async fn run(
         .map_err(|e| ServerError::Reflection(e.to_string()))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stop_rx2 = stop_rx.clone();
+    let govern = governance::layer::GovernLayer::new(state.clone(), gov.clone());
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(60)))
+        .layer(govern)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(proxy);
@@ -175,8 +169,10 @@ pub async fn run(
             Box::pin(router.serve_with_incoming_shutdown(incoming, stopped))
         }
     };
+    gov.set_ready(true);
     tokio::spawn(async move {
         shutdown.await;
+        gov.set_ready(false);
         let _ = stop_tx.send(true);
     });
     let deadline = options.drain_deadline;

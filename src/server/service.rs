@@ -9,6 +9,7 @@ use futures_util::stream::BoxStream;
 use tonic::{Request, Response, Status};
 
 use super::exec::{self, Prepared};
+use super::governance::{self, Call, Governance, Limits};
 use super::state::State;
 use crate::llm::{StreamEvent, Usage};
 use crate::proto::vibectl_llm_proxy_server::VibectlLlmProxy;
@@ -25,6 +26,7 @@ pub const SERVER_NAME: &str = "vibectl-server (rust)";
 #[derive(Clone)]
 pub struct ProxyService {
     pub state: Arc<ArcSwap<State>>,
+    pub gov: Arc<Governance>,
 }
 
 fn request_id(req: &ExecuteRequest) -> String {
@@ -52,13 +54,30 @@ impl VibectlLlmProxy for ProxyService {
         &self,
         request: Request<ExecuteRequest>,
     ) -> Result<Response<ExecuteResponse>, Status> {
+        let sub = governance::subject(&request);
         let req = request.into_inner();
         let id = request_id(&req);
         let state = self.state.load_full();
+        let limits = Limits::for_sub(&state.config.server.limits, &sub);
+        self.gov.check_input(&sub, &limits, &req)?;
         let started = Instant::now();
         let result = match exec::prepare(&state, &req) {
             Err(e) => execute_response::Result::Error(e),
-            Ok(p) => run_complete(p, started).await,
+            Ok(p) => {
+                let call = self.gov.call(sub);
+                let model = p.model.clone();
+                let run = run_complete(p, started, &call);
+                match limits.timeout {
+                    None => run.await,
+                    Some(limit) => match tokio::time::timeout(limit, run).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            call.failed(&model, TIMED_OUT);
+                            execute_response::Result::Error(timeout_error(limit))
+                        }
+                    },
+                }
+            }
         };
         Ok(Response::new(ExecuteResponse {
             request_id: id,
@@ -72,9 +91,12 @@ impl VibectlLlmProxy for ProxyService {
         &self,
         request: Request<ExecuteRequest>,
     ) -> Result<Response<Self::StreamExecuteStream>, Status> {
+        let sub = governance::subject(&request);
         let req = request.into_inner();
         let id = request_id(&req);
         let state = self.state.load_full();
+        let limits = Limits::for_sub(&state.config.server.limits, &sub);
+        self.gov.check_input(&sub, &limits, &req)?;
         let started = Instant::now();
         let stream =
             match exec::prepare(&state, &req) {
@@ -82,7 +104,12 @@ impl VibectlLlmProxy for ProxyService {
                     chunk(&id, stream_chunk::ChunkType::Error(e))
                 })
                 .boxed(),
-                Ok(p) => run_stream(p, id, started).boxed(),
+                Ok(p) => {
+                    let call = self.gov.call(sub);
+                    let on_timeout = timeout_chunk(&id, &p, &call, limits.timeout);
+                    let run = run_stream(p, id, started, call);
+                    governance::with_deadline(run, limits.timeout, on_timeout).boxed()
+                }
             };
         Ok(Response::new(stream))
     }
@@ -126,11 +153,43 @@ impl VibectlLlmProxy for ProxyService {
     }
 }
 
-async fn run_complete(p: Prepared, started: Instant) -> execute_response::Result {
+/// The upstream error kind of a call the request timeout stopped.
+const TIMED_OUT: &str = "timeout";
+
+fn timeout_error(limit: std::time::Duration) -> ExecuteError {
+    exec::error(
+        exec::code::TIMEOUT,
+        format!(
+            "the request did not finish within its {}s timeout",
+            limit.as_secs()
+        ),
+        None,
+    )
+}
+
+/// The chunk that ends a stream stopped by the request timeout (which also counts the error).
+fn timeout_chunk(
+    id: &str,
+    p: &Prepared,
+    call: &Call,
+    limit: Option<std::time::Duration>,
+) -> impl FnOnce() -> Result<StreamChunk, Status> + Send + 'static {
+    let id = id.to_owned();
+    let model = p.model.clone();
+    let failed = call.clone();
+    move || {
+        failed.failed(&model, TIMED_OUT);
+        let limit = limit.unwrap_or_default();
+        chunk(&id, stream_chunk::ChunkType::Error(timeout_error(limit)))
+    }
+}
+
+async fn run_complete(p: Prepared, started: Instant, call: &Call) -> execute_response::Result {
     let mut attempt = 0;
     loop {
         match p.client.complete(&p.chat).await {
             Ok(resp) => {
+                call.finished(&p.model, &resp.usage);
                 return execute_response::Result::Success(ExecuteSuccess {
                     response_text: resp.text,
                     metrics: Some(exec::metrics(started, resp.usage, &p.model, attempt)),
@@ -144,6 +203,7 @@ async fn run_complete(p: Prepared, started: Instant) -> execute_response::Result
                     attempt += 1;
                 }
                 None => {
+                    call.failed(&p.model, e.code());
                     return execute_response::Result::Error(exec::provider_error(
                         &e, &p.model, attempt,
                     ));
@@ -159,6 +219,7 @@ fn run_stream(
     p: Prepared,
     id: String,
     started: Instant,
+    mut call: Call,
 ) -> impl futures_util::Stream<Item = Result<StreamChunk, Status>> + Send {
     async_stream::stream! {
         let mut attempt = 0;
@@ -170,6 +231,7 @@ fn run_stream(
                 match item {
                     Ok(StreamEvent::Text(t)) => {
                         sent = true;
+                        call.chunk(&p.model);
                         yield chunk(&id, stream_chunk::ChunkType::TextChunk(t));
                     }
                     Ok(StreamEvent::Usage(u)) => usage = u,
@@ -180,6 +242,7 @@ fn run_stream(
                             attempt += 1;
                             continue 'attempts;
                         }
+                        call.failed(&p.model, e.code());
                         let err: ExecuteError = exec::provider_error(&e, &p.model, attempt);
                         yield chunk(&id, stream_chunk::ChunkType::Error(err));
                         return;
@@ -188,6 +251,7 @@ fn run_stream(
             }
             break;
         }
+        call.finished(&p.model, &usage);
         yield chunk(&id, stream_chunk::ChunkType::Complete(StreamComplete { actual_model_used: p.model.id.clone() }));
         yield chunk(&id, stream_chunk::ChunkType::FinalMetrics(exec::metrics(started, usage, &p.model, attempt)));
     }

@@ -9,7 +9,7 @@ use clap::Args;
 use crate::cli::{CmdError, CmdResult, process_env};
 use crate::config::generated::server::key;
 use crate::config::{KeyPath, Override, SERVER, ServerConfig, value};
-use crate::server::{self, RunOptions, State};
+use crate::server::{self, Governance, RunOptions, State, governance, reload};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -46,7 +46,8 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    fn overrides(&self) -> Result<Vec<Override>, CmdError> {
+    /// The flags as config overrides (also re-applied on every reload).
+    pub fn overrides(&self) -> Result<Vec<Override>, CmdError> {
         let mut out = Vec::new();
         let mut add = |k: &str, raw: String, flag: &str| -> Result<(), CmdError> {
             let path = KeyPath::template(k);
@@ -175,14 +176,71 @@ pub fn run(file: &Path, args: &ServeArgs) -> CmdResult {
         );
         crate::cli::out(&format!("vibectl-server listening on {local} ({auth})\n"));
         let state = Arc::new(arc_swap::ArcSwap::from_pointee(state));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let gov = start_governance(file, args, &cfg, &state, &stop).await?;
         let options = RunOptions {
             tls,
+            governance: Some(gov),
             ..RunOptions::default()
         };
-        server::run(state, listener, shutdown_signal(), options)
+        let served = server::run(state, listener, shutdown_signal(), options)
             .await
-            .map_err(|e| CmdError::new(e.to_string()))
+            .map_err(|e| CmdError::new(e.to_string()));
+        stop.cancel();
+        served
     })
+}
+
+/// The usage log, the metrics endpoint (when enabled) and the config watcher (file changes and
+/// SIGHUP), all stopped by `stop`.
+async fn start_governance(
+    file: &Path,
+    args: &ServeArgs,
+    cfg: &ServerConfig,
+    state: &Arc<arc_swap::ArcSwap<State>>,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<Arc<Governance>, CmdError> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let gov = Arc::new(Governance::new(Some(dir.join(governance::USAGE_FILE))));
+    if cfg.metrics.enabled {
+        let addr = &cfg.metrics.listen;
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            CmdError::new(format!(
+                "cannot listen on {addr} ({}): {e}",
+                key::METRICS_LISTEN
+            ))
+            .with_hint("pick another --metrics-addr")
+        })?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| CmdError::new(e.to_string()))?;
+        crate::cli::out(&format!("metrics on http://{local}/metrics\n"));
+        let done = stop.clone().cancelled_owned();
+        tokio::spawn(governance::metrics::serve(gov.clone(), listener, done));
+    }
+    let nudge = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(reload::watch(
+        reload::Watch {
+            file: file.to_owned(),
+            overrides: args.overrides()?,
+            env: Arc::new(process_env),
+            state: state.clone(),
+            gov: gov.clone(),
+            interval: reload::POLL_INTERVAL,
+            nudge: nudge.clone(),
+        },
+        stop.clone(),
+    ));
+    #[cfg(unix)]
+    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the config");
+                nudge.notify_one();
+            }
+        });
+    }
+    Ok(gov)
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -59,6 +59,12 @@ pub struct GlobalLimits {
     pub max_input_length: Option<i64>,
     /// How long, in seconds, a request may run before the server stops it and answers with a timeout error.
     pub request_timeout_seconds: Option<i64>,
+    /// The most input and output tokens together one client (one token subject) may use in a UTC day. Once it is reached, requests fail with RESOURCE_EXHAUSTED and the limit-type quota until the day ends.
+    pub max_tokens_per_day: Option<i64>,
+    /// The most input and output tokens together one client may use in a UTC calendar month. Once it is reached, requests fail with the limit-type quota until the month ends.
+    pub max_tokens_per_month: Option<i64>,
+    /// The most one client may spend, in US dollars priced by the models' input_cost_per_mtok and output_cost_per_mtok, in a UTC calendar month. Once it is reached, requests fail with the limit-type quota until the month ends.
+    pub max_cost_usd_per_month: Option<f64>,
 }
 
 impl Default for GlobalLimits {
@@ -68,6 +74,9 @@ impl Default for GlobalLimits {
             max_concurrent_requests: None,
             max_input_length: None,
             request_timeout_seconds: None,
+            max_tokens_per_day: None,
+            max_tokens_per_month: None,
+            max_cost_usd_per_month: None,
         }
     }
 }
@@ -84,6 +93,12 @@ pub struct TokenLimits {
     pub max_input_length: Option<i64>,
     /// How long, in seconds, a request of this client may run; null uses the global value.
     pub request_timeout_seconds: Option<i64>,
+    /// The most tokens this client may use in a UTC day; null uses the global value.
+    pub max_tokens_per_day: Option<i64>,
+    /// The most tokens this client may use in a UTC month; null uses the global value.
+    pub max_tokens_per_month: Option<i64>,
+    /// The most US dollars this client may spend in a UTC month; null uses the global value.
+    pub max_cost_usd_per_month: Option<f64>,
 }
 
 impl Default for TokenLimits {
@@ -93,6 +108,9 @@ impl Default for TokenLimits {
             max_concurrent_requests: None,
             max_input_length: None,
             request_timeout_seconds: None,
+            max_tokens_per_day: None,
+            max_tokens_per_month: None,
+            max_cost_usd_per_month: None,
         }
     }
 }
@@ -623,11 +641,17 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { path: "server.limits.global.max_concurrent_requests", ty: KeyType::Int, item: None, doc: "The most requests one client (one token subject) may have in flight at once.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(100000.0), env: Some("VIBECTL_SERVER_LIMITS_GLOBAL_MAX_CONCURRENT_REQUESTS"), old_names: &[] },
     KeySpec { path: "server.limits.global.max_input_length", ty: KeyType::Int, item: None, doc: "The longest request, in characters of system and user text together, the server accepts. A longer request fails before any provider is called.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(100000000.0), env: Some("VIBECTL_SERVER_LIMITS_GLOBAL_MAX_INPUT_LENGTH"), old_names: &[] },
     KeySpec { path: "server.limits.global.request_timeout_seconds", ty: KeyType::Int, item: None, doc: "How long, in seconds, a request may run before the server stops it and answers with a timeout error.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(3600.0), env: Some("VIBECTL_SERVER_LIMITS_GLOBAL_REQUEST_TIMEOUT_SECONDS"), old_names: &[] },
+    KeySpec { path: "server.limits.global.max_tokens_per_day", ty: KeyType::Int, item: None, doc: "The most input and output tokens together one client (one token subject) may use in a UTC day. Once it is reached, requests fail with RESOURCE_EXHAUSTED and the limit-type quota until the day ends.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(1000000000000.0), env: Some("VIBECTL_SERVER_LIMITS_GLOBAL_MAX_TOKENS_PER_DAY"), old_names: &[] },
+    KeySpec { path: "server.limits.global.max_tokens_per_month", ty: KeyType::Int, item: None, doc: "The most input and output tokens together one client may use in a UTC calendar month. Once it is reached, requests fail with the limit-type quota until the month ends.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(1000000000000.0), env: Some("VIBECTL_SERVER_LIMITS_GLOBAL_MAX_TOKENS_PER_MONTH"), old_names: &[] },
+    KeySpec { path: "server.limits.global.max_cost_usd_per_month", ty: KeyType::Float, item: None, doc: "The most one client may spend, in US dollars priced by the models' input_cost_per_mtok and output_cost_per_mtok, in a UTC calendar month. Once it is reached, requests fail with the limit-type quota until the month ends.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(0.01), max: Some(1000000000.0), env: Some("VIBECTL_SERVER_LIMITS_GLOBAL_MAX_COST_USD_PER_MONTH"), old_names: &[] },
     KeySpec { path: "server.limits.per_token", ty: KeyType::Map, item: None, doc: "Limits for particular clients, by the sub claim of their token. Each value set here replaces the global value for that client; a null value keeps the global one.", default: "{}", nullable: false, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[] },
     KeySpec { path: "server.limits.per_token.<sub>.max_requests_per_minute", ty: KeyType::Int, item: None, doc: "The most requests this client may start in a minute; null uses the global value.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(1000000.0), env: None, old_names: &[] },
     KeySpec { path: "server.limits.per_token.<sub>.max_concurrent_requests", ty: KeyType::Int, item: None, doc: "The most requests this client may have in flight at once; null uses the global value.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(100000.0), env: None, old_names: &[] },
     KeySpec { path: "server.limits.per_token.<sub>.max_input_length", ty: KeyType::Int, item: None, doc: "The longest request, in characters, this client may send; null uses the global value.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(100000000.0), env: None, old_names: &[] },
     KeySpec { path: "server.limits.per_token.<sub>.request_timeout_seconds", ty: KeyType::Int, item: None, doc: "How long, in seconds, a request of this client may run; null uses the global value.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(3600.0), env: None, old_names: &[] },
+    KeySpec { path: "server.limits.per_token.<sub>.max_tokens_per_day", ty: KeyType::Int, item: None, doc: "The most tokens this client may use in a UTC day; null uses the global value.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(1000000000000.0), env: None, old_names: &[] },
+    KeySpec { path: "server.limits.per_token.<sub>.max_tokens_per_month", ty: KeyType::Int, item: None, doc: "The most tokens this client may use in a UTC month; null uses the global value.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(1000000000000.0), env: None, old_names: &[] },
+    KeySpec { path: "server.limits.per_token.<sub>.max_cost_usd_per_month", ty: KeyType::Float, item: None, doc: "The most US dollars this client may spend in a UTC month; null uses the global value.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(0.01), max: Some(1000000000.0), env: None, old_names: &[] },
     KeySpec { path: "server.limits.backend", ty: KeyType::Enum, item: None, doc: "Where the counters behind the limits live. With memory each server process counts on its own; with redis all replicas that share redis_url share their counters.", default: "\"memory\"", nullable: false, sensitive: false, values: &["memory", "redis"], min: None, max: None, env: Some("VIBECTL_SERVER_LIMITS_BACKEND"), old_names: &[] },
     KeySpec { path: "server.limits.redis_url", ty: KeyType::Url, item: None, doc: "The Redis server used when backend is redis, as redis://[:PASSWORD@]HOST[:PORT][/DB] or rediss:// for TLS. It must be set when backend is redis.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_SERVER_LIMITS_REDIS_URL"), old_names: &[] },
     KeySpec { path: "server.limits.redis_failure_mode", ty: KeyType::Enum, item: None, doc: "What the server does with a request when Redis cannot be reached. With closed it refuses the request with UNAVAILABLE; with open it lets the request through unlimited.", default: "\"closed\"", nullable: false, sensitive: false, values: &["open", "closed"], min: None, max: None, env: Some("VIBECTL_SERVER_LIMITS_REDIS_FAILURE_MODE"), old_names: &[] },
@@ -720,11 +744,17 @@ pub mod key {
     pub const SERVER_LIMITS_GLOBAL_MAX_CONCURRENT_REQUESTS: &str = "server.limits.global.max_concurrent_requests";
     pub const SERVER_LIMITS_GLOBAL_MAX_INPUT_LENGTH: &str = "server.limits.global.max_input_length";
     pub const SERVER_LIMITS_GLOBAL_REQUEST_TIMEOUT_SECONDS: &str = "server.limits.global.request_timeout_seconds";
+    pub const SERVER_LIMITS_GLOBAL_MAX_TOKENS_PER_DAY: &str = "server.limits.global.max_tokens_per_day";
+    pub const SERVER_LIMITS_GLOBAL_MAX_TOKENS_PER_MONTH: &str = "server.limits.global.max_tokens_per_month";
+    pub const SERVER_LIMITS_GLOBAL_MAX_COST_USD_PER_MONTH: &str = "server.limits.global.max_cost_usd_per_month";
     pub const SERVER_LIMITS_PER_TOKEN: &str = "server.limits.per_token";
     pub const SERVER_LIMITS_PER_TOKEN_SUB_MAX_REQUESTS_PER_MINUTE: &str = "server.limits.per_token.<sub>.max_requests_per_minute";
     pub const SERVER_LIMITS_PER_TOKEN_SUB_MAX_CONCURRENT_REQUESTS: &str = "server.limits.per_token.<sub>.max_concurrent_requests";
     pub const SERVER_LIMITS_PER_TOKEN_SUB_MAX_INPUT_LENGTH: &str = "server.limits.per_token.<sub>.max_input_length";
     pub const SERVER_LIMITS_PER_TOKEN_SUB_REQUEST_TIMEOUT_SECONDS: &str = "server.limits.per_token.<sub>.request_timeout_seconds";
+    pub const SERVER_LIMITS_PER_TOKEN_SUB_MAX_TOKENS_PER_DAY: &str = "server.limits.per_token.<sub>.max_tokens_per_day";
+    pub const SERVER_LIMITS_PER_TOKEN_SUB_MAX_TOKENS_PER_MONTH: &str = "server.limits.per_token.<sub>.max_tokens_per_month";
+    pub const SERVER_LIMITS_PER_TOKEN_SUB_MAX_COST_USD_PER_MONTH: &str = "server.limits.per_token.<sub>.max_cost_usd_per_month";
     pub const SERVER_LIMITS_BACKEND: &str = "server.limits.backend";
     pub const SERVER_LIMITS_REDIS_URL: &str = "server.limits.redis_url";
     pub const SERVER_LIMITS_REDIS_FAILURE_MODE: &str = "server.limits.redis_failure_mode";

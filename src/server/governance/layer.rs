@@ -1,0 +1,218 @@
+//! The tower layer in front of the gRPC routes. On the proxy's paths
+//! (`/vibectl.llm_proxy.VibectlLLMProxy/*`, not health or reflection) it checks the bearer token
+//! when auth is on and puts the verified claims and the [`Subject`] into the request
+//! extensions; on Execute and StreamExecute it then applies the subject's quota, rate and
+//! concurrency limits. An admitted call holds its concurrency slot in its response body, so a
+//! stream keeps the slot until its body ends or is dropped.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use futures_util::future::BoxFuture;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tonic::Status;
+use tonic::body::Body;
+use tonic::server::NamedService;
+
+use super::{ANONYMOUS, Governance, Limits, Subject};
+use crate::proto::vibectl_llm_proxy_server::VibectlLlmProxyServer;
+use crate::server::service::ProxyService;
+use crate::server::state::State;
+
+/// The methods that count against the limits (GetServerInfo does not).
+const LIMITED_METHODS: &[&str] = &["Execute", "StreamExecute"];
+
+/// `/vibectl.llm_proxy.VibectlLLMProxy/`.
+fn proxy_prefix() -> String {
+    format!(
+        "/{}/",
+        <VibectlLlmProxyServer<ProxyService> as NamedService>::NAME
+    )
+}
+
+#[derive(Clone)]
+pub struct GovernLayer {
+    state: Arc<ArcSwap<State>>,
+    gov: Arc<Governance>,
+    prefix: Arc<str>,
+}
+
+impl GovernLayer {
+    pub fn new(state: Arc<ArcSwap<State>>, gov: Arc<Governance>) -> GovernLayer {
+        GovernLayer {
+            state,
+            gov,
+            prefix: proxy_prefix().into(),
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for GovernLayer {
+    type Service = Govern<S>;
+
+    fn layer(&self, inner: S) -> Govern<S> {
+        Govern {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Govern<S> {
+    inner: S,
+    layer: GovernLayer,
+}
+
+fn refuse<E: Send + 'static>(
+    status: Status,
+) -> BoxFuture<'static, Result<http::Response<Body>, E>> {
+    Box::pin(std::future::ready(Ok(status.into_http())))
+}
+
+/// The inner service's response, its body boxed.
+fn pass<F, ResB, E>(fut: F) -> BoxFuture<'static, Result<http::Response<Body>, E>>
+where
+    F: std::future::Future<Output = Result<http::Response<ResB>, E>> + Send + 'static,
+    ResB: HttpBody<Data = bytes::Bytes> + Send + 'static,
+    ResB::Error: Into<tonic::codegen::StdError>,
+{
+    Box::pin(async move { Ok(fut.await?.map(Body::new)) })
+}
+
+impl<S, B, ResB> tower::Service<http::Request<B>> for Govern<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+    ResB: HttpBody<Data = bytes::Bytes> + Send + 'static,
+    ResB::Error: Into<tonic::codegen::StdError>,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<http::Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        // The ready service is the one to call; keep a fresh clone for the next call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let Some(method) = req.uri().path().strip_prefix(&*self.layer.prefix) else {
+            return pass(inner.call(req));
+        };
+        let limited = LIMITED_METHODS.contains(&method);
+        let method = method.to_owned();
+        let state = self.layer.state.load_full();
+        let sub = match &state.verifier {
+            Some(verifier) => {
+                let header = req
+                    .headers()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok());
+                match verifier.verify_header(header) {
+                    Ok(claims) => {
+                        let sub = claims.sub.clone();
+                        req.extensions_mut().insert(claims);
+                        sub
+                    }
+                    Err(e) => return refuse(Status::unauthenticated(e.to_string())),
+                }
+            }
+            None => ANONYMOUS.to_owned(),
+        };
+        req.extensions_mut().insert(Subject(sub.clone()));
+        if !limited {
+            return pass(inner.call(req));
+        }
+        let gov = self.layer.gov.clone();
+        gov.metrics.request(&sub);
+        let limits = Limits::for_sub(&state.config.server.limits, &sub);
+        let admitted = gov
+            .usage
+            .check(&sub, &limits, super::usage::now_unix())
+            .and_then(|()| gov.limiter.admit(&sub, &limits, Instant::now()));
+        if let Err(refusal) = admitted {
+            gov.metrics.refused(&sub, refusal.limit);
+            return refuse(refusal.into_status());
+        }
+        let slot = Slot::new(gov, sub, method);
+        Box::pin(async move {
+            let resp = inner.call(req).await?;
+            Ok(resp.map(|body| {
+                Body::new(SlotBody {
+                    inner: Body::new(body),
+                    slot: Some(slot),
+                })
+            }))
+        })
+    }
+}
+
+/// An admitted call's concurrency slot; freeing it also records the call's duration.
+struct Slot {
+    gov: Arc<Governance>,
+    sub: String,
+    method: String,
+    started: Instant,
+}
+
+impl Slot {
+    fn new(gov: Arc<Governance>, sub: String, method: String) -> Slot {
+        gov.metrics.in_flight(&sub, 1);
+        Slot {
+            gov,
+            sub,
+            method,
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.gov.limiter.release(&self.sub);
+        self.gov.metrics.in_flight(&self.sub, -1);
+        self.gov
+            .metrics
+            .request_done(&self.method, self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// A response body that frees its slot at its last frame (gRPC trailers), its end, or its drop.
+struct SlotBody {
+    inner: Body,
+    slot: Option<Slot>,
+}
+
+impl HttpBody for SlotBody {
+    type Data = bytes::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<bytes::Bytes>, Status>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => self.slot = None,
+            Poll::Ready(Some(Ok(frame))) if frame.is_trailers() => self.slot = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,330 @@
+//! Governance of the proxy's calls: how often and how much each client (token subject) may call
+//! (rate, concurrency, input length, timeout, quotas), what each call used, and the metrics of it
+//! all. One [`Governance`] lives as long as the server process; the limits it enforces are read
+//! from the current [`State`](super::State) on every call, so a reload applies to the next
+//! request while counters, usage and metrics carry on.
+//!
+//! - [`layer`]: the tower layer on the proxy's gRPC paths: auth, rate, concurrency, quota.
+//! - [`limiter`]: in-memory GCRA rate windows and concurrency slots per subject.
+//! - [`usage`]: tokens and cost per subject and model in `usage.jsonl`; the quota totals.
+//! - [`metrics`]: the Prometheus registry and the `/metrics`, `/healthz`, `/readyz` endpoint.
+//!
+//! The input length is checked by the service (it needs the decoded message, which a layer on
+//! the HTTP body does not have), through [`Governance::check_input`].
+
+pub mod layer;
+pub mod limiter;
+pub mod metrics;
+pub mod usage;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{Stream, StreamExt};
+use tonic::Status;
+use tonic::metadata::MetadataValue;
+
+use super::catalog::ModelDef;
+use crate::config::generated::server::ServerLimits;
+use crate::llm::Usage;
+use crate::proto::ExecuteRequest;
+
+/// The subject of every call when authentication is off: one shared bucket.
+pub const ANONYMOUS: &str = "anonymous";
+/// The usage log's file name in the server config directory.
+pub const USAGE_FILE: &str = "usage.jsonl";
+/// The retry hint of a concurrency refusal: a slot frees when some call ends, which cannot be
+/// known in advance, so a short wait.
+pub const CONCURRENCY_RETRY: Duration = Duration::from_millis(250);
+/// gRPC metadata keys of a refusal.
+pub const LIMIT_TYPE_HEADER: &str = "limit-type";
+pub const RETRY_AFTER_HEADER: &str = "retry-after-ms";
+
+/// Which limit refused a call (the `limit-type` metadata).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LimitType {
+    Rpm,
+    Concurrency,
+    Input,
+    Quota,
+}
+
+impl LimitType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitType::Rpm => "rpm",
+            LimitType::Concurrency => "concurrency",
+            LimitType::Input => "input",
+            LimitType::Quota => "quota",
+        }
+    }
+}
+
+/// A call refused by a limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub limit: LimitType,
+    /// When a retry can succeed; `None` when waiting does not help (input too long).
+    pub retry_after: Option<Duration>,
+    pub message: String,
+}
+
+impl Refusal {
+    /// RESOURCE_EXHAUSTED with `limit-type` and, when known, `retry-after-ms` (rounded up).
+    pub fn into_status(self) -> Status {
+        let mut status = Status::resource_exhausted(self.message);
+        let md = status.metadata_mut();
+        md.insert(
+            LIMIT_TYPE_HEADER,
+            MetadataValue::from_static(self.limit.as_str()),
+        );
+        if let Some(after) = self.retry_after {
+            let ms = after.as_nanos().div_ceil(1_000_000).max(1);
+            if let Ok(v) = ms.to_string().parse() {
+                md.insert(RETRY_AFTER_HEADER, v);
+            }
+        }
+        status
+    }
+}
+
+/// The limits in force for one subject: its `per_token` values over the global ones.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Limits {
+    pub rpm: Option<u32>,
+    pub concurrent: Option<u32>,
+    pub input_chars: Option<u64>,
+    pub timeout: Option<Duration>,
+    pub tokens_per_day: Option<u64>,
+    pub tokens_per_month: Option<u64>,
+    pub cost_usd_per_month: Option<f64>,
+}
+
+impl Limits {
+    pub fn for_sub(limits: &ServerLimits, sub: &str) -> Limits {
+        let g = &limits.global;
+        let t = limits.per_token.get(sub);
+        let pick = |own: Option<i64>, global: Option<i64>| own.or(global);
+        let u32_of = |v: Option<i64>| v.map(|n| u32::try_from(n.max(1)).unwrap_or(u32::MAX));
+        let u64_of = |v: Option<i64>| v.map(|n| n.max(1) as u64);
+        Limits {
+            rpm: u32_of(pick(
+                t.and_then(|t| t.max_requests_per_minute),
+                g.max_requests_per_minute,
+            )),
+            concurrent: u32_of(pick(
+                t.and_then(|t| t.max_concurrent_requests),
+                g.max_concurrent_requests,
+            )),
+            input_chars: u64_of(pick(t.and_then(|t| t.max_input_length), g.max_input_length)),
+            timeout: u64_of(pick(
+                t.and_then(|t| t.request_timeout_seconds),
+                g.request_timeout_seconds,
+            ))
+            .map(Duration::from_secs),
+            tokens_per_day: u64_of(pick(
+                t.and_then(|t| t.max_tokens_per_day),
+                g.max_tokens_per_day,
+            )),
+            tokens_per_month: u64_of(pick(
+                t.and_then(|t| t.max_tokens_per_month),
+                g.max_tokens_per_month,
+            )),
+            cost_usd_per_month: t
+                .and_then(|t| t.max_cost_usd_per_month)
+                .or(g.max_cost_usd_per_month),
+        }
+    }
+}
+
+/// The verified subject of a call, put into the request extensions by the layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject(pub String);
+
+/// The subject the layer found for this request ([`ANONYMOUS`] without one).
+pub fn subject<T>(req: &tonic::Request<T>) -> String {
+    req.extensions()
+        .get::<Subject>()
+        .map(|s| s.0.clone())
+        .unwrap_or_else(|| ANONYMOUS.to_owned())
+}
+
+/// Counters, usage and metrics shared by every call of one server.
+pub struct Governance {
+    pub limiter: limiter::MemoryLimiter,
+    pub usage: usage::UsageStore,
+    pub metrics: metrics::Metrics,
+    ready: AtomicBool,
+}
+
+impl std::fmt::Debug for Governance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Governance")
+            .field("ready", &self.is_ready())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Governance {
+    /// With the usage log at `usage_file` (read back now), or kept in memory only.
+    pub fn new(usage_file: Option<PathBuf>) -> Governance {
+        Governance {
+            limiter: limiter::MemoryLimiter::default(),
+            usage: usage::UsageStore::open(usage_file),
+            metrics: metrics::Metrics::new(),
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the server is serving and not draining (`/readyz`).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Refuse a request whose system and user text together exceed the subject's limit.
+    pub fn check_input(
+        &self,
+        sub: &str,
+        limits: &Limits,
+        req: &ExecuteRequest,
+    ) -> Result<(), Status> {
+        let Some(max) = limits.input_chars else {
+            return Ok(());
+        };
+        let chars: u64 = req
+            .system_fragments
+            .iter()
+            .chain(&req.user_fragments)
+            .map(|f| f.chars().count() as u64)
+            .sum();
+        if chars <= max {
+            return Ok(());
+        }
+        self.metrics.refused(sub, LimitType::Input);
+        Err(Refusal {
+            limit: LimitType::Input,
+            retry_after: None,
+            message: format!(
+                "the request has {chars} characters of system and user text; the limit is {max}"
+            ),
+        }
+        .into_status())
+    }
+
+    /// Start tracking one call of `sub` on its way upstream.
+    pub fn call(self: &Arc<Self>, sub: String) -> Call {
+        Call {
+            gov: self.clone(),
+            sub,
+            started: Instant::now(),
+            first_chunk: false,
+        }
+    }
+}
+
+/// One call on its way upstream: records first-chunk and upstream latency, tokens, cost and
+/// upstream errors.
+#[derive(Clone)]
+pub struct Call {
+    gov: Arc<Governance>,
+    sub: String,
+    started: Instant,
+    first_chunk: bool,
+}
+
+impl Call {
+    /// A text chunk was forwarded; the first one is timed.
+    pub fn chunk(&mut self, model: &ModelDef) {
+        if !self.first_chunk {
+            self.first_chunk = true;
+            self.gov
+                .metrics
+                .first_chunk(model, self.started.elapsed().as_secs_f64());
+        }
+    }
+
+    /// The call finished with `usage`: metrics, and the usage log.
+    pub fn finished(&self, model: &ModelDef, usage: &Usage) {
+        let input = u64::from(usage.input_tokens.unwrap_or(0));
+        let output = u64::from(usage.output_tokens.unwrap_or(0));
+        let cost = cost_usd(model, input, output);
+        self.gov.metrics.finished(
+            &self.sub,
+            model,
+            self.started.elapsed().as_secs_f64(),
+            input,
+            output,
+            cost,
+        );
+        self.gov.usage.record(usage::Record {
+            ts: usage::now_unix(),
+            sub: self.sub.clone(),
+            model: model.id.clone(),
+            input_tokens: input,
+            output_tokens: output,
+            cost_usd: cost,
+        });
+    }
+
+    /// The call failed upstream with an error of `kind` (a provider error code or `timeout`).
+    pub fn failed(&self, model: &ModelDef, kind: &str) {
+        self.gov
+            .metrics
+            .upstream_error(model, kind, self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// The price of a call, when the model has a price for what it used.
+pub fn cost_usd(model: &ModelDef, input: u64, output: u64) -> Option<f64> {
+    if model.input_cost_per_mtok.is_none() && model.output_cost_per_mtok.is_none() {
+        return None;
+    }
+    let part = |price: Option<f64>, n: u64| price.unwrap_or(0.0) * n as f64 / 1_000_000.0;
+    Some(part(model.input_cost_per_mtok, input) + part(model.output_cost_per_mtok, output))
+}
+
+/// `stream`, ended after `limit` with `on_timeout()` as its last item. The inner stream (and
+/// with it the upstream call) is dropped before that item is yielded.
+pub fn with_deadline<S, T, F>(
+    stream: S,
+    limit: Option<Duration>,
+    on_timeout: F,
+) -> impl Stream<Item = T> + Send + 'static
+where
+    S: Stream<Item = T> + Send + 'static,
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    async_stream::stream! {
+        let mut inner = Some(Box::pin(stream));
+        let sleep = async move {
+            match limit {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let mut sleep = Box::pin(sleep);
+        while let Some(s) = inner.as_mut() {
+            let next = tokio::select! {
+                item = s.next() => Some(item),
+                _ = &mut sleep => None,
+            };
+            match next {
+                Some(Some(item)) => yield item,
+                Some(None) => inner = None,
+                None => {
+                    // Drop the upstream call before telling the client.
+                    drop(inner.take());
+                    yield on_timeout();
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Tokens and cost per token subject and model. Each finished call is one JSON line appended to
+//! `usage.jsonl` in the server config directory, so usage survives restarts (a torn last line,
+//! from a crash mid-write, is skipped on reading). The running day and month totals per subject
+//! are kept in memory for the quotas.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::{LimitType, Limits, Refusal};
+
+const DAY_SECS: i64 = 86_400;
+
+/// One finished call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Unix seconds when the call finished.
+    pub ts: i64,
+    pub sub: String,
+    pub model: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+}
+
+pub fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// `(year, month)` of a unix time, UTC.
+fn month_of(ts: i64) -> (i32, u8) {
+    let dt =
+        time::OffsetDateTime::from_unix_timestamp(ts).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    (dt.year(), dt.month() as u8)
+}
+
+/// The unix time the month after `ts`'s begins, UTC.
+fn next_month_start(ts: i64) -> i64 {
+    let (y, m) = month_of(ts);
+    let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    time::Month::try_from(m)
+        .ok()
+        .and_then(|m| time::Date::from_calendar_date(y, m, 1).ok())
+        .map(|d| d.midnight().assume_utc().unix_timestamp())
+        .unwrap_or(ts + 31 * DAY_SECS)
+}
+
+#[derive(Debug, Default, Clone)]
+struct Totals {
+    day: i64,
+    day_tokens: u64,
+    month: (i32, u8),
+    month_tokens: u64,
+    month_cost: f64,
+}
+
+impl Totals {
+    fn add(&mut self, r: &Record) {
+        let tokens = r.input_tokens + r.output_tokens;
+        let day = r.ts.div_euclid(DAY_SECS);
+        if day > self.day {
+            self.day = day;
+            self.day_tokens = 0;
+        }
+        if day == self.day {
+            self.day_tokens += tokens;
+        }
+        let month = month_of(r.ts);
+        if month > self.month {
+            self.month = month;
+            self.month_tokens = 0;
+            self.month_cost = 0.0;
+        }
+        if month == self.month {
+            self.month_tokens += tokens;
+            self.month_cost += r.cost_usd.unwrap_or(0.0);
+        }
+    }
+}
+
+/// The usage log and the running totals.
+#[derive(Debug)]
+pub struct UsageStore {
+    file: Option<Mutex<File>>,
+    totals: Mutex<HashMap<String, Totals>>,
+}
+
+impl UsageStore {
+    /// Read the log at `path` (when given) for the totals, and append to it from now on.
+    pub fn open(path: Option<PathBuf>) -> UsageStore {
+        let mut totals: HashMap<String, Totals> = HashMap::new();
+        let mut file = None;
+        if let Some(path) = path {
+            match read(&path) {
+                Ok(records) => {
+                    for r in &records {
+                        totals.entry(r.sub.clone()).or_default().add(r);
+                    }
+                }
+                Err(e) => tracing::warn!("cannot read the usage log {}: {e}", path.display()),
+            }
+            match OpenOptions::new().create(true).append(true).open(&path) {
+                Ok(mut f) => {
+                    // Start on a fresh line after a torn one.
+                    if !ends_with_newline(&path) {
+                        let _ = f.write_all(b"\n");
+                    }
+                    file = Some(Mutex::new(f));
+                }
+                Err(e) => tracing::warn!(
+                    "cannot open the usage log {}; usage is kept in memory only: {e}",
+                    path.display()
+                ),
+            }
+        }
+        UsageStore {
+            file,
+            totals: Mutex::new(totals),
+        }
+    }
+
+    /// Count a finished call and append it to the log.
+    pub fn record(&self, r: Record) {
+        self.totals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(r.sub.clone())
+            .or_default()
+            .add(&r);
+        if let Some(file) = &self.file {
+            let mut line = serde_json::to_string(&r).unwrap_or_default();
+            line.push('\n');
+            let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = f.write_all(line.as_bytes()) {
+                tracing::warn!("cannot append to the usage log: {e}");
+            }
+        }
+    }
+
+    /// Refuse `sub` when a quota of `limits` is used up at `now`; the retry hint is the start
+    /// of the next UTC day or month.
+    pub fn check(&self, sub: &str, limits: &Limits, now: i64) -> Result<(), Refusal> {
+        if limits.tokens_per_day.is_none()
+            && limits.tokens_per_month.is_none()
+            && limits.cost_usd_per_month.is_none()
+        {
+            return Ok(());
+        }
+        let totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(t) = totals.get(sub) else {
+            return Ok(());
+        };
+        let day = now.div_euclid(DAY_SECS);
+        let month = month_of(now);
+        let refuse = |what: String, until: i64| Refusal {
+            limit: LimitType::Quota,
+            retry_after: Some(Duration::from_secs((until - now).max(1) as u64)),
+            message: format!("{sub} has used its quota of {what}"),
+        };
+        if let Some(max) = limits.tokens_per_day
+            && t.day == day
+            && t.day_tokens >= max
+        {
+            return Err(refuse(
+                format!("{max} tokens per day"),
+                (day + 1) * DAY_SECS,
+            ));
+        }
+        if t.month == month {
+            if let Some(max) = limits.tokens_per_month
+                && t.month_tokens >= max
+            {
+                return Err(refuse(
+                    format!("{max} tokens per month"),
+                    next_month_start(now),
+                ));
+            }
+            if let Some(max) = limits.cost_usd_per_month
+                && t.month_cost >= max
+            {
+                return Err(refuse(format!("${max} per month"), next_month_start(now)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether the file is empty or ends with a newline.
+fn ends_with_newline(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = File::open(path) else {
+        return true;
+    };
+    let mut last = [b'\n'];
+    if f.seek(SeekFrom::End(-1)).is_ok() {
+        let _ = f.read_exact(&mut last);
+    }
+    last[0] == b'\n'
+}
+
+/// Every record of a usage log, oldest first; lines that do not parse are skipped.
+pub fn read(path: &Path) -> std::io::Result<Vec<Record>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for line in BufReader::new(file).lines() {
+        let line = line?;
+        match serde_json::from_str::<Record>(&line) {
+            Ok(r) => out.push(r),
+            Err(_) if line.trim().is_empty() => {}
+            Err(e) => tracing::debug!("skipping a usage line that does not parse: {e}"),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(ts: i64, tokens: u64) -> Record {
+        Record {
+            ts,
+            sub: "a".into(),
+            model: "m".into(),
+            input_tokens: tokens,
+            output_tokens: 0,
+            cost_usd: Some(0.5),
+        }
+    }
+
+    #[test]
+    fn quotas_refuse_until_the_period_ends_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("usage.jsonl");
+        let store = UsageStore::open(Some(path.clone()));
+        // 2026-11-25T12:00:00Z
+        let now = 1_795_608_000;
+        store.record(rec(now, 60));
+        store.record(rec(now, 60));
+        let day = Limits {
+            tokens_per_day: Some(100),
+            ..Limits::default()
+        };
+        let r = store.check("a", &day, now).expect_err("120 of 100 tokens");
+        assert_eq!(r.limit, LimitType::Quota);
+        assert_eq!(r.retry_after, Some(Duration::from_secs(12 * 3600)));
+        assert!(store.check("b", &day, now).is_ok());
+        assert!(store.check("a", &day, now + DAY_SECS).is_ok(), "a new day");
+        drop(store);
+        // A torn last line is skipped.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"ts\":1795608000,\"sub\":\"a\"").unwrap();
+        let store = UsageStore::open(Some(path.clone()));
+        store.record(rec(now - 40 * DAY_SECS, 5));
+        let cost = Limits {
+            cost_usd_per_month: Some(1.0),
+            ..Limits::default()
+        };
+        let r = store.check("a", &cost, now).expect_err("$1 of $1 used");
+        // 2026-12-01T00:00:00Z
+        assert_eq!(
+            r.retry_after,
+            Some(Duration::from_secs(1_796_083_200 - now as u64))
+        );
+        assert_eq!(read(&path).unwrap().len(), 3, "the torn line is skipped");
+    }
+}

@@ -1,0 +1,142 @@
+//! Hot reload of the config file: [`reload`] reads, validates and builds a new [`State`] and
+//! swaps it in, so the next request sees the new limits, tokens, models and keys while calls in
+//! flight and open connections carry on. A file that does not parse or validate is refused with
+//! one log line per bad key, and the running config stays. [`watch`] reloads when the file's
+//! modification time or size changes (polled) or when it is told to (SIGHUP in `serve`).
+//!
+//! The listener address and TLS are bound at start; a change to them is logged and waits for a
+//! restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::governance::Governance;
+use super::state::{KeyProblem, State};
+use crate::config::{ConfigError, Override, SERVER, ServerConfig};
+
+/// How often [`watch`] looks at the file.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A process environment lookup that can move into a task.
+pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+fn problems_of(e: ConfigError) -> Vec<KeyProblem> {
+    match e {
+        ConfigError::Invalid { problems, .. } => {
+            problems.into_iter().map(|p| (p.key, p.message)).collect()
+        }
+        other => vec![("(file)".to_owned(), other.to_string())],
+    }
+}
+
+/// Read and validate `file` with `overrides` (the serve flags) over it; every problem at once.
+pub fn load(
+    file: &Path,
+    overrides: &[Override],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ServerConfig, Vec<KeyProblem>> {
+    let loaded = SERVER.load(file).map_err(problems_of)?;
+    SERVER.validate(&loaded).map_err(problems_of)?;
+    let effective = SERVER
+        .effective(&loaded, env, overrides)
+        .map_err(problems_of)?;
+    SERVER.typed(&effective).map_err(problems_of)
+}
+
+/// Reload `file` into `state`. On success the new state is in place; on failure the old one
+/// stays and every problem is returned (and logged, one line per key).
+pub fn reload(
+    file: &Path,
+    overrides: &[Override],
+    env: &dyn Fn(&str) -> Option<String>,
+    state: &ArcSwap<State>,
+) -> Result<(), Vec<KeyProblem>> {
+    let result = load(file, overrides, env).and_then(|mut cfg| {
+        let current = state.load();
+        let running = &current.config;
+        if cfg.server.host != running.server.host
+            || cfg.server.port != running.server.port
+            || cfg.tls != running.tls
+        {
+            tracing::warn!("the listen address and TLS settings change only on a restart");
+        }
+        cfg.server.host = running.server.host.clone();
+        cfg.server.port = running.server.port;
+        cfg.tls = running.tls.clone();
+        let dir = file.parent().unwrap_or(Path::new("."));
+        State::build(cfg, dir, env)
+    });
+    match result {
+        Ok(new) => {
+            state.store(Arc::new(new));
+            tracing::info!("config reloaded from {}", file.display());
+            Ok(())
+        }
+        Err(problems) => {
+            for (key, message) in &problems {
+                tracing::error!(
+                    "config reload refused, the running config stays: {key}: {message}"
+                );
+            }
+            Err(problems)
+        }
+    }
+}
+
+/// What [`watch`] reloads, and into what.
+pub struct Watch {
+    pub file: PathBuf,
+    pub overrides: Vec<Override>,
+    pub env: Env,
+    pub state: Arc<ArcSwap<State>>,
+    pub gov: Arc<Governance>,
+    pub interval: Duration,
+    /// Reload now, whether or not the file changed (SIGHUP).
+    pub nudge: Arc<Notify>,
+}
+
+/// The file's modification time and size, or `None` when it cannot be read.
+fn fingerprint(file: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(file).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+/// Reload whenever the file changes or a nudge comes, until `stop` is cancelled. A change is
+/// reloaded once the file has kept the same time and size for one more interval, so an editor's
+/// truncate-then-write is not read half done (an empty file is a valid config).
+/// The file is looked at when `watch` is called, not when the future first runs.
+pub fn watch(w: Watch, stop: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
+    let mut seen = fingerprint(&w.file);
+    let mut pending = None;
+    async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(w.interval) => {
+                    let now = fingerprint(&w.file);
+                    if now == seen {
+                        pending = None;
+                        continue;
+                    }
+                    if pending != Some(now) {
+                        pending = Some(now);
+                        continue;
+                    }
+                    seen = now;
+                    pending = None;
+                }
+                _ = w.nudge.notified() => {
+                    seen = fingerprint(&w.file);
+                    pending = None;
+                }
+            }
+            let ok = reload(&w.file, &w.overrides, &*w.env, &w.state).is_ok();
+            w.gov.metrics.reload(ok);
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! The limits as a client meets them: RESOURCE_EXHAUSTED with `limit-type` and
+//! `retry-after-ms`, per token subject; and `serve` refusing limit values out of range.
+
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use futures_util::StreamExt;
+use tonic::Code;
+use vibectl::config::Secret;
+use vibectl::proto::{StreamChunk, execute_response, stream_chunk::ChunkType};
+use vibectl::server::auth;
+
+use super::{Served, config_text, refusal, slow};
+use crate::support::mock::MockProvider;
+use crate::support::server::{LIMIT, authorized, request, within};
+
+/// Execute `n` quick calls; the successes and the refusals' (limit type, retry hint).
+async fn burst(
+    served: &Served,
+    n: usize,
+    auth: Option<&str>,
+) -> (usize, Vec<(String, Option<u64>)>) {
+    let mut client = served.client().await;
+    let mut ok = 0;
+    let mut refused = Vec::new();
+    for i in 0..n {
+        let req = authorized(request(&format!("call {i}"), None), auth);
+        match within("Execute", client.execute(req)).await {
+            Ok(resp) => match resp.into_inner().result.expect("a result") {
+                execute_response::Result::Success(_) => ok += 1,
+                execute_response::Result::Error(e) => panic!("call {i} failed: {e:?}"),
+            },
+            Err(status) => refused.push(refusal(&status)),
+        }
+    }
+    (ok, refused)
+}
+
+#[tokio::test]
+async fn rpm_lets_exactly_n_quick_calls_through_and_says_when_to_retry() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(&config_text(
+        &mock,
+        "global:\n  max_requests_per_minute: 5",
+        "",
+    ))
+    .await;
+    let (ok, refused) = burst(&served, 7, None).await;
+    assert_eq!(ok, 5, "refusals: {refused:?}");
+    assert_eq!(refused.len(), 2);
+    for (limit, retry) in refused {
+        assert_eq!(limit, "rpm");
+        let ms = retry.expect("retry-after-ms");
+        // One slot comes back every 12 s.
+        assert!(ms > 0 && ms <= 12_000, "retry-after-ms {ms}");
+    }
+    assert_eq!(
+        mock.stats().await["requests_total"],
+        5,
+        "refused calls never go upstream"
+    );
+}
+
+#[tokio::test]
+async fn per_token_limits_key_on_the_verified_sub() {
+    let mock = MockProvider::start(&[]);
+    let secret = "governance-test-secret";
+    let limits = "global:\n  max_requests_per_minute: 3\nper_token:\n  alice:\n    max_requests_per_minute: 1";
+    let extra = format!("jwt:\n  enabled: true\n  secret_key: {secret}\n");
+    let served = Served::start(&config_text(&mock, limits, &extra)).await;
+    let token = |sub: &str| {
+        let t = auth::mint(
+            &Secret::new(secret),
+            "vibectl-server",
+            sub,
+            Some(Duration::from_secs(600)),
+        )
+        .expect("mint");
+        format!("Bearer {t}")
+    };
+    let alice = token("alice");
+    let bob = token("bob");
+    let (ok, refused) = burst(&served, 2, Some(&alice)).await;
+    assert_eq!((ok, refused.len()), (1, 1), "alice has her own limit of 1");
+    let (ok, refused) = burst(&served, 4, Some(&bob)).await;
+    assert_eq!((ok, refused.len()), (3, 1), "bob has the global limit of 3");
+    // Without a token: UNAUTHENTICATED, before any limit.
+    let mut client = served.client().await;
+    let status = client
+        .execute(request("no token", None))
+        .await
+        .expect_err("no token");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let text = served.gov.metrics.encode();
+    assert!(
+        text.contains(r#"vibectl_rate_limited_total{sub="alice",limit_type="rpm"} 1"#),
+        "{text}"
+    );
+}
+
+/// The next message of a stream, bounded.
+async fn next(stream: &mut tonic::Streaming<StreamChunk>) -> ChunkType {
+    within("a stream message", stream.message())
+        .await
+        .expect("a stream message")
+        .expect("the stream ended early")
+        .chunk_type
+        .expect("a chunk type")
+}
+
+#[tokio::test]
+async fn concurrency_holds_a_slot_per_stream_until_it_ends() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(&config_text(
+        &mock,
+        "global:\n  max_concurrent_requests: 2",
+        "",
+    ))
+    .await;
+    let mut client = served.client().await;
+    let mut streams = Vec::new();
+    for _ in 0..2 {
+        let mut s = client
+            .stream_execute(request(&slow(4, 300), None))
+            .await
+            .expect("admitted")
+            .into_inner();
+        assert!(matches!(next(&mut s).await, ChunkType::TextChunk(_)));
+        streams.push(s);
+    }
+    let status = client
+        .stream_execute(request(&slow(4, 300), None))
+        .await
+        .expect_err("a third stream is over the limit");
+    let (limit, retry) = refusal(&status);
+    assert_eq!(limit, "concurrency");
+    assert!(retry.is_some_and(|ms| ms > 0));
+    // The first stream runs to its end; its slot is free by the time the client sees the end.
+    let mut first = streams.remove(0);
+    let mut last = None;
+    while let Some(c) = within("the stream", first.message()).await.expect("stream") {
+        last = c.chunk_type;
+    }
+    assert!(matches!(last, Some(ChunkType::FinalMetrics(_))), "{last:?}");
+    let mut s = client
+        .stream_execute(request("[[mock:chunks=1]] again", None))
+        .await
+        .expect("the slot of the finished stream is free")
+        .into_inner();
+    while within("the stream", s.next()).await.is_some() {}
+    // A dropped stream frees its slot too.
+    drop(streams);
+    let deadline = Instant::now() + LIMIT;
+    while served.gov.limiter.in_flight("anonymous") > 0 {
+        assert!(Instant::now() < deadline, "a dropped stream kept its slot");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let text = served.gov.metrics.encode();
+    assert!(
+        text.contains(r#"vibectl_concurrent_in_flight{sub="anonymous"} 0"#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn over_long_input_is_refused_before_the_provider() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(&config_text(&mock, "global:\n  max_input_length: 60", "")).await;
+    let mut client = served.client().await;
+    // "You are a test." (15) + 50 = 65 characters over both fragments.
+    let status = client
+        .execute(request(&"é".repeat(50), None))
+        .await
+        .expect_err("65 characters of 60");
+    assert_eq!(refusal(&status), ("input".to_owned(), None));
+    let status = client
+        .stream_execute(request(&"x".repeat(50), None))
+        .await
+        .expect_err("the stream too");
+    assert_eq!(refusal(&status).0, "input");
+    assert_eq!(mock.stats().await["requests_total"], 0);
+    // 15 + 45 = 60 is allowed (characters, not bytes).
+    let resp = client
+        .execute(request(&"é".repeat(45), None))
+        .await
+        .expect("at the limit");
+    assert!(matches!(
+        resp.into_inner().result,
+        Some(execute_response::Result::Success(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_timed_out_stream_ends_with_timeout_and_cancels_the_upstream_call() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(&config_text(
+        &mock,
+        "global:\n  request_timeout_seconds: 1",
+        "",
+    ))
+    .await;
+    let mut client = served.client().await;
+    let started = Instant::now();
+    let stream = client
+        .stream_execute(request(&slow(40, 200), None))
+        .await
+        .expect("admitted")
+        .into_inner();
+    let chunks = crate::server::collect_chunks(stream).await;
+    let elapsed = started.elapsed();
+    match chunks.last() {
+        Some(ChunkType::Error(e)) => assert_eq!(e.error_code, "TIMEOUT", "{e:?}"),
+        other => panic!("the stream did not end with a timeout: {other:?}"),
+    }
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "the stream ran {elapsed:?}"
+    );
+    mock.wait_for_stat("streams_cancelled", 1, LIMIT).await;
+    assert_eq!(mock.stats().await["streams_completed"], 0);
+    let text = served.gov.metrics.encode();
+    assert!(text.contains(r#"kind="timeout"} 1"#), "{text}");
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_vibectl-server");
+
+/// `serve` on a config with `limits` must fail naming `key`.
+fn serve_refuses(limits: &str, key: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("config.yaml");
+    let limits: String = limits.lines().map(|l| format!("    {l}\n")).collect();
+    std::fs::write(&file, format!("server:\n  port: 0\n  limits:\n{limits}")).expect("write");
+    let out = Command::new(BIN)
+        .env_clear()
+        .env("HOME", dir.path())
+        .arg("--config")
+        .arg(&file)
+        .arg("serve")
+        .timeout(LIMIT)
+        .output()
+        .expect("run serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "serve accepted {limits:?}");
+    assert!(
+        stderr.contains(key),
+        "the error does not name {key}: {stderr}"
+    );
+}
+
+#[test]
+fn serve_refuses_limits_out_of_range_naming_the_key() {
+    serve_refuses(
+        "global:\n  max_requests_per_minute: 0",
+        "server.limits.global.max_requests_per_minute",
+    );
+    serve_refuses(
+        "global:\n  max_concurrent_requests: -3",
+        "server.limits.global.max_concurrent_requests",
+    );
+    serve_refuses(
+        "global:\n  request_timeout_seconds: 99999999",
+        "server.limits.global.request_timeout_seconds",
+    );
+    serve_refuses(
+        "per_token:\n  alice:\n    max_input_length: 0",
+        "server.limits.per_token.alice.max_input_length",
+    );
+    serve_refuses(
+        "per_token:\n  alice:\n    max_rpm: 5",
+        "server.limits.per_token.alice.max_rpm",
+    );
+    serve_refuses(
+        "global:\n  max_cost_usd_per_month: 0",
+        "server.limits.global.max_cost_usd_per_month",
+    );
+}
