@@ -7,6 +7,7 @@ mod support;
 mod governance;
 mod providers;
 mod server;
+mod tls;
 
 mod interop;
 

@@ -85,13 +85,21 @@ pub fn init(dir: &Path, force: bool) -> Result<(), CaError> {
             dir: dir.to_owned(),
         });
     }
+    // A name of its own per CA: a client that trusts another vibectl CA must not take this
+    // one's certificates for that one's (same names make webpki report BadSignature, not
+    // UnknownIssuer).
+    let id = format!("{:08x}", rand::random::<u32>());
     let root_key = KeyPair::generate()?;
-    let root_params = ca_params("vibectl Root CA", ROOT_DAYS, Some(1))?;
+    let root_params = ca_params(&format!("vibectl Root CA {id}"), ROOT_DAYS, Some(1))?;
     let root = root_params.self_signed(&root_key)?;
     let root_issuer = Issuer::new(root_params, &root_key);
     let inter_key = KeyPair::generate()?;
-    let inter = ca_params("vibectl Intermediate CA", INTERMEDIATE_DAYS, Some(0))?
-        .signed_by(&inter_key, &root_issuer)?;
+    let inter = ca_params(
+        &format!("vibectl Intermediate CA {id}"),
+        INTERMEDIATE_DAYS,
+        Some(0),
+    )?
+    .signed_by(&inter_key, &root_issuer)?;
     store::write_atomic(&dir.join(ROOT_KEY), &root_key.serialize_pem(), true)?;
     store::write_atomic(
         &dir.join(INTERMEDIATE_KEY),

@@ -5,17 +5,20 @@
 //! - [`catalog`]: models, aliases and routing to providers.
 //! - [`upstream`]: the provider clients and their API keys.
 //! - [`exec`]: one request upstream, with retries, metrics and wire errors.
+//! - [`tls`], [`hsts`], [`ca`], [`acme`]: TLS serving, the HSTS header, the private CA, ACME.
 //! - [`service`]: the gRPC service.
 //! - [`governance`]: auth and limits as a tower layer, usage and quotas, metrics.
 //! - [`reload`]: hot reload of the config file.
 //! - [`state`]: everything built from one config.
 
+pub mod acme;
 pub mod auth;
 pub mod ca;
 pub mod catalog;
 mod drain;
 pub mod exec;
 pub mod governance;
+pub mod hsts;
 pub mod reload;
 pub mod service;
 pub mod state;
@@ -141,8 +144,10 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stop_rx2 = stop_rx.clone();
     let govern = governance::layer::GovernLayer::new(state.clone(), gov.clone());
+    let hsts = hsts::HstsLayer::new(options.tls.is_some(), &state.load().config.tls.hsts);
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(60)))
+        .layer(hsts)
         .layer(govern)
         .add_service(health_service)
         .add_service(reflection)

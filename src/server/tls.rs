@@ -41,6 +41,10 @@ pub enum TlsError {
     },
     #[error("{}: the private key does not match the certificate in {}", key::TLS_KEY_FILE, cert.display())]
     Mismatch { cert: PathBuf },
+    #[error("{}: the certificate in {} expired on {not_after}", key::TLS_CERT_FILE, path.display())]
+    Expired { path: PathBuf, not_after: String },
+    #[error("{}: the certificate in {} is not valid before {not_before}", key::TLS_CERT_FILE, path.display())]
+    NotYetValid { path: PathBuf, not_before: String },
     #[error("TLS setup failed: {0}")]
     Rustls(String),
 }
@@ -104,9 +108,10 @@ impl CertFiles {
         })
     }
 
-    /// Load and check: the key must match the leaf.
+    /// Load and check: the leaf must be valid now and the key must match it.
     pub fn load(&self) -> Result<Arc<CertifiedKey>, TlsError> {
         let mut chain = certs(key::TLS_CERT_FILE, &self.cert)?;
+        check_validity(&self.cert, &chain[0])?;
         if let Some(extra) = &self.chain {
             chain.extend(certs(key::TLS_CA_BUNDLE_FILE, extra)?);
         }
@@ -122,6 +127,7 @@ impl CertFiles {
         Ok(Arc::new(ck))
     }
 
+    /// The modification times of the files, to notice a replacement.
     fn mtimes(&self) -> Vec<Option<SystemTime>> {
         [Some(&self.cert), Some(&self.key), self.chain.as_ref()]
             .into_iter()
@@ -129,6 +135,30 @@ impl CertFiles {
             .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
             .collect()
     }
+}
+
+/// Refuse a leaf certificate that has expired or is not valid yet: clients would refuse it.
+fn check_validity(path: &Path, leaf: &CertificateDer<'_>) -> Result<(), TlsError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf).map_err(|e| TlsError::Pem {
+        key: key::TLS_CERT_FILE,
+        path: path.to_owned(),
+        detail: format!("not an X.509 certificate: {e}"),
+    })?;
+    let validity = cert.validity();
+    let now = x509_parser::time::ASN1Time::now();
+    if validity.not_after < now {
+        return Err(TlsError::Expired {
+            path: path.to_owned(),
+            not_after: validity.not_after.to_string(),
+        });
+    }
+    if validity.not_before > now {
+        return Err(TlsError::NotYetValid {
+            path: path.to_owned(),
+            not_before: validity.not_before.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Serves the current certificate; re-reads the files when their modification times change

@@ -6,7 +6,7 @@
 //! `support::python`); the drivers are `scripts/interop/*.py`. Every process is bounded by a
 //! timeout and killed when its test ends; all traffic stays on 127.0.0.1.
 
-mod harness;
+pub(crate) mod harness;
 
 mod adapter;
 mod raw_stubs;

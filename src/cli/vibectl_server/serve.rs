@@ -135,6 +135,8 @@ pub fn run(file: &Path, args: &ServeArgs) -> CmdResult {
         CmdError::new(format!("the config cannot be served:\n{}", list.join("\n")))
             .with_hint(format!("fix the keys above in {}", file.display()))
     })?;
+    let mut cfg = cfg;
+    let acme = acme_certificate(&mut cfg, &dir)?;
     let tls = if cfg.tls.enabled {
         let config = server::tls::server_config(&cfg.tls).map_err(|e| {
             CmdError::new(format!("TLS is on ({}) but cannot be set up: {e}", key::TLS_ENABLED)).with_hint(
@@ -175,6 +177,9 @@ pub fn run(file: &Path, args: &ServeArgs) -> CmdResult {
             if tls.is_some() { "TLS" } else { "plaintext" }
         );
         crate::cli::out(&format!("vibectl-server listening on {local} ({auth})\n"));
+        if acme && cfg.acme.auto_renew {
+            server::acme::spawn_renewal(cfg.acme.clone(), dir.clone());
+        }
         let state = Arc::new(arc_swap::ArcSwap::from_pointee(state));
         let stop = tokio_util::sync::CancellationToken::new();
         let gov = start_governance(file, args, &cfg, &state, &stop).await?;
@@ -241,6 +246,46 @@ async fn start_governance(
         });
     }
     Ok(gov)
+}
+
+/// With `acme.enabled` and no `tls.cert_file`: obtain (or reuse) the ACME certificate under
+/// `acme/` and serve it; true when ACME supplies the certificate.
+fn acme_certificate(cfg: &mut ServerConfig, dir: &Path) -> Result<bool, CmdError> {
+    if !cfg.acme.enabled {
+        return Ok(false);
+    }
+    if !cfg.tls.enabled {
+        return Err(CmdError::new(format!(
+            "{} is true but {} is false",
+            key::ACME_ENABLED,
+            key::TLS_ENABLED
+        ))
+        .with_hint(format!(
+            "set {} to true (or pass --tls) to serve the ACME certificate",
+            key::TLS_ENABLED
+        )));
+    }
+    if cfg.tls.cert_file.is_some() {
+        return Ok(false);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CmdError::new(format!("cannot start the runtime: {e}")))?;
+    let files = runtime
+        .block_on(server::acme::ensure(&cfg.acme, dir))
+        .map_err(|e| {
+            CmdError::new(format!("cannot get the ACME certificate: {e}")).with_hint(format!(
+                "check {}, {} and {}, or set {}",
+                key::ACME_DIRECTORY_URL,
+                key::ACME_DOMAINS,
+                key::ACME_CA_CERT_FILE,
+                key::TLS_CERT_FILE
+            ))
+        })?;
+    cfg.tls.cert_file = Some(files.cert);
+    cfg.tls.key_file = Some(files.key);
+    Ok(true)
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -1,0 +1,283 @@
+//! ACME against Debian's Pebble (`/usr/bin/pebble`, installed by `scripts/ci-deps`): our server
+//! obtains a certificate for `localhost` at startup and serves it; the stored certificate is
+//! reused while the CA is down; an unreachable or refusing CA fails with a specific error.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use vibectl::config::generated::server::{Acme, AcmeChallenge};
+use vibectl::proto::GetServerInfoRequest;
+use vibectl::server::acme::{self, AcmeError};
+
+use super::{Pki, error_chain, server_cli, tls_client};
+use crate::interop::harness::{ConfigDir, OurServer, Spec, mock};
+use crate::support::process::KillOnDrop;
+use crate::support::server::authorized;
+
+const PEBBLE: &str = "/usr/bin/pebble";
+/// Longest wait for Pebble to listen.
+const PEBBLE_START: Duration = Duration::from_secs(20);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A Pebble on 127.0.0.1, its HTTPS certificate from our own `ca` commands.
+struct Pebble {
+    /// What to trust for Pebble's own HTTPS listener (`acme.ca_cert_file`).
+    pki: Pki,
+    dir_url: String,
+    mgmt: SocketAddr,
+    _child: KillOnDrop,
+}
+
+impl Pebble {
+    fn start(eab_required: bool) -> Pebble {
+        assert!(
+            Path::new(PEBBLE).exists(),
+            "{PEBBLE} is not installed: run scripts/ci-deps (it installs Debian's pebble package)"
+        );
+        let pki = Pki::new();
+        let (listen, mgmt) = (free_port(), free_port());
+        let config = serde_json::json!({ "pebble": {
+            "listenAddress": format!("127.0.0.1:{listen}"),
+            "managementListenAddress": format!("127.0.0.1:{mgmt}"),
+            "certificate": pki.cert(),
+            "privateKey": pki.key(),
+            "httpPort": free_port(),
+            "tlsPort": free_port(),
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": eab_required,
+        }});
+        let file = pki.path("pebble.json");
+        std::fs::write(&file, config.to_string()).expect("write pebble.json");
+        let log = pki.path("pebble.log");
+        let child = Command::new(PEBBLE)
+            .arg("-config")
+            .arg(&file)
+            .env_clear()
+            .env("PEBBLE_VA_ALWAYS_VALID", "1")
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("log"))
+            .stderr(Stdio::from(
+                std::fs::File::options().append(true).open(&log).unwrap(),
+            ))
+            .spawn()
+            .expect("start pebble");
+        let mut child = KillOnDrop(child);
+        let deadline = Instant::now() + PEBBLE_START;
+        let addr: SocketAddr = format!("127.0.0.1:{listen}").parse().unwrap();
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                child.running() && Instant::now() < deadline,
+                "pebble did not listen on {addr}\n--- pebble log ---\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Pebble {
+            dir_url: format!("https://127.0.0.1:{listen}/dir"),
+            mgmt: format!("127.0.0.1:{mgmt}").parse().unwrap(),
+            pki,
+            _child: child,
+        }
+    }
+
+    /// The root that issues Pebble's certificates, from its management interface, as a file.
+    async fn issuing_root(&self) -> PathBuf {
+        let pem = std::fs::read(self.pki.bundle()).expect("bundle");
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).expect("PEM");
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .tls_certs_only(certs)
+            .build()
+            .expect("client");
+        let root = client
+            .get(format!("https://{}/roots/0", self.mgmt))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("GET /roots/0")
+            .text()
+            .await
+            .expect("the root PEM");
+        let path = self.pki.path("pebble-root.pem");
+        std::fs::write(&path, root).expect("write");
+        path
+    }
+
+    /// `acme.*` for `localhost` at this Pebble, the http-01 responder on a free local port.
+    fn acme(&self) -> Acme {
+        Acme {
+            enabled: true,
+            email: Some("ops@example.com".into()),
+            domains: vec!["localhost".into()],
+            directory_url: self.dir_url.clone(),
+            ca_cert_file: Some(self.pki.bundle()),
+            challenge: AcmeChallenge {
+                http_host: "127.0.0.1".into(),
+                http_port: i64::from(free_port()),
+                ..AcmeChallenge::default()
+            },
+            ..Acme::default()
+        }
+    }
+}
+
+/// A server config dir serving TLS with `acme` and no `tls.cert_file`.
+fn acme_config(acme: &Acme) -> ConfigDir {
+    let config = ConfigDir::new(&mock(), &Spec::default());
+    let mut yaml = std::fs::read_to_string(&config.file).expect("config.yaml");
+    let ca = match &acme.ca_cert_file {
+        Some(p) => format!(", ca_cert_file: \"{}\"", p.display()),
+        None => String::new(),
+    };
+    yaml.push_str(&format!(
+        "tls: {{enabled: true}}\n\
+         acme: {{enabled: true, email: {email}, domains: [localhost], directory_url: \"{url}\"\
+         {ca}, challenge: {{http_host: 127.0.0.1, http_port: {port}}}}}\n",
+        email = acme.email.as_deref().unwrap_or("ops@example.com"),
+        url = acme.directory_url,
+        port = acme.challenge.http_port,
+    ));
+    std::fs::write(&config.file, yaml).expect("write config.yaml");
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_obtains_a_certificate_from_pebble_and_serves_it() {
+    let pebble = Pebble::start(false);
+    let config = acme_config(&pebble.acme());
+    let dir = config.dir.path().to_owned();
+    let server = OurServer::start_in(config);
+    let addr: SocketAddr = server.addr.parse().expect("addr");
+    let root = pebble.issuing_root().await;
+
+    let mut client = tls_client(addr, &root, "localhost")
+        .await
+        .unwrap_or_else(|e| panic!("{}\n{}", error_chain(&e), server.diagnostics()));
+    let token = format!("Bearer {}", server.token("alice"));
+    let info = client
+        .get_server_info(authorized(GetServerInfoRequest {}, Some(&token)))
+        .await
+        .expect("GetServerInfo over the ACME certificate");
+    assert!(!info.get_ref().available_models.is_empty());
+    // Pebble issued it, not the CA of Pebble's own listener.
+    let e = tls_client(addr, &pebble.pki.bundle(), "localhost")
+        .await
+        .expect_err("another CA");
+    assert!(
+        error_chain(&e).contains("UnknownIssuer"),
+        "{}",
+        error_chain(&e)
+    );
+    for f in ["acme/cert.pem", "acme/key.pem", "acme/account.json"] {
+        assert!(dir.join(f).exists(), "{f} is kept");
+    }
+    #[cfg(unix)]
+    for f in ["acme/key.pem", "acme/account.json"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{f} is private");
+    }
+    let cert = std::fs::read(dir.join("acme/cert.pem")).unwrap();
+    let info = vibectl::server::ca::inspect(&dir.join("acme/cert.pem")).expect("inspect");
+    assert!(info.days_left() > 30, "{info:?}");
+
+    // Pebble gone: the stored certificate, not due for renewal, is served again.
+    let kept_root = dir.join("pebble-root.pem");
+    std::fs::copy(&root, &kept_root).expect("copy");
+    let OurServer { config, .. } = server;
+    drop(pebble);
+    let server = OurServer::start_in(config);
+    let addr: SocketAddr = server.addr.parse().expect("addr");
+    let mut client = tls_client(addr, &kept_root, "localhost")
+        .await
+        .unwrap_or_else(|e| panic!("{}\n{}", error_chain(&e), server.diagnostics()));
+    client
+        .get_server_info(authorized(GetServerInfoRequest {}, Some(&token)))
+        .await
+        .expect("GetServerInfo with the stored certificate");
+    assert_eq!(std::fs::read(dir.join("acme/cert.pem")).unwrap(), cert);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_that_is_down_or_refuses_is_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Nothing listens there.
+    let mut cfg = Acme {
+        enabled: true,
+        domains: vec!["localhost".into()],
+        directory_url: format!("https://127.0.0.1:{}/dir", free_port()),
+        ..Acme::default()
+    };
+    cfg.challenge.http_host = "127.0.0.1".into();
+    cfg.challenge.http_port = i64::from(free_port());
+    match acme::obtain(&cfg, dir.path()).await {
+        Err(e @ AcmeError::Unreachable { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.starts_with("acme.directory_url: cannot reach"),
+                "{text}"
+            );
+            assert!(text.contains("Connection refused"), "{text}");
+        }
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+
+    // Pebble, but its HTTPS certificate is not from the CA we trust.
+    let pebble = Pebble::start(false);
+    let other_ca = Pki::new();
+    let mut wrong = pebble.acme();
+    wrong.ca_cert_file = Some(other_ca.bundle());
+    let e = acme::obtain(&wrong, dir.path())
+        .await
+        .expect_err("untrusted");
+    assert!(
+        matches!(e, AcmeError::Unreachable { .. }) && e.to_string().contains("UnknownIssuer"),
+        "{e}"
+    );
+
+    // A Pebble that requires external account binding refuses the account.
+    let strict = Pebble::start(true);
+    let e = acme::obtain(&strict.acme(), dir.path())
+        .await
+        .expect_err("refused");
+    match &e {
+        AcmeError::Refused { what, detail, .. } => {
+            assert_eq!(*what, "a new account", "{e}");
+            assert!(detail.contains("externalAccountRequired"), "{e}");
+        }
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    assert!(
+        !dir.path().join("acme/cert.pem").exists(),
+        "nothing is written"
+    );
+
+    // Through `serve`: exit 1 naming the key, never plaintext.
+    let config = acme_config(&cfg);
+    let out = server_cli(config.dir.path(), &["serve", "--port", "0"]);
+    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert!(
+        out.stderr.contains("acme.directory_url: cannot reach"),
+        "{out}"
+    );
+    assert!(!out.stdout.contains("listening"), "{out}");
+}
+
+#[test]
+fn renewal_is_due_the_configured_days_before_expiry() {
+    let now = OffsetDateTime::now_utc();
+    assert!(!acme::due(now + time::Duration::days(31), 30));
+    assert!(acme::due(now + time::Duration::days(29), 30));
+    assert!(acme::due(now - time::Duration::days(1), 30));
+}
