@@ -4,6 +4,7 @@
 //! all traffic stays on 127.0.0.1.
 
 mod commands;
+mod confirm;
 mod memory;
 mod proxy;
 
@@ -136,6 +137,13 @@ impl Client {
     /// `vibectl ARGS` in a clean environment with this config dir.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vibectl"));
+        self.environment(&mut cmd);
+        cmd.args(args);
+        cmd
+    }
+
+    /// Give `cmd` a clean environment with this home and config dir, run in this home.
+    pub fn environment(&self, cmd: &mut Command) {
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("VIBECTL_") {
                 cmd.env_remove(k);
@@ -148,9 +156,7 @@ impl Client {
             .env("NO_COLOR", "1")
             .env("VIBECTL_CLIENT_CONFIG_DIR", self.dir())
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(self.path())
-            .args(args);
-        cmd
+            .current_dir(self.path());
     }
 
     pub fn run(&self, args: &[&str]) -> Output {

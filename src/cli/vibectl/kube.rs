@@ -13,7 +13,8 @@ use crate::prompts;
 
 #[derive(Debug, Args)]
 pub struct KubeArgs {
-    /// Arguments passed to kubectl after the verb (or `vibe "<request>"` to plan them)
+    /// Arguments passed to kubectl after the verb (or `vibe "<request>"` to plan them).
+    /// Everything after the verb goes to kubectl: put vibectl's own flags before the verb
     #[arg(allow_hyphen_values = true)]
     pub args: Vec<String>,
 }
