@@ -9,7 +9,7 @@ use super::auth::{self, SecretOrigin, Verifier};
 use super::catalog::Catalog;
 use super::upstream::{self, Upstream};
 use crate::config::ServerConfig;
-use crate::config::generated::server::key;
+use crate::config::generated::server::{ServerLimitsBackend, key};
 
 /// The server's working state.
 pub struct State {
@@ -49,6 +49,20 @@ impl State {
                 None
             }
         };
+        let limits = &config.server.limits;
+        if limits.backend == ServerLimitsBackend::Redis {
+            match limits.redis_url.as_deref() {
+                None => problems.push((
+                    key::SERVER_LIMITS_REDIS_URL.to_owned(),
+                    format!("must be set when {} is redis", key::SERVER_LIMITS_BACKEND),
+                )),
+                Some(url) => {
+                    if let Err(e) = redis::Client::open(url) {
+                        problems.push((key::SERVER_LIMITS_REDIS_URL.to_owned(), e.to_string()));
+                    }
+                }
+            }
+        }
         let mut verifier = None;
         let mut secret_origin = None;
         if config.jwt.enabled {

@@ -7,9 +7,11 @@
 //! - [`reload`]: config edits applied while serving; bad edits refused.
 //! - [`metrics`]: `/metrics` parsed as Prometheus text; `/healthz`, `/readyz`.
 //! - [`usage`]: the usage log, quotas, and `vibectl-server usage`.
+//! - [`redis`]: replicas sharing limits through Redis; the failure modes.
 
 mod limits;
 mod metrics;
+mod redis;
 mod reload;
 mod usage;
 

@@ -17,7 +17,9 @@ use tonic::Status;
 use tonic::body::Body;
 use tonic::server::NamedService;
 
+use super::redis_backend::RedisLimiter;
 use super::{ANONYMOUS, Governance, Limits, Subject};
+use crate::config::generated::server::ServerLimitsRedisFailureMode;
 use crate::proto::vibectl_llm_proxy_server::VibectlLlmProxyServer;
 use crate::server::service::ProxyService;
 use crate::server::state::State;
@@ -134,6 +136,44 @@ where
         let gov = self.layer.gov.clone();
         gov.metrics.request(&sub);
         let limits = Limits::for_sub(&state.config.server.limits, &sub);
+        if let Some(redis) = gov.redis_for(&state.config.server.limits) {
+            let open =
+                state.config.server.limits.redis_failure_mode == ServerLimitsRedisFailureMode::Open;
+            return Box::pin(async move {
+                let lease = uuid::Uuid::new_v4().to_string();
+                let outcome = match redis {
+                    Ok(r) => r.admit(&sub, &limits, &lease).await.map(|a| (a, r)),
+                    Err(e) => Err(e),
+                };
+                let release = match outcome {
+                    Ok((Ok(()), r)) => Release::Redis(r, lease),
+                    Ok((Err(refusal), _)) => {
+                        gov.metrics.refused(&sub, refusal.limit);
+                        return Ok(refusal.into_status().into_http());
+                    }
+                    Err(e) if open => {
+                        gov.metrics.redis_failure(true);
+                        tracing::warn!("Redis failed ({e}); letting the call through unlimited");
+                        Release::Nothing
+                    }
+                    Err(e) => {
+                        gov.metrics.redis_failure(false);
+                        tracing::warn!("Redis failed ({e}); refusing the call");
+                        return Ok(
+                            Status::unavailable("the limit store is unreachable").into_http()
+                        );
+                    }
+                };
+                let slot = Slot::new(gov, sub, method, release);
+                let resp = inner.call(req).await?;
+                Ok(resp.map(|body| {
+                    Body::new(SlotBody {
+                        inner: Body::new(body),
+                        slot: Some(slot),
+                    })
+                }))
+            });
+        }
         let admitted = gov
             .usage
             .check(&sub, &limits, super::usage::now_unix())
@@ -142,7 +182,7 @@ where
             gov.metrics.refused(&sub, refusal.limit);
             return refuse(refusal.into_status());
         }
-        let slot = Slot::new(gov, sub, method);
+        let slot = Slot::new(gov, sub, method, Release::Memory);
         Box::pin(async move {
             let resp = inner.call(req).await?;
             Ok(resp.map(|body| {
@@ -155,29 +195,49 @@ where
     }
 }
 
+/// Where an admitted call's concurrency slot is given back.
+enum Release {
+    Memory,
+    /// The Redis lease with this id.
+    Redis(Arc<RedisLimiter>, String),
+    /// Admitted without a slot (Redis failed and the failure mode is open).
+    Nothing,
+}
+
 /// An admitted call's concurrency slot; freeing it also records the call's duration.
 struct Slot {
     gov: Arc<Governance>,
     sub: String,
     method: String,
     started: Instant,
+    release: Release,
 }
 
 impl Slot {
-    fn new(gov: Arc<Governance>, sub: String, method: String) -> Slot {
+    fn new(gov: Arc<Governance>, sub: String, method: String, release: Release) -> Slot {
         gov.metrics.in_flight(&sub, 1);
         Slot {
             gov,
             sub,
             method,
             started: Instant::now(),
+            release,
         }
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.gov.limiter.release(&self.sub);
+        match std::mem::replace(&mut self.release, Release::Nothing) {
+            Release::Memory => self.gov.limiter.release(&self.sub),
+            Release::Redis(redis, lease) => {
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    let sub = self.sub.clone();
+                    rt.spawn(async move { redis.release(&sub, &lease).await });
+                }
+            }
+            Release::Nothing => {}
+        }
         self.gov.metrics.in_flight(&self.sub, -1);
         self.gov
             .metrics

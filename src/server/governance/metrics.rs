@@ -67,6 +67,11 @@ struct ErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModeLabels {
+    mode: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: String,
 }
@@ -90,6 +95,7 @@ pub struct Metrics {
     cost: Family<UsageLabels, Counter<f64, AtomicU64>>,
     upstream_errors: Family<ErrorLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
+    redis_failures: Family<ModeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -112,6 +118,7 @@ impl Metrics {
             cost: Family::default(),
             upstream_errors: Family::default(),
             reloads: Family::default(),
+            redis_failures: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -164,6 +171,11 @@ impl Metrics {
             "vibectl_config_reloads",
             "Config reloads, by result (ok or refused)",
             m.reloads.clone(),
+        );
+        r.register(
+            "vibectl_redis_failures",
+            "Calls for which Redis could not be reached, by failure mode (open lets them through)",
+            m.redis_failures.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -263,6 +275,14 @@ impl Metrics {
                 provider: model.provider.clone(),
                 model: model.id.clone(),
                 kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn redis_failure(&self, open: bool) {
+        self.redis_failures
+            .get_or_create(&ModeLabels {
+                mode: if open { "open" } else { "closed" }.to_owned(),
             })
             .inc();
     }

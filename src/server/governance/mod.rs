@@ -6,6 +6,7 @@
 //!
 //! - [`layer`]: the tower layer on the proxy's gRPC paths: auth, rate, concurrency, quota.
 //! - [`limiter`]: in-memory GCRA rate windows and concurrency slots per subject.
+//! - [`redis_backend`]: the same limits and the quota counters in Redis, shared by replicas.
 //! - [`usage`]: tokens and cost per subject and model in `usage.jsonl`; the quota totals.
 //! - [`metrics`]: the Prometheus registry and the `/metrics`, `/healthz`, `/readyz` endpoint.
 //!
@@ -15,11 +16,12 @@
 pub mod layer;
 pub mod limiter;
 pub mod metrics;
+pub mod redis_backend;
 pub mod usage;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{Stream, StreamExt};
@@ -27,9 +29,10 @@ use tonic::Status;
 use tonic::metadata::MetadataValue;
 
 use super::catalog::ModelDef;
-use crate::config::generated::server::ServerLimits;
+use crate::config::generated::server::{ServerLimits, ServerLimitsBackend};
 use crate::llm::Usage;
 use crate::proto::ExecuteRequest;
+use redis_backend::RedisLimiter;
 
 /// The subject of every call when authentication is off: one shared bucket.
 pub const ANONYMOUS: &str = "anonymous";
@@ -157,6 +160,8 @@ pub struct Governance {
     pub usage: usage::UsageStore,
     pub metrics: metrics::Metrics,
     ready: AtomicBool,
+    /// The Redis counters of the current config, when its backend is redis.
+    redis: Mutex<Option<Arc<RedisLimiter>>>,
 }
 
 impl std::fmt::Debug for Governance {
@@ -175,7 +180,33 @@ impl Governance {
             usage: usage::UsageStore::open(usage_file),
             metrics: metrics::Metrics::new(),
             ready: AtomicBool::new(false),
+            redis: Mutex::new(None),
         }
+    }
+
+    /// The Redis counters for `limits` (`None` with the memory backend), made on first use and
+    /// again when `redis_url` changes.
+    pub fn redis_for(&self, limits: &ServerLimits) -> Option<Result<Arc<RedisLimiter>, String>> {
+        let mut cached = self.redis.lock().unwrap_or_else(|e| e.into_inner());
+        if limits.backend != ServerLimitsBackend::Redis {
+            *cached = None;
+            return None;
+        }
+        let Some(url) = limits.redis_url.as_deref() else {
+            return Some(Err("no Redis URL is configured".to_owned()));
+        };
+        if let Some(r) = cached.as_ref().filter(|r| r.url == url) {
+            return Some(Ok(r.clone()));
+        }
+        Some(RedisLimiter::new(url).map(|r| {
+            let r = Arc::new(r);
+            *cached = Some(r.clone());
+            r
+        }))
+    }
+
+    fn current_redis(&self) -> Option<Arc<RedisLimiter>> {
+        self.redis.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Whether the server is serving and not draining (`/readyz`).
@@ -262,14 +293,21 @@ impl Call {
             output,
             cost,
         );
-        self.gov.usage.record(usage::Record {
+        let record = usage::Record {
             ts: usage::now_unix(),
             sub: self.sub.clone(),
             model: model.id.clone(),
             input_tokens: input,
             output_tokens: output,
             cost_usd: cost,
-        });
+        };
+        if let Some(redis) = self.gov.current_redis()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let shared = record.clone();
+            rt.spawn(async move { redis.record(&shared).await });
+        }
+        self.gov.usage.record(record);
     }
 
     /// The call failed upstream with an error of `kind` (a provider error code or `timeout`).

@@ -37,14 +37,14 @@ pub fn now_unix() -> i64 {
 }
 
 /// `(year, month)` of a unix time, UTC.
-fn month_of(ts: i64) -> (i32, u8) {
+pub fn month_of(ts: i64) -> (i32, u8) {
     let dt =
         time::OffsetDateTime::from_unix_timestamp(ts).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     (dt.year(), dt.month() as u8)
 }
 
 /// The unix time the month after `ts`'s begins, UTC.
-fn next_month_start(ts: i64) -> i64 {
+pub fn next_month_start(ts: i64) -> i64 {
     let (y, m) = month_of(ts);
     let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
     time::Month::try_from(m)
