@@ -234,3 +234,52 @@ async fn an_unknown_proxy_profile_is_an_error_not_direct_mode() {
     assert!(client.kubectl_runs().is_empty());
     assert!(mock.requests().await.is_empty());
 }
+
+#[tokio::test]
+async fn the_model_flag_and_custom_instructions_reach_the_request() {
+    let mock = MockProvider::start(&[]);
+    let client = Client::with_pods();
+    let extra =
+        "system:\n  custom_instructions: Answer like a pirate.\nmemory:\n  enabled: false\n";
+    client.configure(&mock, true, extra);
+    client
+        .run(&["--model", "openai/gpt-4o-mini", "get", "pods"])
+        .assert_success();
+    let req = mock.last_request().await;
+    assert_eq!(req["body"]["model"], "gpt-4o-mini");
+    let system = &req["body"]["messages"][0];
+    assert_eq!(system["role"], "system");
+    assert!(
+        system["content"]
+            .as_str()
+            .is_some_and(|c| c.contains("Answer like a pirate.")),
+        "{system}"
+    );
+}
+
+#[tokio::test]
+async fn anthropic_models_plan_with_a_forced_tool_and_stream_the_summary() {
+    let plan = plan_json(&["get", "pods"], "list the pods");
+    let mock = MockProvider::start(&["--reply", &plan]);
+    let client = Client::new(&format!("{PODS}[[mock:reply=Two pods.]]\n"), "", 0);
+    client.write(&format!(
+        "core:\n  kubectl_command: {}\nllm:\n  model: anthropic/claude-sonnet-4-0\n\
+         memory:\n  enabled: false\n\
+         providers:\n  anthropic:\n    key: {}\n    base_url: {}\n",
+        client.kubectl().display(),
+        super::API_KEY,
+        mock.base_url(vibectl::llm::ProviderKind::Anthropic),
+    ));
+    let out = client.run(&["vibe", "show pods", "--yes"]);
+    out.assert_success();
+    assert_eq!(
+        out.stdout,
+        "$ kubectl get pods\n  list the pods\nTwo pods.\n"
+    );
+    assert_eq!(client.kubectl_runs(), ["get pods"]);
+    let reqs = mock.requests().await;
+    assert_eq!(reqs[0]["path"], "/v1/messages");
+    assert_eq!(reqs[0]["body"]["model"], "claude-sonnet-4-0");
+    assert!(reqs[0]["body"]["tools"][0]["input_schema"].is_object());
+    assert_eq!(reqs[1]["body"]["stream"], true);
+}
