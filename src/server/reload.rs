@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::governance::Governance;
 use super::state::{KeyProblem, State};
+use crate::config::generated::server::key;
 use crate::config::{ConfigError, Override, SERVER, ServerConfig};
 
 /// How often [`watch`] looks at the file.
@@ -32,6 +33,14 @@ fn problems_of(e: ConfigError) -> Vec<KeyProblem> {
         }
         other => vec![("(file)".to_owned(), other.to_string())],
     }
+}
+
+/// Whether a host string names only this machine.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Read and validate `file` with `overrides` (the serve flags) over it; every problem at once.
@@ -64,6 +73,15 @@ pub fn reload(
             || cfg.tls != running.tls
         {
             tracing::warn!("the listen address and TLS settings change only on a restart");
+        }
+        if running.jwt.enabled && !cfg.jwt.enabled && !is_loopback(&running.server.host) {
+            return Err(vec![(
+                key::JWT_ENABLED.to_owned(),
+                format!(
+                    "cannot turn authentication off while serving {}; restart to do that",
+                    running.server.host
+                ),
+            )]);
         }
         cfg.server.host = running.server.host.clone();
         cfg.server.port = running.server.port;

@@ -8,11 +8,13 @@
 //! - [`metrics`]: `/metrics` parsed as Prometheus text; `/healthz`, `/readyz`.
 //! - [`usage`]: the usage log, quotas, and `vibectl-server usage`.
 //! - [`redis`]: replicas sharing limits through Redis; the failure modes.
+//! - [`serve`]: the `serve` command: its flags, metrics, usage log and SIGHUP.
 
 mod limits;
 mod metrics;
 mod redis;
 mod reload;
+mod serve;
 mod usage;
 
 use std::net::SocketAddr;

@@ -122,3 +122,23 @@ async fn invalid_or_half_written_edits_leave_the_running_config() {
     assert!(resp.into_inner().result.is_some());
     assert!(!served.gov.metrics.encode().contains(r#"result="ok""#));
 }
+
+#[tokio::test]
+async fn a_reload_cannot_turn_auth_off_on_an_open_address() {
+    let mock = MockProvider::start(&[]);
+    let jwt = "jwt:\n  enabled: true\n  secret_key: reload-test-secret\n";
+    let open = |extra: &str| {
+        config_text(&mock, "global:\n  max_input_length: 500", extra).replacen(
+            "server:\n",
+            "server:\n  host: 0.0.0.0\n",
+            1,
+        )
+    };
+    let served = Served::start(&open(jwt)).await;
+    std::fs::write(&served.file, open("jwt:\n  enabled: false\n")).expect("write");
+    let problems = config_reload::reload(&served.file, &[], &no_env, &served.state)
+        .expect_err("auth stays on");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].0, "jwt.enabled");
+    assert!(served.state.load().verifier.is_some());
+}
