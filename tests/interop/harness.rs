@@ -45,6 +45,8 @@ pub struct Spec {
     pub secret: &'static str,
     /// YAML flow mapping for `server.limits.global`, e.g. `{max_input_length: 100}`.
     pub limits: Option<&'static str>,
+    /// Serve TLS with a certificate for localhost (and 127.0.0.1) from `generate-certs`.
+    pub tls: bool,
 }
 
 impl Default for Spec {
@@ -53,6 +55,7 @@ impl Default for Spec {
             default_model: Some(MODEL),
             secret: SECRET,
             limits: None,
+            tls: false,
         }
     }
 }
@@ -61,6 +64,8 @@ impl Default for Spec {
 pub struct ConfigDir {
     pub dir: TempDir,
     pub file: PathBuf,
+    /// With TLS: the CA bundle clients trust.
+    pub ca_bundle: Option<PathBuf>,
 }
 
 impl ConfigDir {
@@ -87,8 +92,42 @@ impl ConfigDir {
             base = mock.base_url(ProviderKind::OpenAi),
         );
         let file = dir.path().join("config.yaml");
-        std::fs::write(&file, yaml).expect("write config.yaml");
-        ConfigDir { dir, file }
+        std::fs::write(&file, &yaml).expect("write config.yaml");
+        let mut config = ConfigDir {
+            dir,
+            file,
+            ca_bundle: None,
+        };
+        if spec.tls {
+            config.make_certs(yaml);
+        }
+        config
+    }
+
+    /// `generate-certs --hostname localhost`, then turn TLS on with its files.
+    fn make_certs(&mut self, mut yaml: String) {
+        let out = process::run(
+            self.command()
+                .args(["generate-certs", "--hostname", "localhost"]),
+            CLI_LIMIT,
+        );
+        out.assert_success();
+        let certs = self.dir.path().join("certs");
+        let (cert, key, bundle) = (
+            certs.join("server_certs/localhost.crt"),
+            certs.join("server_certs/localhost.key"),
+            certs.join("ca-bundle.crt"),
+        );
+        for f in [&cert, &key, &bundle] {
+            assert!(f.exists(), "generate-certs made no {}\n{out}", f.display());
+        }
+        yaml.push_str(&format!(
+            "tls: {{enabled: true, cert_file: \"{}\", key_file: \"{}\"}}\n",
+            s(&cert),
+            s(&key)
+        ));
+        std::fs::write(&self.file, yaml).expect("write config.yaml");
+        self.ca_bundle = Some(bundle);
     }
 
     /// `vibectl-server` with `--config` this file, in an environment holding nothing else.
@@ -164,12 +203,25 @@ impl OurServer {
         }
     }
 
-    /// `vibectl-server-insecure://[TOKEN@]127.0.0.1:PORT`.
+    /// `vibectl-server-insecure://[TOKEN@]127.0.0.1:PORT`, or with TLS
+    /// `vibectl-server://[TOKEN@]localhost:PORT`.
     pub fn url(&self, token: Option<&str>) -> String {
-        match token {
-            Some(t) => format!("vibectl-server-insecure://{t}@{}", self.addr),
-            None => format!("vibectl-server-insecure://{}", self.addr),
-        }
+        let (scheme, host) = match self.config.ca_bundle {
+            Some(_) => ("vibectl-server", "localhost"),
+            None => ("vibectl-server-insecure", "127.0.0.1"),
+        };
+        let user = token.map(|t| format!("{t}@")).unwrap_or_default();
+        format!("{scheme}://{user}{host}:{}", self.port())
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> &str {
+        self.addr.rsplit(':').next().expect("host:port")
+    }
+
+    /// With TLS: the CA bundle clients trust, as a `&str`.
+    pub fn ca_bundle(&self) -> &str {
+        s(self.config.ca_bundle.as_deref().expect("a TLS server"))
     }
 
     /// A token minted by this server's `generate-token`.
@@ -239,17 +291,10 @@ fn first_line(child: &mut KillOnDrop, limit: Duration) -> Option<String> {
         .filter(|l| !l.is_empty())
 }
 
-/// How 0.11.6's server gets the shared secret.
-#[derive(Clone, Copy)]
-pub enum SecretVia {
-    /// `VIBECTL_JWT_SECRET` in its environment.
-    Env,
-    /// `jwt.secret_key` in `$HOME/.config/vibectl/server/config.yaml` (the file 0.11.6's
-    /// `serve` takes `jwt.*` from, whatever `--config` says).
-    Config,
-}
-
-/// vibectl 0.11.6's own `vibectl-server`, serving its mini OpenAI mock (`py_server.py`).
+/// vibectl 0.11.6's own `vibectl-server`, serving its mini OpenAI mock (`py_server.py`), with
+/// the shared secret as `jwt.secret_key` in `$HOME/.config/vibectl/server/config.yaml` (the
+/// file 0.11.6's `serve` takes `jwt.*` from, whatever `--config` says; HOME is py_server.py's
+/// temp dir).
 pub struct PyServer {
     /// The JSON line `py_server.py` printed (`addr`, `url`, `token`, `secret`, ...).
     pub info: Value,
@@ -260,23 +305,19 @@ pub struct PyServer {
 }
 
 impl PyServer {
-    pub fn start(secret: &str, via: SecretVia) -> PyServer {
+    pub fn start(secret: &str) -> PyServer {
         let dir = tempfile::Builder::new()
             .prefix("vibectl-interop-py-")
             .tempdir()
             .expect("temp dir");
         let stderr = dir.path().join("py_server.stderr");
-        let via = match via {
-            SecretVia::Env => "env",
-            SecretVia::Config => "config",
-        };
         let mut cmd = python::driver(
             "py_server.py",
             &[
                 "--secret",
                 secret,
                 "--secret-via",
-                via,
+                "config",
                 "--exit-on-stdin-eof",
             ],
         );

@@ -1,6 +1,7 @@
 //! Interoperability with the Python vibectl 0.11.6 (from PyPI): its raw gRPC stubs, its
 //! `ProxyModelAdapter` and its `vibectl setup-proxy` CLI against our `vibectl-server` binary,
-//! and JWTs crossing both ways with a shared secret (0.11.6's own server included).
+//! plaintext and TLS, and JWTs crossing both ways with a shared secret (0.11.6's own server
+//! included).
 //!
 //! The peer comes from `scripts/setup-python-peer` (once per test process, see
 //! `support::python`); the drivers are `scripts/interop/*.py`. Every process is bounded by a
@@ -11,4 +12,5 @@ pub(crate) mod harness;
 mod adapter;
 mod raw_stubs;
 mod setup_proxy;
+mod tls;
 mod tokens;

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::harness::{
-    ConfigDir, MODEL, OTHER_SECRET, OurServer, PyServer, REPLY, SECRET, SecretVia, Spec, mint, mock,
+    ConfigDir, MODEL, OTHER_SECRET, OurServer, PyServer, REPLY, SECRET, Spec, mint, mock,
 };
 use crate::support::python::{driver, run_json, run_ok};
 
@@ -68,7 +68,7 @@ fn minted_by_ours_accepted_by_0_11_6_server() {
     .generate_token("mallory");
 
     // 0.11.6's serve takes the secret from $HOME/.config/vibectl/server/config.yaml.
-    let py = PyServer::start(SECRET, SecretVia::Config);
+    let py = PyServer::start(SECRET);
     let (out, json) = run_json(&mut driver(
         "raw_stubs.py",
         &[py.addr(), "--token", &token, "--mode", "full"],
@@ -102,15 +102,4 @@ fn minted_by_ours_accepted_by_0_11_6_server() {
             .as_str()
             .is_some_and(|t| !t.is_empty())
     );
-}
-
-#[test]
-fn minted_by_ours_accepted_by_0_11_6_server_secret_from_env() {
-    let mock = mock();
-    let token = ConfigDir::new(&mock, &Spec::default()).generate_token("alice");
-    let py = PyServer::start(SECRET, SecretVia::Env);
-    run_ok(&mut driver(
-        "raw_stubs.py",
-        &[py.addr(), "--token", &token, "--mode", "execute"],
-    ));
 }
