@@ -4,8 +4,8 @@
 //! one log line per bad key, and the running config stays. [`watch`] reloads when the file's
 //! modification time or size changes (polled) or when it is told to (SIGHUP in `serve`).
 //!
-//! The listener address and TLS are bound at start; a change to them is logged and waits for a
-//! restart.
+//! The listen addresses, TLS and the metrics endpoint are set up at start; a change to them is
+//! logged and waits for a restart.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -71,8 +71,11 @@ pub fn reload(
         if cfg.server.host != running.server.host
             || cfg.server.port != running.server.port
             || cfg.tls != running.tls
+            || cfg.metrics != running.metrics
         {
-            tracing::warn!("the listen address and TLS settings change only on a restart");
+            tracing::warn!(
+                "the listen addresses, TLS and metrics settings change only on a restart"
+            );
         }
         if running.jwt.enabled && !cfg.jwt.enabled && !is_loopback(&running.server.host) {
             return Err(vec![(
