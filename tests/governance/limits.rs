@@ -274,3 +274,29 @@ fn serve_refuses_limits_out_of_range_naming_the_key() {
         "server.limits.global.max_cost_usd_per_month",
     );
 }
+
+#[tokio::test]
+async fn a_timed_out_execute_answers_timeout_without_waiting_for_the_provider() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(&config_text(
+        &mock,
+        "global:\n  request_timeout_seconds: 1",
+        "",
+    ))
+    .await;
+    let mut client = served.client().await;
+    let started = Instant::now();
+    let resp = within(
+        "Execute",
+        client.execute(request("[[mock:delay_ms=8000]] slow", None)),
+    )
+    .await
+    .expect("an in-band answer");
+    let elapsed = started.elapsed();
+    match resp.into_inner().result {
+        Some(execute_response::Result::Error(e)) => assert_eq!(e.error_code, "TIMEOUT", "{e:?}"),
+        other => panic!("not a timeout: {other:?}"),
+    }
+    assert!(elapsed < Duration::from_secs(5), "the call ran {elapsed:?}");
+    assert!(served.gov.metrics.encode().contains(r#"kind="timeout"} 1"#));
+}
