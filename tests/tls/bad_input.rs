@@ -65,11 +65,11 @@ fn missing_and_unreadable_files() {
         &tls_yaml(&pki.path("ca"), &pki.key()),
         &["tls.cert_file", "cannot read"],
     );
-    // TLS asked for without any certificate: refused, not plaintext.
+    // Only a certificate file, no key: refused, not plaintext.
     serve_refuses(
         &pki,
-        "{enabled: true}",
-        &["tls.cert_file", "no certificate"],
+        &format!("{{enabled: true, cert_file: \"{}\"}}", pki.cert().display()),
+        &["tls.key_file", "no certificate"],
     );
     // Files that are not PEM.
     let junk = pki.path("junk.pem");

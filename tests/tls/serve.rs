@@ -197,3 +197,32 @@ async fn no_hsts_when_disabled_or_plaintext() {
     assert!(info.metadata().get(HSTS).is_none(), "{:?}", info.metadata());
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_without_a_certificate_file_serves_one_from_certs() {
+    use crate::interop::harness::{ConfigDir, OurServer, Spec, mock};
+    let mock = mock();
+    let config = ConfigDir::new(&mock, &Spec::default());
+    let mut yaml = std::fs::read_to_string(&config.file).expect("config.yaml");
+    yaml.push_str("tls: {enabled: true}\n");
+    std::fs::write(&config.file, yaml).expect("write config.yaml");
+    let server = OurServer::start_in(config);
+    let bundle = server.config.dir.path().join("certs/ca-bundle.crt");
+    assert!(
+        server.log().contains(&bundle.display().to_string()),
+        "serve says which bundle to trust\n{}",
+        server.diagnostics()
+    );
+    let addr: std::net::SocketAddr = server.addr.parse().expect("addr");
+    let token = format!("Bearer {}", server.token("alice"));
+    let mut client = tls_client(addr, &bundle, "localhost")
+        .await
+        .unwrap_or_else(|e| panic!("{}\n{}", error_chain(&e), server.diagnostics()));
+    client
+        .get_server_info(crate::support::server::authorized(
+            GetServerInfoRequest {},
+            Some(&token),
+        ))
+        .await
+        .expect("GetServerInfo over the certs/ certificate");
+}

@@ -9,7 +9,7 @@ use clap::Args;
 use crate::cli::{CmdError, CmdResult, process_env};
 use crate::config::generated::server::key;
 use crate::config::{KeyPath, Override, SERVER, ServerConfig, value};
-use crate::server::{self, Governance, RunOptions, State, governance, reload};
+use crate::server::{self, Governance, RunOptions, State, ca, governance, reload};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -136,7 +136,7 @@ pub fn run(file: &Path, args: &ServeArgs) -> CmdResult {
             .with_hint(format!("fix the keys above in {}", file.display()))
     })?;
     let mut cfg = cfg;
-    let acme = acme_certificate(&mut cfg, &dir)?;
+    let acme = tls_certificate(&mut cfg, &dir)?;
     let tls = if cfg.tls.enabled {
         let config = server::tls::server_config(&cfg.tls).map_err(|e| {
             CmdError::new(format!("TLS is on ({}) but cannot be set up: {e}", key::TLS_ENABLED)).with_hint(
@@ -248,10 +248,10 @@ async fn start_governance(
     Ok(gov)
 }
 
-/// With `acme.enabled` and no `tls.cert_file`: obtain (or reuse) the ACME certificate under
-/// `acme/` and serve it; true when ACME supplies the certificate.
-fn acme_certificate(cfg: &mut ServerConfig, dir: &Path) -> Result<bool, CmdError> {
-    if !cfg.acme.enabled {
+/// TLS on without `tls.cert_file`: with `acme.enabled`, obtain (or reuse) the ACME certificate
+/// under `acme/` (true: ACME supplies the certificate); else [`quick_certificate`].
+fn tls_certificate(cfg: &mut ServerConfig, dir: &Path) -> Result<bool, CmdError> {
+    if !cfg.tls.enabled && !cfg.acme.enabled {
         return Ok(false);
     }
     if !cfg.tls.enabled {
@@ -266,6 +266,10 @@ fn acme_certificate(cfg: &mut ServerConfig, dir: &Path) -> Result<bool, CmdError
         )));
     }
     if cfg.tls.cert_file.is_some() {
+        return Ok(false);
+    }
+    if !cfg.acme.enabled {
+        quick_certificate(cfg, dir)?;
         return Ok(false);
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -286,6 +290,31 @@ fn acme_certificate(cfg: &mut ServerConfig, dir: &Path) -> Result<bool, CmdError
     cfg.tls.cert_file = Some(files.cert);
     cfg.tls.key_file = Some(files.key);
     Ok(true)
+}
+
+/// TLS on without a certificate file or ACME: serve a `localhost` certificate from a CA under
+/// `certs/` beside the config (made on first use, the layout `generate-certs` writes), and say
+/// which bundle clients must trust.
+fn quick_certificate(cfg: &mut ServerConfig, dir: &Path) -> Result<(), CmdError> {
+    let certs = dir.join("certs");
+    let cert = certs.join(ca::SERVER_DIR).join("localhost.crt");
+    let key_file = certs.join(ca::SERVER_DIR).join("localhost.key");
+    if !cert.exists() || !key_file.exists() {
+        if !certs.join(ca::ROOT_CERT).exists() {
+            ca::init(&certs, false)?;
+        }
+        let sans = ["127.0.0.1".to_owned(), "::1".to_owned()];
+        ca::server_cert(&certs, "localhost", &sans, ca::SERVER_DAYS, true)?;
+    }
+    crate::cli::warn(&format!(
+        "{} is not set: serving {} (localhost, 127.0.0.1, ::1); clients trust {}",
+        key::TLS_CERT_FILE,
+        cert.display(),
+        certs.join(ca::BUNDLE).display()
+    ));
+    cfg.tls.cert_file = Some(cert);
+    cfg.tls.key_file = Some(key_file);
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.
