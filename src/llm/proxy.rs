@@ -57,6 +57,7 @@ pub struct ProxyAdapter {
 }
 
 const BASE_BACKOFF: Duration = Duration::from_millis(250);
+/// Longest wait before one retry, whether ours or the server's `retry-after-ms`.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 impl ProxyAdapter {
@@ -159,12 +160,31 @@ impl ProxyAdapter {
                 Ok(v) => return Ok((v, attempt)),
                 Err(s) => {
                     let err = self.map_status(&s);
-                    let retryable = matches!(s.code(), Code::Unavailable | Code::ResourceExhausted)
-                        && !matches!(err, AdapterError::CertUntrusted { .. });
+                    // A refusal a wait cannot cure (input too long), or one whose wait is longer
+                    // than the call may take (a spent quota), is not retried.
+                    let retryable = match &err {
+                        AdapterError::CertUntrusted { .. } => false,
+                        AdapterError::RateLimited {
+                            limit_type,
+                            retry_after_ms,
+                        } => {
+                            limit_type != "input"
+                                && Duration::from_millis(*retry_after_ms) <= self.settings.timeout
+                        }
+                        _ => s.code() == Code::Unavailable,
+                    };
                     if !retryable || attempt >= self.settings.retry_attempts {
                         return Err(err);
                     }
                     let wait = match &err {
+                        // A server asking for a longer wait than we are willing to sit through
+                        // (a spent per-minute budget: up to 60 s) refuses every retry before
+                        // then: say so now, with the wait, instead of hanging.
+                        AdapterError::RateLimited { retry_after_ms, .. }
+                            if Duration::from_millis(*retry_after_ms) > MAX_BACKOFF =>
+                        {
+                            return Err(err);
+                        }
                         AdapterError::RateLimited { retry_after_ms, .. } if *retry_after_ms > 0 => {
                             Duration::from_millis(*retry_after_ms)
                         }
