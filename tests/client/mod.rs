@@ -5,6 +5,7 @@
 
 mod commands;
 mod confirm;
+mod errors;
 mod memory;
 mod proxy;
 

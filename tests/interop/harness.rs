@@ -306,21 +306,25 @@ pub struct PyServer {
 
 impl PyServer {
     pub fn start(secret: &str) -> PyServer {
+        Self::start_with(secret, &[])
+    }
+
+    /// As [`PyServer::start`], with more `py_server.py` flags (`--tls`, `--reply TEXT`, ...).
+    pub fn start_with(secret: &str, extra: &[&str]) -> PyServer {
         let dir = tempfile::Builder::new()
             .prefix("vibectl-interop-py-")
             .tempdir()
             .expect("temp dir");
         let stderr = dir.path().join("py_server.stderr");
-        let mut cmd = python::driver(
-            "py_server.py",
-            &[
-                "--secret",
-                secret,
-                "--secret-via",
-                "config",
-                "--exit-on-stdin-eof",
-            ],
-        );
+        let mut args = vec![
+            "--secret",
+            secret,
+            "--secret-via",
+            "config",
+            "--exit-on-stdin-eof",
+        ];
+        args.extend_from_slice(extra);
+        let mut cmd = python::driver("py_server.py", &args);
         let child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -56,7 +56,10 @@ impl Ctx {
         let loaded = CLIENT.load(&self.file)?;
         CLIENT.validate(&loaded)?;
         let effective = CLIENT.effective(&loaded, &process_env, &self.overrides)?;
-        let cfg = CLIENT.typed(&effective)?;
+        let cfg: ClientConfig = CLIENT.typed(&effective)?;
+        // Retries and connection problems show at system.log_level (or RUST_LOG), as they do
+        // for the commands that call the model.
+        crate::cli::init_logging(cfg.system.log_level.as_str());
         Ok((loaded, cfg))
     }
 
