@@ -34,23 +34,27 @@ struct Pebble {
     pki: Pki,
     dir_url: String,
     mgmt: SocketAddr,
+    /// Where Pebble connects for http-01 validation.
+    http_port: u16,
     _child: KillOnDrop,
 }
 
 impl Pebble {
-    fn start(eab_required: bool) -> Pebble {
+    /// `validate`: really check the challenges (off: `PEBBLE_VA_ALWAYS_VALID`, no connection
+    /// back); `eab_required`: refuse accounts without external account binding.
+    fn start(eab_required: bool, validate: bool) -> Pebble {
         assert!(
             Path::new(PEBBLE).exists(),
             "{PEBBLE} is not installed: run scripts/ci-deps (it installs Debian's pebble package)"
         );
         let pki = Pki::new();
-        let (listen, mgmt) = (free_port(), free_port());
+        let (listen, mgmt, http_port) = (free_port(), free_port(), free_port());
         let config = serde_json::json!({ "pebble": {
             "listenAddress": format!("127.0.0.1:{listen}"),
             "managementListenAddress": format!("127.0.0.1:{mgmt}"),
             "certificate": pki.cert(),
             "privateKey": pki.key(),
-            "httpPort": free_port(),
+            "httpPort": http_port,
             "tlsPort": free_port(),
             "ocspResponderURL": "",
             "externalAccountBindingRequired": eab_required,
@@ -58,11 +62,12 @@ impl Pebble {
         let file = pki.path("pebble.json");
         std::fs::write(&file, config.to_string()).expect("write pebble.json");
         let log = pki.path("pebble.log");
-        let child = Command::new(PEBBLE)
-            .arg("-config")
-            .arg(&file)
-            .env_clear()
-            .env("PEBBLE_VA_ALWAYS_VALID", "1")
+        let mut cmd = Command::new(PEBBLE);
+        cmd.arg("-config").arg(&file).env_clear();
+        if !validate {
+            cmd.env("PEBBLE_VA_ALWAYS_VALID", "1");
+        }
+        let child = cmd
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
             .stdin(Stdio::null())
@@ -86,9 +91,14 @@ impl Pebble {
         Pebble {
             dir_url: format!("https://127.0.0.1:{listen}/dir"),
             mgmt: format!("127.0.0.1:{mgmt}").parse().unwrap(),
+            http_port,
             pki,
             _child: child,
         }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.pki.path("pebble.log")).unwrap_or_default()
     }
 
     /// The root that issues Pebble's certificates, from its management interface, as a file.
@@ -124,7 +134,7 @@ impl Pebble {
             ca_cert_file: Some(self.pki.bundle()),
             challenge: AcmeChallenge {
                 http_host: "127.0.0.1".into(),
-                http_port: i64::from(free_port()),
+                http_port: i64::from(self.http_port),
                 ..AcmeChallenge::default()
             },
             ..Acme::default()
@@ -154,7 +164,7 @@ fn acme_config(acme: &Acme) -> ConfigDir {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_obtains_a_certificate_from_pebble_and_serves_it() {
-    let pebble = Pebble::start(false);
+    let pebble = Pebble::start(false, false);
     let config = acme_config(&pebble.acme());
     let dir = config.dir.path().to_owned();
     let server = OurServer::start_in(config);
@@ -234,7 +244,7 @@ async fn a_ca_that_is_down_or_refuses_is_named() {
     }
 
     // Pebble, but its HTTPS certificate is not from the CA we trust.
-    let pebble = Pebble::start(false);
+    let pebble = Pebble::start(false, false);
     let other_ca = Pki::new();
     let mut wrong = pebble.acme();
     wrong.ca_cert_file = Some(other_ca.bundle());
@@ -247,7 +257,7 @@ async fn a_ca_that_is_down_or_refuses_is_named() {
     );
 
     // A Pebble that requires external account binding refuses the account.
-    let strict = Pebble::start(true);
+    let strict = Pebble::start(true, false);
     let e = acme::obtain(&strict.acme(), dir.path())
         .await
         .expect_err("refused");
@@ -280,4 +290,61 @@ fn renewal_is_due_the_configured_days_before_expiry() {
     assert!(!acme::due(now + time::Duration::days(31), 30));
     assert!(acme::due(now + time::Duration::days(29), 30));
     assert!(acme::due(now - time::Duration::days(1), 30));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_01_is_answered_to_a_pebble_that_validates() {
+    // Pebble connects back to localhost:http_port for the key authorization.
+    let pebble = Pebble::start(false, true);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let files = acme::obtain(&pebble.acme(), dir.path())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n--- pebble log ---\n{}", pebble.log()));
+    files
+        .load()
+        .expect("the certificate and key load and match");
+    let log = pebble.log();
+    assert!(
+        log.contains("Attempting to validate w/ HTTP") && log.contains("set VALID by completed"),
+        "Pebble validated over HTTP\n{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_certificate_is_kept_while_the_ca_is_down_and_renewed_when_it_is_back() {
+    // A certificate 10 days from expiry, with renewal due 30 days before.
+    let pki = Pki::new();
+    server_cli(
+        pki.dir.path(),
+        &["ca", "create-server-cert", "soon.example", "--days", "10"],
+    )
+    .assert_success();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let files = acme::cert_files(dir.path());
+    std::fs::create_dir_all(dir.path().join(acme::DIR)).expect("mkdir");
+    std::fs::copy(pki.path("ca/server_certs/soon.example.crt"), &files.cert).expect("copy");
+    std::fs::copy(pki.path("ca/server_certs/soon.example.key"), &files.key).expect("copy");
+    let old = std::fs::read(&files.cert).unwrap();
+
+    let mut down = Acme {
+        enabled: true,
+        domains: vec!["localhost".into()],
+        directory_url: format!("https://127.0.0.1:{}/dir", free_port()),
+        ..Acme::default()
+    };
+    down.challenge.http_host = "127.0.0.1".into();
+    down.challenge.http_port = i64::from(free_port());
+    let kept = acme::ensure(&down, dir.path())
+        .await
+        .expect("a failed renewal keeps the still valid certificate");
+    assert_eq!(std::fs::read(&kept.cert).unwrap(), old);
+
+    let pebble = Pebble::start(false, false);
+    let renewed = acme::ensure(&pebble.acme(), dir.path())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", pebble.log()));
+    assert_ne!(std::fs::read(&renewed.cert).unwrap(), old, "renewed");
+    let info = vibectl::server::ca::inspect(&renewed.cert).expect("inspect");
+    assert!(info.days_left() > 30, "{info:?}");
+    renewed.load().expect("the new certificate and key match");
 }
