@@ -9,12 +9,14 @@ mod providers;
 mod server;
 mod tls;
 
-mod interop;
+mod harness;
 
 mod client;
 mod config_cli;
+mod interop;
+
 mod config_props;
 mod config_samples;
+mod examples;
 mod generated_fresh;
-mod harness;
 mod no_key_literals;
