@@ -1,6 +1,8 @@
 //! Certificates from an ACME certificate authority (`acme.*`, RFC 8555) with instant-acme: the
 //! account and the certificate are kept under `acme/` in the server directory, http-01
-//! challenges are answered from memory by a small HTTP responder, and a background task renews
+//! challenges are answered from memory by a small HTTP responder and tls-alpn-01 challenges
+//! (RFC 8737) by a TLS listener on `acme.challenge.tls_port` that presents a self-signed
+//! validation certificate to `acme-tls/1` clients only, and a background task renews
 //! the certificate `acme.renew_days_before_expiry` days before it expires. The certificate is
 //! written to files that [`super::tls::ReloadingCert`] watches, so a renewal needs no restart;
 //! a failed renewal keeps the last good certificate.
@@ -18,7 +20,12 @@ use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
     NewOrder, OrderStatus, RetryPolicy,
 };
+use rustls::crypto::aws_lc_rs;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
+use tokio::io::AsyncWriteExt;
 
 use super::ca;
 use super::tls::CertFiles;
@@ -37,6 +44,10 @@ const ORDER_TIMEOUT: Duration = Duration::from_secs(120);
 const RENEW_CHECK: Duration = Duration::from_secs(12 * 3600);
 /// How long the renewal task waits after a failed renewal before trying again.
 const RENEW_RETRY: Duration = Duration::from_secs(3600);
+/// The ALPN protocol of tls-alpn-01 validation connections (RFC 8737, section 6.2).
+const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+/// How long a tls-alpn-01 validation connection may take to finish its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AcmeError {
@@ -53,14 +64,15 @@ pub enum AcmeError {
         what: &'static str,
         detail: String,
     },
-    #[error(
-        "{}: cannot listen for http-01 challenges on {addr}: {source}",
-        key::ACME_CHALLENGE_HTTP_PORT
-    )]
+    #[error("{key}: cannot listen for {challenge} challenges on {addr}: {source}")]
     Responder {
+        key: &'static str,
+        challenge: AcmeChallengeType,
         addr: String,
         source: std::io::Error,
     },
+    #[error("cannot make the tls-alpn-01 validation certificate for {identifier}: {detail}")]
+    Validation { identifier: String, detail: String },
     #[error("cannot keep the ACME {what} in {}: {detail}", path.display())]
     Store {
         what: &'static str,
@@ -114,12 +126,6 @@ fn check(cfg: &Acme) -> Result<Vec<Identifier>, AcmeError> {
         return Err(AcmeError::Config {
             key: key::ACME_DOMAINS,
             detail: "acme is enabled but no domain is listed".into(),
-        });
-    }
-    if cfg.challenge.r#type != AcmeChallengeType::Http01 {
-        return Err(AcmeError::Config {
-            key: key::ACME_CHALLENGE_TYPE,
-            detail: format!("{} is not supported yet; use http-01", cfg.challenge.r#type),
         });
     }
     cfg.domains
@@ -195,36 +201,208 @@ async fn answer(
     tokens.get(&token).cloned().ok_or(StatusCode::NOT_FOUND)
 }
 
-/// The http-01 responder, serving key authorizations until dropped.
+/// The tls-alpn-01 validation certificates by the server name a validation connection asks for
+/// (the domain, or the reverse-DNS name of an IP address, RFC 8738). Only a ClientHello that
+/// offers `acme-tls/1` gets one; any other handshake fails.
+#[derive(Debug, Default)]
+struct ValidationCerts(Mutex<HashMap<String, Arc<CertifiedKey>>>);
+
+impl ResolvesServerCert for ValidationCerts {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if !hello.alpn()?.any(|p| p == ACME_TLS_ALPN) {
+            return None;
+        }
+        let certs = self.0.lock().ok()?;
+        match hello.server_name() {
+            Some(name) => certs.get(&name.to_ascii_lowercase()).cloned(),
+            None if certs.len() == 1 => certs.values().next().cloned(),
+            None => None,
+        }
+    }
+}
+
+/// The server name a tls-alpn-01 validation of `identifier` sends (the domain, or for an IP
+/// address its reverse-DNS name, RFC 8738 section 6) and the subject alternative name of its
+/// validation certificate.
+fn validation_names(identifier: &Identifier) -> Option<(String, String)> {
+    match identifier {
+        Identifier::Dns(d) => Some((d.to_ascii_lowercase(), d.clone())),
+        Identifier::Ip(IpAddr::V4(ip)) => {
+            let o = ip.octets();
+            let name = format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0]);
+            Some((name, ip.to_string()))
+        }
+        Identifier::Ip(IpAddr::V6(ip)) => {
+            let mut name = String::new();
+            for b in ip.octets().iter().rev() {
+                name.push_str(&format!("{:x}.{:x}.", b & 0xf, b >> 4));
+            }
+            name.push_str("ip6.arpa");
+            Some((name, ip.to_string()))
+        }
+        _ => None,
+    }
+}
+
+/// The self-signed tls-alpn-01 validation certificate (RFC 8737, section 3): the identifier as
+/// its only subject alternative name and the critical acmeIdentifier extension holding the
+/// SHA-256 digest of the key authorization.
+fn validation_cert(san: String, digest: &[u8]) -> Result<Arc<CertifiedKey>, String> {
+    let mut params = rcgen::CertificateParams::new(vec![san]).map_err(|e| e.to_string())?;
+    params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
+    let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+    let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
+    let der: CertificateDer<'static> = cert.der().clone();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    // Not `CertifiedKey::from_der`: its key check parses the certificate with webpki, which
+    // refuses the critical acmeIdentifier extension.
+    let signer = aws_lc_rs::default_provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(CertifiedKey::new(vec![der], signer)))
+}
+
+/// What the responder answers with.
+enum Answers {
+    Http(Tokens),
+    TlsAlpn(Arc<ValidationCerts>),
+}
+
+/// The challenge responder of `acme.challenge.type`, answering until dropped.
 struct Responder {
-    tokens: Tokens,
+    answers: Answers,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn responder(cfg: &Acme) -> Result<Responder, AcmeError> {
-    let addr = format!("{}:{}", cfg.challenge.http_host, cfg.challenge.http_port);
-    let listener = tokio::net::TcpListener::bind(&addr)
+impl Responder {
+    /// Answer `challenge` of the authorization for `identifier` from now on.
+    fn add(
+        &self,
+        identifier: &Identifier,
+        token: &str,
+        key_authorization: &instant_acme::KeyAuthorization,
+    ) -> Result<(), AcmeError> {
+        match &self.answers {
+            Answers::Http(tokens) => {
+                if let Ok(mut t) = tokens.lock() {
+                    t.insert(token.to_owned(), key_authorization.as_str().to_owned());
+                }
+            }
+            Answers::TlsAlpn(certs) => {
+                let invalid = |detail: String| AcmeError::Validation {
+                    identifier: format!("{identifier:?}"),
+                    detail,
+                };
+                let (name, san) = validation_names(identifier)
+                    .ok_or_else(|| invalid("an unknown identifier type".into()))?;
+                let cert =
+                    validation_cert(san, key_authorization.digest().as_ref()).map_err(invalid)?;
+                if let Ok(mut c) = certs.0.lock() {
+                    c.insert(name, cert);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn bind(
+    cfg: &Acme,
+    key: &'static str,
+    port: i64,
+) -> Result<tokio::net::TcpListener, AcmeError> {
+    let addr = format!("{}:{}", cfg.challenge.http_host, port);
+    tokio::net::TcpListener::bind(&addr)
         .await
         .map_err(|source| AcmeError::Responder {
-            addr: addr.clone(),
+            key,
+            challenge: cfg.challenge.r#type,
+            addr,
             source,
-        })?;
-    let tokens = Tokens::default();
-    let app = axum::Router::new()
-        .route("/.well-known/acme-challenge/{token}", get(answer))
-        .with_state(tokens.clone());
+        })
+}
+
+async fn responder(cfg: &Acme) -> Result<Responder, AcmeError> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await;
-    });
+    let answers = match cfg.challenge.r#type {
+        AcmeChallengeType::Http01 => {
+            let listener =
+                bind(cfg, key::ACME_CHALLENGE_HTTP_PORT, cfg.challenge.http_port).await?;
+            let tokens = Tokens::default();
+            let app = axum::Router::new()
+                .route("/.well-known/acme-challenge/{token}", get(answer))
+                .with_state(tokens.clone());
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
+            Answers::Http(tokens)
+        }
+        AcmeChallengeType::TlsAlpn01 => {
+            let listener = bind(cfg, key::ACME_CHALLENGE_TLS_PORT, cfg.challenge.tls_port).await?;
+            let certs = Arc::new(ValidationCerts::default());
+            let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+                aws_lc_rs::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| AcmeError::Validation {
+                identifier: "any identifier".into(),
+                detail: e.to_string(),
+            })?
+            .with_no_client_auth()
+            .with_cert_resolver(certs.clone());
+            config.alpn_protocols = vec![ACME_TLS_ALPN.to_vec()];
+            tokio::spawn(serve_validations(
+                listener,
+                tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+                stopped,
+            ));
+            Answers::TlsAlpn(certs)
+        }
+    };
     Ok(Responder {
-        tokens,
+        answers,
         _stop: stop,
     })
+}
+
+/// Complete the TLS handshakes of tls-alpn-01 validation connections, then close them, until
+/// `stopped` fires or its sender is dropped.
+async fn serve_validations(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::debug!("tls-alpn-01 responder: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(mut tls)) => {
+                    tracing::debug!(%peer, "answered a tls-alpn-01 validation");
+                    let _ = tls.shutdown().await;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "tls-alpn-01 responder: handshake failed: {e}")
+                }
+                Err(_) => tracing::debug!(%peer, "tls-alpn-01 responder: handshake timed out"),
+            }
+        });
+    }
 }
 
 /// Obtain a new certificate now and write it (key first, then chain) under `dir/acme/`.
@@ -251,20 +429,21 @@ pub async fn obtain(cfg: &Acme, dir: &Path) -> Result<CertFiles, AcmeError> {
                 });
             }
         }
-        let mut challenge =
-            authz
-                .challenge(ChallengeType::Http01)
-                .ok_or_else(|| AcmeError::Refused {
-                    url: cfg.directory_url.clone(),
-                    what: "an http-01 challenge",
-                    detail: "it offered none".into(),
-                })?;
-        if let Ok(mut t) = responder.tokens.lock() {
-            t.insert(
-                challenge.token.clone(),
-                challenge.key_authorization().as_str().to_owned(),
-            );
-        }
+        let (kind, what) = match cfg.challenge.r#type {
+            AcmeChallengeType::Http01 => (ChallengeType::Http01, "an http-01 challenge"),
+            AcmeChallengeType::TlsAlpn01 => (ChallengeType::TlsAlpn01, "a tls-alpn-01 challenge"),
+        };
+        let mut challenge = authz.challenge(kind).ok_or_else(|| AcmeError::Refused {
+            url: cfg.directory_url.clone(),
+            what,
+            detail: "it offered none".into(),
+        })?;
+        let identifier = challenge.identifier().identifier.clone();
+        responder.add(
+            &identifier,
+            &challenge.token,
+            &challenge.key_authorization(),
+        )?;
         challenge
             .set_ready()
             .await

@@ -1,6 +1,7 @@
 //! ACME against Debian's Pebble (`/usr/bin/pebble`, installed by `scripts/ci-deps`): our server
 //! obtains a certificate for `localhost` at startup and serves it; the stored certificate is
-//! reused while the CA is down; an unreachable or refusing CA fails with a specific error.
+//! reused while the CA is down; an unreachable or refusing CA fails with a specific error;
+//! http-01 and tls-alpn-01 are answered to a Pebble that really validates them.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -8,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
-use vibectl::config::generated::server::{Acme, AcmeChallenge};
+use vibectl::config::generated::server::{Acme, AcmeChallenge, AcmeChallengeType};
 use vibectl::proto::GetServerInfoRequest;
 use vibectl::server::acme::{self, AcmeError};
 
@@ -36,6 +37,8 @@ struct Pebble {
     mgmt: SocketAddr,
     /// Where Pebble connects for http-01 validation.
     http_port: u16,
+    /// Where Pebble connects for tls-alpn-01 validation.
+    tls_port: u16,
     _child: KillOnDrop,
 }
 
@@ -48,14 +51,15 @@ impl Pebble {
             "{PEBBLE} is not installed: run scripts/ci-deps (it installs Debian's pebble package)"
         );
         let pki = Pki::new();
-        let (listen, mgmt, http_port) = (free_port(), free_port(), free_port());
+        let (listen, mgmt) = (free_port(), free_port());
+        let (http_port, tls_port) = (free_port(), free_port());
         let config = serde_json::json!({ "pebble": {
             "listenAddress": format!("127.0.0.1:{listen}"),
             "managementListenAddress": format!("127.0.0.1:{mgmt}"),
             "certificate": pki.cert(),
             "privateKey": pki.key(),
             "httpPort": http_port,
-            "tlsPort": free_port(),
+            "tlsPort": tls_port,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": eab_required,
         }});
@@ -92,6 +96,7 @@ impl Pebble {
             dir_url: format!("https://127.0.0.1:{listen}/dir"),
             mgmt: format!("127.0.0.1:{mgmt}").parse().unwrap(),
             http_port,
+            tls_port,
             pki,
             _child: child,
         }
@@ -124,7 +129,8 @@ impl Pebble {
         path
     }
 
-    /// `acme.*` for `localhost` at this Pebble, the http-01 responder on a free local port.
+    /// `acme.*` for `localhost` at this Pebble, the http-01 and tls-alpn-01 responders on the
+    /// free local ports Pebble validates on.
     fn acme(&self) -> Acme {
         Acme {
             enabled: true,
@@ -135,6 +141,7 @@ impl Pebble {
             challenge: AcmeChallenge {
                 http_host: "127.0.0.1".into(),
                 http_port: i64::from(self.http_port),
+                tls_port: i64::from(self.tls_port),
                 ..AcmeChallenge::default()
             },
             ..Acme::default()
@@ -153,10 +160,13 @@ fn acme_config(acme: &Acme) -> ConfigDir {
     yaml.push_str(&format!(
         "tls: {{enabled: true}}\n\
          acme: {{enabled: true, email: {email}, domains: [localhost], directory_url: \"{url}\"\
-         {ca}, challenge: {{http_host: 127.0.0.1, http_port: {port}}}}}\n",
+         {ca}, challenge: {{type: {kind}, http_host: 127.0.0.1, http_port: {port}, \
+         tls_port: {tls_port}}}}}\n",
         email = acme.email.as_deref().unwrap_or("ops@example.com"),
         url = acme.directory_url,
+        kind = acme.challenge.r#type,
         port = acme.challenge.http_port,
+        tls_port = acme.challenge.tls_port,
     ));
     std::fs::write(&config.file, yaml).expect("write config.yaml");
     config
@@ -307,6 +317,41 @@ async fn http_01_is_answered_to_a_pebble_that_validates() {
     assert!(
         log.contains("Attempting to validate w/ HTTP") && log.contains("set VALID by completed"),
         "Pebble validated over HTTP\n{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_alpn_01_is_answered_to_a_pebble_that_validates_and_the_certificate_is_served() {
+    // Pebble connects back to localhost:tls_port asking for acme-tls/1 and checks the
+    // validation certificate: its only name and the digest of the key authorization.
+    let pebble = Pebble::start(false, true);
+    let mut cfg = pebble.acme();
+    cfg.challenge.r#type = AcmeChallengeType::TlsAlpn01;
+    let config = acme_config(&cfg);
+    let dir = config.dir.path().to_owned();
+    let server = OurServer::start_in(config);
+    let log = pebble.log();
+    assert!(
+        log.contains("set VALID by completed") && !log.contains("Attempting to validate w/ HTTP"),
+        "Pebble validated over TLS-ALPN, not HTTP\n{log}"
+    );
+
+    let addr: SocketAddr = server.addr.parse().expect("addr");
+    let root = pebble.issuing_root().await;
+    let mut client = tls_client(addr, &root, "localhost")
+        .await
+        .unwrap_or_else(|e| panic!("{}\n{}", error_chain(&e), server.diagnostics()));
+    let token = format!("Bearer {}", server.token("alice"));
+    client
+        .get_server_info(authorized(GetServerInfoRequest {}, Some(&token)))
+        .await
+        .expect("GetServerInfo over the certificate obtained by tls-alpn-01");
+    let info = vibectl::server::ca::inspect(&dir.join("acme/cert.pem")).expect("inspect");
+    assert!(info.days_left() > 30, "{info:?}");
+    // The challenge listener is gone once the order is done.
+    assert!(
+        TcpStream::connect(("127.0.0.1", pebble.tls_port)).is_err(),
+        "nothing listens on the tls-alpn-01 port any more"
     );
 }
 

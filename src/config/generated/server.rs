@@ -385,7 +385,7 @@ impl Default for Tls {
     }
 }
 
-/// The challenge type. With http-01 the server answers on an HTTP port (see http_port); with tls-alpn-01 it answers on its own TLS port, which must then be 443. The dns-01 type that vibectl 0.11.6 offered on its command line could never complete and is not accepted.
+/// The challenge type. With http-01 the server answers on an HTTP port (see http_port); with tls-alpn-01 it answers with a validation certificate on a TLS port of its own (see tls_port) while an order is open. The dns-01 type that vibectl 0.11.6 offered on its command line could never complete and is not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum AcmeChallengeType {
     #[serde(rename = "http-01")]
@@ -417,12 +417,14 @@ impl std::fmt::Display for AcmeChallengeType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AcmeChallenge {
-    /// The challenge type. With http-01 the server answers on an HTTP port (see http_port); with tls-alpn-01 it answers on its own TLS port, which must then be 443. The dns-01 type that vibectl 0.11.6 offered on its command line could never complete and is not accepted.
+    /// The challenge type. With http-01 the server answers on an HTTP port (see http_port); with tls-alpn-01 it answers with a validation certificate on a TLS port of its own (see tls_port) while an order is open. The dns-01 type that vibectl 0.11.6 offered on its command line could never complete and is not accepted.
     pub r#type: AcmeChallengeType,
-    /// The address the http-01 responder binds to. It must be reachable by the certificate authority, which is why the default is every interface.
+    /// The address the http-01 or tls-alpn-01 responder binds to. It must be reachable by the certificate authority, which is why the default is every interface.
     pub http_host: String,
     /// The port the http-01 responder listens on. The certificate authority always connects to port 80, so use another port only behind a forward from port 80.
     pub http_port: i64,
+    /// The port the tls-alpn-01 responder listens on while an order is open; it answers only TLS connections that ask for the acme-tls/1 protocol. The certificate authority always connects to port 443, so use another port only behind a forward from port 443, and only when the server itself does not listen there: a renewal while the server is running needs the port free, so a server serving gRPC on port 443 should use http-01.
+    pub tls_port: i64,
 }
 
 impl Default for AcmeChallenge {
@@ -431,6 +433,7 @@ impl Default for AcmeChallenge {
             r#type: AcmeChallengeType::Http01,
             http_host: "0.0.0.0".to_owned(),
             http_port: 80_i64,
+            tls_port: 443_i64,
         }
     }
 }
@@ -680,9 +683,10 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { path: "acme.domains", ty: KeyType::List, item: Some(KeyType::String), doc: "The domain names the certificate is for. At least one is needed when acme is enabled.", default: "[]", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_ACME_DOMAINS"), old_names: &[] },
     KeySpec { path: "acme.directory_url", ty: KeyType::Url, item: None, doc: "The directory URL of the ACME certificate authority. The default is Let's Encrypt's production service; use its staging service, or a local Pebble, while testing.", default: "\"https://acme-v02.api.letsencrypt.org/directory\"", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_ACME_DIRECTORY_URL"), old_names: &[] },
     KeySpec { path: "acme.ca_cert_file", ty: KeyType::Path, item: None, doc: "A PEM file of CA certificates trusted for the ACME directory's own HTTPS certificate, for a private ACME server such as Pebble. When it is null, the system trust store is used.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_ACME_CA_CERT_FILE"), old_names: &[] },
-    KeySpec { path: "acme.challenge.type", ty: KeyType::Enum, item: None, doc: "The challenge type. With http-01 the server answers on an HTTP port (see http_port); with tls-alpn-01 it answers on its own TLS port, which must then be 443. The dns-01 type that vibectl 0.11.6 offered on its command line could never complete and is not accepted.", default: "\"http-01\"", nullable: false, sensitive: false, values: &["http-01", "tls-alpn-01"], min: None, max: None, env: Some("VIBECTL_ACME_CHALLENGE_TYPE"), old_names: &[] },
-    KeySpec { path: "acme.challenge.http_host", ty: KeyType::String, item: None, doc: "The address the http-01 responder binds to. It must be reachable by the certificate authority, which is why the default is every interface.", default: "\"0.0.0.0\"", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_ACME_CHALLENGE_HTTP_HOST"), old_names: &[] },
+    KeySpec { path: "acme.challenge.type", ty: KeyType::Enum, item: None, doc: "The challenge type. With http-01 the server answers on an HTTP port (see http_port); with tls-alpn-01 it answers with a validation certificate on a TLS port of its own (see tls_port) while an order is open. The dns-01 type that vibectl 0.11.6 offered on its command line could never complete and is not accepted.", default: "\"http-01\"", nullable: false, sensitive: false, values: &["http-01", "tls-alpn-01"], min: None, max: None, env: Some("VIBECTL_ACME_CHALLENGE_TYPE"), old_names: &[] },
+    KeySpec { path: "acme.challenge.http_host", ty: KeyType::String, item: None, doc: "The address the http-01 or tls-alpn-01 responder binds to. It must be reachable by the certificate authority, which is why the default is every interface.", default: "\"0.0.0.0\"", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_ACME_CHALLENGE_HTTP_HOST"), old_names: &[] },
     KeySpec { path: "acme.challenge.http_port", ty: KeyType::Int, item: None, doc: "The port the http-01 responder listens on. The certificate authority always connects to port 80, so use another port only behind a forward from port 80.", default: "80", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(65535.0), env: Some("VIBECTL_ACME_CHALLENGE_HTTP_PORT"), old_names: &[] },
+    KeySpec { path: "acme.challenge.tls_port", ty: KeyType::Int, item: None, doc: "The port the tls-alpn-01 responder listens on while an order is open; it answers only TLS connections that ask for the acme-tls/1 protocol. The certificate authority always connects to port 443, so use another port only behind a forward from port 443, and only when the server itself does not listen there: a renewal while the server is running needs the port free, so a server serving gRPC on port 443 should use http-01.", default: "443", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(65535.0), env: Some("VIBECTL_ACME_CHALLENGE_TLS_PORT"), old_names: &[] },
     KeySpec { path: "acme.challenge_dir", ty: KeyType::Path, item: None, doc: "A key that vibectl-server 0.11.6 init-config writes but never reads. It is accepted so that such files load, and it has no effect: the server answers http-01 challenges from memory.", default: "\".well-known/acme-challenge\"", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_ACME_CHALLENGE_DIR"), old_names: &[] },
     KeySpec { path: "acme.auto_renew", ty: KeyType::Bool, item: None, doc: "Whether the server renews the certificate by itself before it expires.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_ACME_AUTO_RENEW"), old_names: &[] },
     KeySpec { path: "acme.renew_days_before_expiry", ty: KeyType::Int, item: None, doc: "How many days before the certificate expires the server renews it.", default: "30", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(365.0), env: Some("VIBECTL_ACME_RENEW_DAYS_BEFORE_EXPIRY"), old_names: &[] },
@@ -786,6 +790,7 @@ pub mod key {
     pub const ACME_CHALLENGE_TYPE: &str = "acme.challenge.type";
     pub const ACME_CHALLENGE_HTTP_HOST: &str = "acme.challenge.http_host";
     pub const ACME_CHALLENGE_HTTP_PORT: &str = "acme.challenge.http_port";
+    pub const ACME_CHALLENGE_TLS_PORT: &str = "acme.challenge.tls_port";
     pub const ACME_CHALLENGE_DIR: &str = "acme.challenge_dir";
     pub const ACME_AUTO_RENEW: &str = "acme.auto_renew";
     pub const ACME_RENEW_DAYS_BEFORE_EXPIRY: &str = "acme.renew_days_before_expiry";
