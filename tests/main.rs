@@ -9,14 +9,15 @@ mod providers;
 mod server;
 mod tls;
 
-mod harness;
-
 mod client;
-mod config_cli;
 mod interop;
 
+mod examples;
+
+mod completion_bash;
+mod config_cli;
 mod config_props;
 mod config_samples;
-mod examples;
 mod generated_fresh;
+mod harness;
 mod no_key_literals;

@@ -133,8 +133,9 @@ impl Engine {
         })
     }
 
-    /// The concrete path to write for `path`, following an old name to its new one.
-    fn canonical(&self, path: &KeyPath) -> KeyPath {
+    /// The path as the schema names it now: an old name (`theme`) gives its new one
+    /// (`display.theme`); anything else is returned as it is.
+    pub fn canonical(&self, path: &KeyPath) -> KeyPath {
         if self.schema.key(path).is_some() || self.schema.section(path).is_some() {
             return path.clone();
         }
@@ -161,7 +162,7 @@ impl Engine {
                     value::parse(key, key.path, &raw).map_err(|e| ConfigError::BadEnv {
                         var: var.to_owned(),
                         key: key.path.to_owned(),
-                        detail: e.to_string(),
+                        detail: e.detail(),
                     })?;
                 document::insert(&mut v, &path, parsed);
             }

@@ -119,6 +119,23 @@ fn list(problems: &[Problem]) -> String {
 }
 
 impl ConfigError {
+    /// What is wrong with a value, without the key (for messages that name the key themselves).
+    pub fn detail(&self) -> String {
+        match self {
+            ConfigError::BadValue {
+                value, expected, ..
+            } => format!("{value:?} is not {expected}"),
+            ConfigError::OutOfRange { value, range, .. } => {
+                format!("{value} is out of range ({range})")
+            }
+            ConfigError::NotAllowed { value, allowed, .. } => format!(
+                "{value:?} is not one of the allowed values: {}",
+                allowed.join(", ")
+            ),
+            other => other.to_string(),
+        }
+    }
+
     /// A line telling the user how to fix it, when there is one.
     pub fn hint(&self) -> Option<String> {
         match self {
@@ -141,9 +158,17 @@ impl ConfigError {
             ConfigError::NotAllowed { allowed, .. } => {
                 Some(format!("allowed values: {}", allowed.join(", ")))
             }
+            ConfigError::BadValue { key, .. } | ConfigError::OutOfRange { key, .. } => Some(
+                format!("`config info {key}` shows its type, range and default"),
+            ),
+            ConfigError::BadEnv { var, .. } => Some(format!("fix or unset {var}")),
             ConfigError::NotSet { .. } => Some("it already has its default value".into()),
             ConfigError::DirIsFile { .. } => Some(
-                "move the file away, or point VIBECTL_CONFIG_DIR (or --config-dir) elsewhere"
+                "move the file away, or choose another config directory (--config-dir or VIBECTL_CONFIG_DIR; --config for vibectl-server)"
+                    .into(),
+            ),
+            ConfigError::NoHome => Some(
+                "set HOME, or choose a config directory with --config-dir or VIBECTL_CONFIG_DIR"
                     .into(),
             ),
             ConfigError::Invalid { .. } => {
@@ -169,7 +194,6 @@ impl ConfigError {
             ConfigError::BadPath { .. } => {
                 Some(r#"keys look like llm.model or models."gpt-4.1".provider"#.into())
             }
-            _ => None,
         }
     }
 }

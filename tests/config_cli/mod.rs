@@ -347,3 +347,48 @@ fn server_config_shares_the_toolkit() {
     assert_eq!(changed.len(), 1, "{changed:?}");
     assert!(changed[0].1.trim_start().starts_with("port: 50052"));
 }
+
+#[test]
+fn old_names_are_accepted_with_a_warning() {
+    let d = ConfigDir::new();
+    let run = d.run(&["config", "set", "theme", "dark"]);
+    assert_eq!(run.ok(), "set display.theme = dark\n");
+    assert!(
+        run.stderr
+            .contains("warning: theme is the old name of display.theme"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(d.text(), "display:\n  theme: dark\n");
+    assert_eq!(d.run(&["config", "get", "theme"]).ok(), "dark\n");
+    assert_eq!(
+        d.run(&["config", "unset", "theme"]).ok(),
+        "unset display.theme\n"
+    );
+    assert_eq!(d.text(), "");
+}
+
+#[test]
+fn a_bad_environment_variable_names_itself() {
+    let d = commented();
+    let mut c = d.vibectl();
+    c.env("VIBECTL_LLM_MAX_RETRIES", "99")
+        .args(["config", "show", "llm"]);
+    let run = crate::harness::Run::of(&mut c, d.path());
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    insta::assert_snapshot!(run.stderr);
+    // A good one wins over the file, and `config info` says where it came from.
+    let mut c = d.vibectl();
+    c.env("VIBECTL_LLM_MAX_RETRIES", "7")
+        .args(["config", "info", "llm.max_retries"]);
+    let run = crate::harness::Run::of(&mut c, d.path());
+    let out = run.ok();
+    let row = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name).map(str::trim))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(row("value "), "7", "{out}");
+    assert_eq!(row("source "), "env VIBECTL_LLM_MAX_RETRIES", "{out}");
+}

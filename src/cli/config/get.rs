@@ -16,8 +16,8 @@ pub struct GetArgs {
 }
 
 pub fn run(ctx: &Ctx<'_>, args: &GetArgs) -> CmdResult {
-    let key = &args.key.key;
-    ctx.engine.resolve(key)?;
+    ctx.engine.resolve(&args.key.key)?;
+    let key = &ctx.current_name(&args.key.key);
     let loaded = ctx.load()?;
     ctx.engine.validate(&loaded)?;
     let effective = ctx.engine.effective(&loaded, ctx.env, &ctx.overrides)?;

@@ -64,6 +64,7 @@ fn key_info(ctx: &Ctx<'_>, key: &KeyPath) -> CmdResult {
     let spec = match ctx.engine.resolve(key)? {
         Found::Key(spec) => spec,
         Found::Section(s) => {
+            let key = &ctx.current_name(key);
             let mut text = format!("section: {}\ndoc: {}\nkeys:\n", s.path, s.doc);
             for child in ctx.engine.children(key) {
                 text.push_str(&format!("  {child}\n"));
@@ -72,6 +73,7 @@ fn key_info(ctx: &Ctx<'_>, key: &KeyPath) -> CmdResult {
             return Ok(());
         }
     };
+    let key = &ctx.current_name(key);
     let loaded = ctx.load()?;
     ctx.engine.validate(&loaded)?;
     let effective = ctx.engine.effective(&loaded, ctx.env, &ctx.overrides)?;

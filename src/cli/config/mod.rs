@@ -30,6 +30,15 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The key as the schema names it now, with a warning when `key` is an old name.
+    pub fn current_name(&self, key: &KeyPath) -> KeyPath {
+        let now = self.engine.canonical(key);
+        if now != *key {
+            warn(&format!("{key} is the old name of {now}; use {now}"));
+        }
+        now
+    }
+
     /// Load the config file, warning about old key names it still uses.
     pub fn load(&self) -> Result<Loaded, crate::config::ConfigError> {
         let loaded = self.engine.load(&self.file)?;

@@ -16,8 +16,8 @@ pub struct SetArgs {
 }
 
 pub fn run(ctx: &Ctx<'_>, args: &SetArgs) -> CmdResult {
-    let key = &args.key.key;
-    let spec = ctx.engine.leaf(key)?;
+    let spec = ctx.engine.leaf(&args.key.key)?;
+    let key = &ctx.current_name(&args.key.key);
     let loaded = ctx.load()?;
     let (text, value) = ctx.engine.set(&loaded, key, &args.value)?;
     ctx.engine.write(&loaded, &text)?;

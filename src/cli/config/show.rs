@@ -20,14 +20,18 @@ pub struct ShowArgs {
 }
 
 pub fn run(ctx: &Ctx<'_>, args: &ShowArgs) -> CmdResult {
+    let target = match &args.target {
+        Some(t) => {
+            ctx.engine.resolve(t)?;
+            Some(ctx.current_name(t))
+        }
+        None => None,
+    };
     let loaded = ctx.load()?;
     ctx.engine.validate(&loaded)?;
     let effective = ctx.engine.effective(&loaded, ctx.env, &ctx.overrides)?;
     let root = KeyPath::from_segments(Vec::new());
-    let at = args.target.as_ref().unwrap_or(&root);
-    if let Some(target) = &args.target {
-        ctx.engine.resolve(target)?;
-    }
+    let at = target.as_ref().unwrap_or(&root);
     let sub = if at.is_empty() {
         Some(&effective)
     } else {
@@ -46,8 +50,8 @@ pub fn run(ctx: &Ctx<'_>, args: &ShowArgs) -> CmdResult {
         ctx.engine.redact(sub, at)
     };
     let text = match args.format {
-        Format::Yaml => render::yaml(&nest(args.target.as_ref(), shown)),
-        Format::Json => render::json(&nest(args.target.as_ref(), shown)),
+        Format::Yaml => render::yaml(&nest(target.as_ref(), shown)),
+        Format::Json => render::json(&nest(target.as_ref(), shown)),
         Format::Table => {
             let mut rows = Vec::new();
             render::rows(&shown, at, &mut rows);

@@ -12,7 +12,8 @@ pub struct UnsetArgs {
 }
 
 pub fn run(ctx: &Ctx<'_>, args: &UnsetArgs) -> CmdResult {
-    let key = &args.key.key;
+    ctx.engine.resolve(&args.key.key)?;
+    let key = &ctx.current_name(&args.key.key);
     let loaded = ctx.load()?;
     let text = ctx.engine.unset(&loaded, key)?;
     ctx.engine.write(&loaded, &text)?;
