@@ -276,17 +276,19 @@ struct Responder {
 }
 
 impl Responder {
-    /// Answer `challenge` of the authorization for `identifier` from now on.
+    /// Answer the challenge `token` of the authorization for `identifier` from now on, with its
+    /// key authorization (http-01) or the SHA-256 `digest` of it (tls-alpn-01).
     fn add(
         &self,
         identifier: &Identifier,
         token: &str,
-        key_authorization: &instant_acme::KeyAuthorization,
+        key_authorization: &str,
+        digest: &[u8],
     ) -> Result<(), AcmeError> {
         match &self.answers {
             Answers::Http(tokens) => {
                 if let Ok(mut t) = tokens.lock() {
-                    t.insert(token.to_owned(), key_authorization.as_str().to_owned());
+                    t.insert(token.to_owned(), key_authorization.to_owned());
                 }
             }
             Answers::TlsAlpn(certs) => {
@@ -296,8 +298,7 @@ impl Responder {
                 };
                 let (name, san) = validation_names(identifier)
                     .ok_or_else(|| invalid("an unknown identifier type".into()))?;
-                let cert =
-                    validation_cert(san, key_authorization.digest().as_ref()).map_err(invalid)?;
+                let cert = validation_cert(san, digest).map_err(invalid)?;
                 if let Ok(mut c) = certs.0.lock() {
                     c.insert(name, cert);
                 }
@@ -350,7 +351,7 @@ async fn responder(cfg: &Acme) -> Result<Responder, AcmeError> {
             ))
             .with_safe_default_protocol_versions()
             .map_err(|e| AcmeError::Validation {
-                identifier: "any identifier".into(),
+                identifier: "every identifier".into(),
                 detail: e.to_string(),
             })?
             .with_no_client_auth()
@@ -439,10 +440,12 @@ pub async fn obtain(cfg: &Acme, dir: &Path) -> Result<CertFiles, AcmeError> {
             detail: "it offered none".into(),
         })?;
         let identifier = challenge.identifier().identifier.clone();
+        let key_authorization = challenge.key_authorization();
         responder.add(
             &identifier,
             &challenge.token,
-            &challenge.key_authorization(),
+            key_authorization.as_str(),
+            key_authorization.digest().as_ref(),
         )?;
         challenge
             .set_ready()
@@ -536,4 +539,149 @@ pub fn spawn_renewal(cfg: Acme, dir: PathBuf) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::DigitallySignedStruct;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls_pki_types::{ServerName, SubjectPublicKeyInfoDer, UnixTime};
+
+    /// Accepts any certificate, as a tls-alpn-01 validator does (it checks the contents itself),
+    /// and checks the TLS 1.3 handshake signature against its key without webpki, which refuses
+    /// the critical acmeIdentifier extension.
+    #[derive(Debug)]
+    struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+    impl ServerCertVerifier for AnyCert {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Err(rustls::Error::General("TLS 1.3 only".into()))
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            let (_, x509) = x509_parser::parse_x509_certificate(cert)
+                .map_err(|e| rustls::Error::General(e.to_string()))?;
+            rustls::crypto::verify_tls13_signature_with_raw_key(
+                message,
+                &SubjectPublicKeyInfoDer::from(x509.public_key().raw),
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    /// A handshake with the responder on `port` offering `alpn` for `name`: the negotiated
+    /// protocol and the certificate presented.
+    async fn handshake(
+        port: u16,
+        name: &str,
+        alpn: &[&[u8]],
+    ) -> std::io::Result<(Option<Vec<u8>>, CertificateDer<'static>)> {
+        let provider = Arc::new(aws_lc_rs::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .expect("versions")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+            .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        let name = ServerName::try_from(name.to_owned()).expect("name");
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await?;
+        let conn = tls.get_ref().1;
+        let cert = conn.peer_certificates().expect("a certificate")[0].clone();
+        Ok((conn.alpn_protocol().map(<[u8]>::to_vec), cert))
+    }
+
+    #[tokio::test]
+    async fn the_validation_certificate_is_presented_to_acme_tls_clients_only() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut cfg = Acme::default();
+        cfg.challenge.r#type = AcmeChallengeType::TlsAlpn01;
+        cfg.challenge.http_host = "127.0.0.1".into();
+        cfg.challenge.tls_port = i64::from(port);
+        let responder = responder(&cfg).await.expect("listen");
+        let digest = [7u8; 32];
+        responder
+            .add(&Identifier::Dns("LocalHost".into()), "t", "t.k", &digest)
+            .expect("a validation certificate");
+
+        let (alpn, cert) = handshake(port, "localhost", &[ACME_TLS_ALPN])
+            .await
+            .expect("an acme-tls/1 handshake");
+        assert_eq!(alpn.as_deref(), Some(ACME_TLS_ALPN));
+        let (_, x509) = x509_parser::parse_x509_certificate(&cert).expect("X.509");
+        let san = x509
+            .subject_alternative_name()
+            .expect("SAN")
+            .expect("a SAN extension");
+        assert_eq!(
+            format!("{:?}", san.value.general_names),
+            r#"[DNSName("LocalHost")]"#
+        );
+        let acme = x509
+            .extensions()
+            .iter()
+            .find(|e| e.oid.to_id_string() == "1.3.6.1.5.5.7.1.31")
+            .expect("the acmeIdentifier extension");
+        assert!(acme.critical);
+        // DER OCTET STRING of the 32-byte digest.
+        assert_eq!(acme.value, [&[0x04, 32][..], &digest[..]].concat());
+
+        for (name, alpn) in [
+            ("localhost", &[b"h2".as_slice()][..]),
+            ("localhost", &[][..]),
+            ("other.example", &[ACME_TLS_ALPN][..]),
+        ] {
+            let offered: Vec<String> = alpn
+                .iter()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect();
+            assert!(
+                handshake(port, name, alpn).await.is_err(),
+                "{name} with ALPN {offered:?} is refused"
+            );
+        }
+
+        drop(responder);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the listener stops with the responder"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
