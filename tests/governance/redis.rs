@@ -1,14 +1,21 @@
 //! `server.limits.backend: redis`: replicas sharing one Redis (a real `redis-server` on a free
-//! loopback port, stopped after the test) share their limits; an unreachable Redis refuses calls
-//! or lets them through, by `redis_failure_mode`.
+//! loopback port, stopped after the test) share their limits; a concurrency lease is renewed
+//! while its call runs and lapses soon after its replica is killed; an unreachable Redis refuses
+//! calls or lets them through, by `redis_failure_mode`.
 
+use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use tonic::Code;
+use tonic::transport::Endpoint;
 use vibectl::proto::execute_response;
+use vibectl::proto::stream_chunk::ChunkType;
+use vibectl::proto::vibectl_llm_proxy_client::VibectlLlmProxyClient;
 
+use super::serve::{BIN, Serve, address_after, signal};
 use super::{Served, config_text, refusal, slow};
 use crate::support::mock::MockProvider;
 use crate::support::server::{LIMIT, request, within};
@@ -151,6 +158,179 @@ async fn a_concurrency_lease_is_shared_and_given_back_when_the_stream_ends() {
             }
         }
     }
+}
+
+/// The `lease_seconds` of the lease tests: the schema's minimum.
+const LEASE_SECONDS: u64 = 2;
+const TTL: Duration = Duration::from_secs(LEASE_SECONDS);
+
+/// Limits of one call in flight across the replicas, with leases of [`TTL`].
+fn one_slot(url: &str) -> String {
+    redis_limits(
+        url,
+        &format!("global:\n  max_concurrent_requests: 1\nlease_seconds: {LEASE_SECONDS}"),
+        "closed",
+    )
+}
+
+/// Call `on` until it is admitted, asserting each refusal is `concurrency` and that admission
+/// comes before `deadline`; the time it took.
+async fn admitted_by(
+    on: &mut VibectlLlmProxyClient<tonic::transport::Channel>,
+    deadline: Instant,
+    what: &str,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        match within("Execute", on.execute(request("after", None))).await {
+            Ok(_) => return start.elapsed(),
+            Err(status) => {
+                assert_eq!(refusal(&status).0, "concurrency", "{status:?}");
+                assert!(Instant::now() < deadline, "{what}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_killed_replica_frees_its_concurrency_slot_within_the_lease_ttl() {
+    let redis = RedisServer::start();
+    let mock = MockProvider::start(&[]);
+    let text = config_text(&mock, &one_slot(&redis.url()), "");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("config.yaml");
+    std::fs::write(&file, &text).expect("write");
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .env("HOME", dir.path())
+        .arg("--config")
+        .arg(&file)
+        .args(["serve", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start serve");
+    let stdout = child.stdout.take().expect("piped");
+    let mut killed = Serve(child);
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = address_after(&lines, "vibectl-server listening on ");
+    let channel = within(
+        "connect",
+        Endpoint::from_shared(format!("http://{addr}"))
+            .expect("url")
+            .connect(),
+    )
+    .await
+    .expect("connect");
+    // A stream of a minute (20 chunks 3 s apart): it would hold the slot long after the test if
+    // the replica lived. Its response head means it was admitted.
+    let stream = within(
+        "StreamExecute",
+        VibectlLlmProxyClient::new(channel).stream_execute(request(&slow(20, 3000), None)),
+    )
+    .await
+    .expect("admitted on the process")
+    .into_inner();
+
+    let other = Served::start(&text).await;
+    let mut on_other = other.client().await;
+    // Past one TTL, so the lease the process holds has been renewed.
+    tokio::time::sleep(TTL + TTL / 2).await;
+    let status = on_other
+        .execute(request("while the process runs", None))
+        .await
+        .expect_err("the process holds the one slot");
+    assert_eq!(refusal(&status).0, "concurrency");
+
+    signal(&killed.0, "KILL");
+    let killed_at = Instant::now();
+    killed.0.wait().expect("wait for the killed process");
+    let status = on_other
+        .execute(request("just after the kill", None))
+        .await
+        .expect_err("the lease outlives its replica until it lapses");
+    assert_eq!(refusal(&status).0, "concurrency");
+    drop(stream);
+
+    admitted_by(
+        &mut on_other,
+        killed_at + 3 * TTL,
+        "the killed replica's lease did not lapse within 3 x lease_seconds",
+    )
+    .await;
+    let freed_after = killed_at.elapsed();
+    assert!(
+        freed_after > TTL / 3,
+        "the slot came free after {freed_after:?}, before any renewed lease could lapse"
+    );
+}
+
+#[tokio::test]
+async fn a_call_longer_than_the_lease_ttl_keeps_its_slot() {
+    let redis = RedisServer::start();
+    let mock = MockProvider::start(&[]);
+    let text = config_text(&mock, &one_slot(&redis.url()), "");
+    let (a, b) = (Served::start(&text).await, Served::start(&text).await);
+    let mut on_b = b.client().await;
+    // The mock's 29-character reply one character at a time, 220 ms apart: 6.4 s, three TTLs.
+    let mut stream = a
+        .client()
+        .await
+        .stream_execute(request(&slow(29, 220), None))
+        .await
+        .expect("admitted on a")
+        .into_inner();
+    let reader = tokio::spawn(async move {
+        let mut texts = 0;
+        while let Some(chunk) = within("the stream", stream.message())
+            .await
+            .expect("the long stream failed")
+        {
+            match chunk.chunk_type {
+                Some(ChunkType::TextChunk(_)) => texts += 1,
+                Some(ChunkType::Error(e)) => panic!("the long stream failed: {e:?}"),
+                _ => {}
+            }
+        }
+        texts
+    });
+    // Refused all through two TTLs and a half, which a lease that is not renewed cannot last.
+    let started = Instant::now();
+    let mut refusals = 0;
+    while started.elapsed() < 2 * TTL + TTL / 4 {
+        let status = on_b
+            .execute(request("on b", None))
+            .await
+            .expect_err("a's long call holds the one slot");
+        assert_eq!(
+            refusal(&status).0,
+            "concurrency",
+            "after {:?}",
+            started.elapsed()
+        );
+        refusals += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(refusals > 5, "only {refusals} tries");
+    assert!(
+        !reader.is_finished(),
+        "the stream ended too soon to prove anything"
+    );
+    let texts = within("the stream", reader).await.expect("reader");
+    assert_eq!(texts, 29, "every chunk of the long call");
+    // Given back at the end of the call, not at the end of a TTL.
+    admitted_by(
+        &mut on_b,
+        Instant::now() + LIMIT,
+        "the lease was never given back",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -16,10 +16,10 @@ use super::{config_text, refusal};
 use crate::support::mock::MockProvider;
 use crate::support::server::{LIMIT, request, within};
 
-const BIN: &str = env!("CARGO_BIN_EXE_vibectl-server");
+pub(super) const BIN: &str = env!("CARGO_BIN_EXE_vibectl-server");
 
 /// The serve process; killed when dropped.
-struct Serve(Child);
+pub(super) struct Serve(pub(super) Child);
 
 impl Drop for Serve {
     fn drop(&mut self) {
@@ -28,7 +28,7 @@ impl Drop for Serve {
     }
 }
 
-fn signal(child: &Child, name: &str) {
+pub(super) fn signal(child: &Child, name: &str) {
     let ok = Command::new("kill")
         .args([&format!("-{name}"), &child.id().to_string()])
         .status()
@@ -38,7 +38,7 @@ fn signal(child: &Child, name: &str) {
 }
 
 /// The address after `prefix` on a line of `lines`, bounded.
-fn address_after(lines: &mpsc::Receiver<String>, prefix: &str) -> String {
+pub(super) fn address_after(lines: &mpsc::Receiver<String>, prefix: &str) -> String {
     let deadline = Instant::now() + LIMIT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

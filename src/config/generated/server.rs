@@ -185,6 +185,8 @@ pub struct ServerLimits {
     pub redis_url: Option<String>,
     /// What the server does with a request when Redis cannot be reached. With closed it refuses the request with UNAVAILABLE; with open it lets the request through unlimited.
     pub redis_failure_mode: ServerLimitsRedisFailureMode,
+    /// How long, in seconds, a concurrency slot taken in Redis lasts unless renewed. While a request runs its server renews the slot every third of this time, so a server that dies frees its slots within this time. It applies only when backend is redis.
+    pub lease_seconds: i64,
 }
 
 impl Default for ServerLimits {
@@ -195,6 +197,7 @@ impl Default for ServerLimits {
             backend: ServerLimitsBackend::Memory,
             redis_url: None,
             redis_failure_mode: ServerLimitsRedisFailureMode::Closed,
+            lease_seconds: 10_i64,
         }
     }
 }
@@ -658,6 +661,7 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { path: "server.limits.backend", ty: KeyType::Enum, item: None, doc: "Where the counters behind the limits live. With memory each server process counts on its own; with redis all replicas that share redis_url share their counters.", default: "\"memory\"", nullable: false, sensitive: false, values: &["memory", "redis"], min: None, max: None, env: Some("VIBECTL_SERVER_LIMITS_BACKEND"), old_names: &[] },
     KeySpec { path: "server.limits.redis_url", ty: KeyType::Url, item: None, doc: "The Redis server used when backend is redis, as redis://[:PASSWORD@]HOST[:PORT][/DB] or rediss:// for TLS. It must be set when backend is redis.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_SERVER_LIMITS_REDIS_URL"), old_names: &[] },
     KeySpec { path: "server.limits.redis_failure_mode", ty: KeyType::Enum, item: None, doc: "What the server does with a request when Redis cannot be reached. With closed it refuses the request with UNAVAILABLE; with open it lets the request through unlimited.", default: "\"closed\"", nullable: false, sensitive: false, values: &["open", "closed"], min: None, max: None, env: Some("VIBECTL_SERVER_LIMITS_REDIS_FAILURE_MODE"), old_names: &[] },
+    KeySpec { path: "server.limits.lease_seconds", ty: KeyType::Int, item: None, doc: "How long, in seconds, a concurrency slot taken in Redis lasts unless renewed. While a request runs its server renews the slot every third of this time, so a server that dies frees its slots within this time. It applies only when backend is redis.", default: "10", nullable: false, sensitive: false, values: &[], min: Some(2.0), max: Some(3600.0), env: Some("VIBECTL_SERVER_LIMITS_LEASE_SECONDS"), old_names: &[] },
     KeySpec { path: "jwt.enabled", ty: KeyType::Bool, item: None, doc: "Whether every request must carry a valid token in the authorization metadata; a request without one fails with UNAUTHENTICATED. The server.require_auth key of vibectl 0.10 and of the 0.11.6 documentation is read as this key.", default: "false", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_JWT_ENABLED"), old_names: &["server.require_auth"] },
     KeySpec { path: "jwt.secret_key", ty: KeyType::String, item: None, doc: "The secret that signs and verifies tokens, used as its UTF-8 bytes. Prefer secret_key_file or an environment variable, so the secret is not stored in this file.", default: "null", nullable: true, sensitive: true, values: &[], min: None, max: None, env: Some("VIBECTL_JWT_SECRET_KEY"), old_names: &[] },
     KeySpec { path: "jwt.secret_key_file", ty: KeyType::Path, item: None, doc: "A file whose content, with surrounding whitespace removed, is the token secret.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_JWT_SECRET_KEY_FILE"), old_names: &[] },
@@ -762,6 +766,7 @@ pub mod key {
     pub const SERVER_LIMITS_BACKEND: &str = "server.limits.backend";
     pub const SERVER_LIMITS_REDIS_URL: &str = "server.limits.redis_url";
     pub const SERVER_LIMITS_REDIS_FAILURE_MODE: &str = "server.limits.redis_failure_mode";
+    pub const SERVER_LIMITS_LEASE_SECONDS: &str = "server.limits.lease_seconds";
     pub const JWT_ENABLED: &str = "jwt.enabled";
     pub const JWT_SECRET_KEY: &str = "jwt.secret_key";
     pub const JWT_SECRET_KEY_FILE: &str = "jwt.secret_key_file";

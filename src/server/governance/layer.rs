@@ -3,12 +3,13 @@
 //! when auth is on and puts the verified claims and the [`Subject`] into the request
 //! extensions; on Execute and StreamExecute it then applies the subject's quota, rate and
 //! concurrency limits. An admitted call holds its concurrency slot in its response body, so a
-//! stream keeps the slot until its body ends or is dropped.
+//! stream keeps the slot until its body ends or is dropped. With the Redis backend the slot is a
+//! lease that [`RedisLimiter`] renews while the call runs and gives back when the slot is freed.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use futures_util::future::BoxFuture;
@@ -139,10 +140,13 @@ where
         if let Some(redis) = gov.redis_for(&state.config.server.limits) {
             let open =
                 state.config.server.limits.redis_failure_mode == ServerLimitsRedisFailureMode::Open;
+            let ttl = Duration::from_secs(
+                u64::try_from(state.config.server.limits.lease_seconds).unwrap_or(0),
+            );
             return Box::pin(async move {
                 let lease = uuid::Uuid::new_v4().to_string();
                 let outcome = match redis {
-                    Ok(r) => r.admit(&sub, &limits, &lease).await.map(|a| (a, r)),
+                    Ok(r) => r.admit(&sub, &limits, &lease, ttl).await.map(|a| (a, r)),
                     Err(e) => Err(e),
                 };
                 let release = match outcome {
@@ -230,12 +234,7 @@ impl Drop for Slot {
     fn drop(&mut self) {
         match std::mem::replace(&mut self.release, Release::Nothing) {
             Release::Memory => self.gov.limiter.release(&self.sub),
-            Release::Redis(redis, lease) => {
-                if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                    let sub = self.sub.clone();
-                    rt.spawn(async move { redis.release(&sub, &lease).await });
-                }
-            }
+            Release::Redis(redis, lease) => redis.release(&self.sub, &lease),
             Release::Nothing => {}
         }
         self.gov.metrics.in_flight(&self.sub, -1);

@@ -6,7 +6,8 @@
 //!
 //! - [`layer`]: the tower layer on the proxy's gRPC paths: auth, rate, concurrency, quota.
 //! - [`limiter`]: in-memory GCRA rate windows and concurrency slots per subject.
-//! - [`redis_backend`]: the same limits and the quota counters in Redis, shared by replicas.
+//! - [`redis_backend`]: the same limits and the quota counters in Redis, shared by replicas;
+//!   concurrency slots are short leases renewed while their calls run.
 //! - [`usage`]: tokens and cost per subject and model in `usage.jsonl`; the quota totals.
 //! - [`metrics`]: the Prometheus registry and the `/metrics`, `/healthz`, `/readyz` endpoint.
 //!
