@@ -264,11 +264,6 @@ async fn a_killed_replica_frees_its_concurrency_slot_within_the_lease_ttl() {
         "the killed replica's lease did not lapse within 3 x lease_seconds",
     )
     .await;
-    let freed_after = killed_at.elapsed();
-    assert!(
-        freed_after > TTL / 3,
-        "the slot came free after {freed_after:?}, before any renewed lease could lapse"
-    );
 }
 
 #[tokio::test]
@@ -300,37 +295,49 @@ async fn a_call_longer_than_the_lease_ttl_keeps_its_slot() {
         }
         texts
     });
-    // Refused all through two TTLs and a half, which a lease that is not renewed cannot last.
+    // Refused all through 2.25 TTLs, which a lease that is not renewed cannot last.
     let started = Instant::now();
     let mut refusals = 0;
     while started.elapsed() < 2 * TTL + TTL / 4 {
-        let status = on_b
-            .execute(request("on b", None))
-            .await
-            .expect_err("a's long call holds the one slot");
-        assert_eq!(
-            refusal(&status).0,
-            "concurrency",
-            "after {:?}",
-            started.elapsed()
-        );
+        match on_b.execute(request("on b", None)).await {
+            Ok(_) => panic!(
+                "b was admitted {:?} into a's call: its lease was not renewed",
+                started.elapsed()
+            ),
+            Err(status) => assert_eq!(refusal(&status).0, "concurrency"),
+        }
         refusals += 1;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(refusals > 5, "only {refusals} tries");
+    let limiter = a
+        .gov
+        .redis_for(&a.state.load().config.server.limits)
+        .expect("the redis backend")
+        .expect("a's limiter");
+    assert_eq!(
+        limiter.leases_held(),
+        1,
+        "a renews the lease of its one call"
+    );
     assert!(
         !reader.is_finished(),
         "the stream ended too soon to prove anything"
     );
     let texts = within("the stream", reader).await.expect("reader");
     assert_eq!(texts, 29, "every chunk of the long call");
-    // Given back at the end of the call, not at the end of a TTL.
+    // Given back at the end of the call, not at the end of a TTL, and no longer renewed.
     admitted_by(
         &mut on_b,
         Instant::now() + LIMIT,
         "the lease was never given back",
     )
     .await;
+    assert_eq!(
+        limiter.leases_held(),
+        0,
+        "a still renews an ended call's lease"
+    );
 }
 
 #[tokio::test]
