@@ -83,7 +83,7 @@ fn level_candidates(current: &str) -> Vec<CompletionCandidate> {
     let Some(source) = SOURCE.get() else {
         return Vec::new();
     };
-    let depth = current.matches('.').count();
+    let depth = depth(current);
     let mut seen: Vec<(String, &str)> = Vec::new();
     for (path, doc) in concrete_paths(source) {
         let path_depth = KeyPath::parse(&path)
@@ -97,6 +97,24 @@ fn level_candidates(current: &str) -> Vec<CompletionCandidate> {
     seen.into_iter()
         .map(|(p, doc)| CompletionCandidate::new(p).help(Some(doc.into())))
         .collect()
+}
+
+/// The level being typed: the dots outside double quotes (`llm.mo` is 1, and so is
+/// `models."gpt-4.`, whose quoted name is still open).
+fn depth(current: &str) -> usize {
+    let mut quoted = false;
+    let mut escaped = false;
+    let mut dots = 0;
+    for c in current.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '.' if !quoted => dots += 1,
+            _ => {}
+        }
+    }
+    dots
 }
 
 /// Completes a key argument, level by level.
@@ -149,4 +167,18 @@ pub fn flag_value(words: &[String], flag: &str) -> Option<String> {
             w.strip_prefix(&eq).map(str::to_owned)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn depth_skips_dots_inside_quotes() {
+        assert_eq!(super::depth(""), 0);
+        assert_eq!(super::depth("ll"), 0);
+        assert_eq!(super::depth("a.b"), 1);
+        assert_eq!(super::depth("a.b."), 2);
+        assert_eq!(super::depth(r#"a.b."c.d"."#), 3);
+        assert_eq!(super::depth(r#"a.b."c.d"#), 2);
+        assert_eq!(super::depth(r#"a."x\".y"."#), 2);
+    }
 }

@@ -308,9 +308,14 @@ impl Engine {
     }
 
     /// Write new text for a loaded file (0600 when it holds a secret).
+    /// Nothing is written when the text is unchanged and the mode is already right.
     pub fn write(&self, loaded: &Loaded, new_text: &str) -> Result<(), ConfigError> {
         let after = self.from_text(&loaded.path, Some(new_text.to_owned()))?;
-        store::write_atomic(&loaded.path, new_text, self.holds_secret(&after.file))
+        let secret = self.holds_secret(&after.file);
+        if loaded.text.as_deref() == Some(new_text) && store::mode_ok(&loaded.path, secret) {
+            return Ok(());
+        }
+        store::write_atomic(&loaded.path, new_text, secret)
     }
 
     /// Whether a file value holds a secret: a sensitive key set, or a URL with a token in it.

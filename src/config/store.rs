@@ -48,6 +48,19 @@ pub fn read(path: &Path) -> Result<Option<String>, ConfigError> {
     }
 }
 
+/// Whether the file at `path` already has the mode a write would give it (0600 for a secret).
+pub fn mode_ok(path: &Path, secret: bool) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if secret {
+            return std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 == 0);
+        }
+    }
+    let _ = (path, secret);
+    true
+}
+
 /// The closest ancestor directory of `path` that exists but is not a directory, if any.
 fn file_in_the_way(path: &Path) -> Option<PathBuf> {
     path.ancestors()
@@ -58,9 +71,9 @@ fn file_in_the_way(path: &Path) -> Option<PathBuf> {
         .map(Path::to_owned)
 }
 
-/// Replace `path` with `contents` atomically: a temp file in the same directory, fsync, rename,
-/// fsync of the directory. A file with a secret is 0600; otherwise an existing file keeps its
-/// mode. Missing parent directories are created (0700).
+/// Replace `path` with `contents` atomically: a temp file in the same directory, fsync, rename.
+/// A file with a secret is 0600; otherwise an existing file keeps its mode. Missing parent
+/// directories are created (0700).
 pub fn write_atomic(path: &Path, contents: &str, secret: bool) -> Result<(), ConfigError> {
     let io = |action: &'static str, p: &Path| {
         let p = p.to_owned();
@@ -118,13 +131,13 @@ pub fn write_atomic(path: &Path, contents: &str, secret: bool) -> Result<(), Con
             .map_err(io("set permissions on", path))?;
     }
     tmp.as_file().sync_all().map_err(io("sync", path))?;
+    // The rename is atomic and the new text was synced before it, so after a crash the file
+    // is the old text or the new one, never a torn mix. The directory is not synced: that
+    // would only make the rename itself durable, at the cost of a second fsync per write.
     tmp.persist(path).map_err(|e| ConfigError::Io {
         action: "replace",
         path: path.to_owned(),
         source: e.error,
     })?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
     Ok(())
 }

@@ -317,6 +317,13 @@ fn secrets_are_redacted_and_the_file_is_private() {
     assert!(shown.contains("**REDACTED**") && !shown.contains("sk-secret"));
     let get = d.run(&["config", "get", "providers.openai.key", "--show-secrets"]);
     assert_eq!(get.ok(), "sk-secret\n");
+    // A file holding a secret that someone made readable is made private again on the next
+    // set, even one that changes nothing.
+    std::fs::set_permissions(d.file(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    d.run(&["config", "set", "providers.openai.key", "sk-secret"])
+        .ok();
+    let mode = std::fs::metadata(d.file()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
 }
 
 #[test]

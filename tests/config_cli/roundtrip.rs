@@ -85,8 +85,10 @@ fn set_then_unset_of_a_new_key_restores_the_bytes() {
 
 #[test]
 fn setting_a_key_to_its_current_value_changes_nothing() {
+    use std::os::unix::fs::MetadataExt;
     let d = ConfigDir::with_sample(SAMPLE);
     let before = d.bytes();
+    let inode = std::fs::metadata(d.file()).unwrap().ino();
     for (key, value) in [
         ("display.theme", "accessible"),
         ("llm.max_retries", "3"),
@@ -100,6 +102,8 @@ fn setting_a_key_to_its_current_value_changes_nothing() {
         d.run(&["config", "set", key, value]).ok();
         assert_eq!(d.bytes(), before, "set {key} {value} changed the file");
     }
+    // Not even rewritten with the same bytes.
+    assert_eq!(std::fs::metadata(d.file()).unwrap().ino(), inode);
 }
 
 #[test]
