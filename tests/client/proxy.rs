@@ -37,18 +37,45 @@ impl Server {
     }
 
     fn start(mock: &MockProvider) -> Server {
+        Self::start_with(mock, false)
+    }
+
+    /// With `tls`, the server serves a certificate for 127.0.0.1 from a CA made by `ca init`
+    /// (its bundle is [`Server::ca_bundle`]).
+    fn start_with(mock: &MockProvider, tls: bool) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("vibectl-client-server-")
             .tempdir()
             .expect("temp dir");
-        let yaml = format!(
+        let mut yaml = format!(
             "server: {{default_model: {MODEL}}}\n\
              jwt: {{enabled: true, secret_key: {SECRET}}}\n\
              providers: {{openai: {{base_url: \"{base}\", key: {API_KEY}}}}}\n\
              models: {{{MODEL}: {{}}}}\n",
             base = mock.base_url(ProviderKind::OpenAi),
         );
-        std::fs::write(dir.path().join("config.yaml"), yaml).expect("write");
+        std::fs::write(dir.path().join("config.yaml"), &yaml).expect("write");
+        if tls {
+            for args in [
+                &["ca", "init"][..],
+                &[
+                    "ca",
+                    "create-server-cert",
+                    "localhost",
+                    "--san",
+                    "127.0.0.1",
+                ][..],
+            ] {
+                process::run(Self::command(&dir).args(args), super::LIMIT).assert_success();
+            }
+            let certs = dir.path().join("ca/server_certs");
+            yaml.push_str(&format!(
+                "tls: {{enabled: true, cert_file: \"{}\", key_file: \"{}\"}}\n",
+                certs.join("localhost.crt").display(),
+                certs.join("localhost.key").display()
+            ));
+            std::fs::write(dir.path().join("config.yaml"), &yaml).expect("write");
+        }
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log");
         let child = Self::command(&dir)
             .args(["serve", "--port", "0"])
@@ -84,6 +111,10 @@ impl Server {
             addr,
             _child: child,
         }
+    }
+
+    fn ca_bundle(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca/ca-bundle.crt")
     }
 
     fn token(&self) -> String {
@@ -154,4 +185,40 @@ async fn commands_print_the_same_through_our_server_as_direct() {
         client.kubectl_runs().last().map(String::as_str),
         Some("version")
     );
+}
+
+#[tokio::test]
+async fn vibe_and_get_work_over_tls_with_a_ca_bundle() {
+    let plan = plan_json(&["get", "pods"], "list the pods");
+    let mock = MockProvider::start(&["--reply", &plan, "--api-key", API_KEY]);
+    let mut client = Client::new(
+        &format!("{PODS}[[mock:reply=Two pods are running.]]\n"),
+        "",
+        0,
+    );
+    client.configure(&mock, false, "memory:\n  enabled: false\n");
+    let server = Server::start_with(&mock, true);
+    let url = format!("vibectl-server://{}@{}", server.token(), server.addr);
+    let bundle = server.ca_bundle();
+    let bundle = bundle.to_str().expect("utf-8 path");
+    client
+        .run(&[
+            "setup-proxy",
+            "configure",
+            "prod",
+            &url,
+            "--ca-bundle",
+            bundle,
+        ])
+        .assert_success();
+    let out = client.run(&["vibe", "show pods", "--yes"]);
+    out.assert_success();
+    assert_eq!(
+        out.stdout, "$ kubectl get pods\n  list the pods\nTwo pods are running.\n",
+        "{out}"
+    );
+    let out = client.run(&["get", "pods"]);
+    out.assert_success();
+    assert_eq!(out.stdout, "Two pods are running.\n", "{out}");
+    assert_eq!(client.kubectl_runs(), ["get pods"; 2]);
 }
