@@ -96,6 +96,11 @@ impl Engine {
         let mut out = Vec::new();
         for key in self.schema.keys {
             for old in key.old_names {
+                // Most files use no old name: look at the top-level entry before anything else.
+                let top = old.split('.').next().unwrap_or_default();
+                if file.get(top).is_none() {
+                    continue;
+                }
                 let old_path = KeyPath::template(old);
                 if let Some(v) = document::take(file, &old_path) {
                     let new_path = KeyPath::template(key.path);

@@ -148,6 +148,19 @@ impl KeyPath {
                 .all(|(s, t)| s == t || is_placeholder(t))
     }
 
+    /// Whether this concrete path fits a dotted template as written in the key table
+    /// (`proxy.profiles.<profile>.server_url`), without building a path from it.
+    pub fn matches_template(&self, template: &str) -> bool {
+        let mut segs = self.0.iter();
+        for t in template.split('.') {
+            match segs.next() {
+                Some(s) if s == t || is_placeholder(t) => {}
+                _ => return false,
+            }
+        }
+        segs.next().is_none()
+    }
+
     /// Whether `self` is `other` or lies under it.
     pub fn starts_with(&self, other: &KeyPath) -> bool {
         self.0.len() >= other.0.len() && self.0.iter().zip(&other.0).all(|(a, b)| a == b)
@@ -253,6 +266,20 @@ mod tests {
                 .matches(&t)
         );
         assert!(!KeyPath::parse("section.entries.field").unwrap().matches(&t));
+        for (path, fits) in [
+            ("section.entries.prod.field", true),
+            ("section.entries.field", false),
+            ("section.entries.prod.field.more", false),
+            ("section.other.prod.field", false),
+        ] {
+            let p = KeyPath::parse(path).unwrap();
+            assert_eq!(
+                p.matches_template("section.entries.<name>.field"),
+                fits,
+                "{path}"
+            );
+            assert_eq!(p.matches(&t), fits, "{path}");
+        }
         assert_eq!(
             KeyPath::fill("section.entries.<name>.field", &["a.b"]).to_string(),
             r#"section.entries."a.b".field"#

@@ -1,52 +1,48 @@
-//! Validating a loaded file: the JSON Schema finds the problems, the key table words them (the
-//! expected type, the allowed values, the range) so each names its key and how to fix it.
+//! Validating a loaded file against the key table: unknown keys (with the closest known ones),
+//! a section set to a value, a value of the wrong type, outside its range or its allowed values.
+//!
+//! The generated JSON Schema states the same rules for editors and other tools; a property test
+//! (`tests/config_props`) checks that both accept exactly the same files. Walking the table here
+//! instead of compiling the JSON Schema keeps every command that reads the config fast: compiling
+//! it (and checking it against its meta-schema) cost more than the rest of `config show`.
 
-use std::sync::{Mutex, OnceLock};
-
-use jsonschema::error::ValidationErrorKind;
 use serde_json::Value;
 
 use super::document;
 use super::engine::{Engine, Loaded};
 use super::error::{ConfigError, Problem};
 use super::path::KeyPath;
-use super::schema::{KeySpec, KeyType, ProgramSchema};
+use super::schema::{KeySpec, KeyType};
 
 impl Engine {
-    /// Every problem of a file value: the JSON Schema first, then the typed parse.
+    /// Every problem of a file value, in file order; the typed parse last.
     pub fn problems(&self, loaded: &Loaded) -> Vec<Problem> {
-        let mut out = Vec::new();
         let text = loaded.text.as_deref().unwrap_or_default();
-        for err in validator(self.schema).iter_errors(&loaded.file) {
-            let base = pointer_path(err.instance_path().as_str());
-            if let ValidationErrorKind::AdditionalProperties { unexpected } = err.kind() {
-                for name in unexpected {
-                    let key = base.child(name);
-                    let suggestions = self.schema.suggest(&key.to_string());
-                    let hint = if suggestions.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (did you mean {}?)", suggestions.join(" or "))
-                    };
-                    out.push(Problem {
-                        line: document::line_of(text, &key),
-                        key: key.to_string(),
-                        message: format!("unknown key{hint}"),
-                    });
-                }
-                continue;
-            }
-            let (key, message) = self.word(&base, err.kind(), err.instance(), || err.to_string());
-            out.push(Problem {
-                line: document::line_of(text, &base).or_else(|| document::line_of(text, &key)),
+        let mut found = Vec::new();
+        match &loaded.file {
+            Value::Object(_) => self.walk(
+                &loaded.file,
+                &KeyPath::from_segments(Vec::new()),
+                &mut found,
+            ),
+            Value::Null => {}
+            other => found.push((
+                KeyPath::from_segments(Vec::new()),
+                format!("expected a mapping of sections, found {}", describe(other)),
+            )),
+        }
+        let mut out: Vec<Problem> = found
+            .into_iter()
+            .map(|(key, message)| Problem {
+                line: document::line_of(text, &key),
                 key: if key.is_empty() {
                     "(file)".into()
                 } else {
                     key.to_string()
                 },
                 message,
-            });
-        }
+            })
+            .collect();
         if out.is_empty()
             && let Err(e) = (self.typed)(&loaded.file)
         {
@@ -72,61 +68,94 @@ impl Engine {
         }
     }
 
-    /// The key a schema error is about and a message in the key table's words.
-    fn word(
-        &self,
-        at: &KeyPath,
-        kind: &ValidationErrorKind,
-        found: &Value,
-        fallback: impl FnOnce() -> String,
-    ) -> (KeyPath, String) {
-        if self.schema.section(at).is_some() || at.is_empty() {
-            if let ValidationErrorKind::Type { .. } = kind {
-                return (
-                    at.clone(),
-                    format!(
-                        "expected a section (its keys indented below it), found {}",
-                        describe(found)
-                    ),
-                );
-            }
-            return (at.clone(), fallback());
-        }
-        // An item of a list: name the list and the item's position.
-        let list_item = at
-            .parent()
-            .and_then(|p| self.schema.key(&p).map(|k| (p, k)))
-            .filter(|(_, k)| k.ty == KeyType::List && at.last().parse::<usize>().is_ok());
-        let (key, spec, item) = match (self.schema.key(at), list_item) {
-            (Some(spec), _) => (at.clone(), spec, None),
-            (None, Some((list, spec))) => (list, spec, at.last().parse::<usize>().ok()),
-            (None, None) => return (at.clone(), fallback()),
-        };
-        let prefix = item
-            .map(|i| format!("item {}: ", i + 1))
-            .unwrap_or_default();
-        let message = match kind {
-            ValidationErrorKind::Type { .. } => {
-                let expected = match (item, spec.item) {
-                    (Some(_), Some(ty)) => ty.name().to_owned(),
-                    _ => spec.type_text(),
+    /// Check the entries of a mapping at `at` (the root, a section, a map or a map entry).
+    fn walk(&self, node: &Value, at: &KeyPath, out: &mut Vec<(KeyPath, String)>) {
+        let Value::Object(entries) = node else { return };
+        for (name, child) in entries {
+            let path = at.child(name);
+            if self.schema.section(&path).is_some() {
+                match child {
+                    Value::Object(_) => self.walk(child, &path, out),
+                    Value::Null => {}
+                    other => out.push((
+                        path,
+                        format!(
+                            "expected a section (its keys indented below it), found {}",
+                            describe(other)
+                        ),
+                    )),
+                }
+            } else if let Some(spec) = self.schema.key(&path) {
+                match (spec.ty, child) {
+                    (KeyType::Map, Value::Object(_)) => self.walk(child, &path, out),
+                    (KeyType::Map, Value::Null) => {}
+                    _ => {
+                        if let Some(message) = leaf_problem(spec, child) {
+                            out.push((path, message));
+                        }
+                    }
+                }
+            } else {
+                let suggestions = self.schema.suggest(&path.to_string());
+                let hint = if suggestions.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (did you mean {}?)", suggestions.join(" or "))
                 };
-                format!("expected {expected}, found {}", describe(found))
+                out.push((path, format!("unknown key{hint}")));
             }
-            ValidationErrorKind::Enum { .. } => format!(
-                "{} is not one of the allowed values: {}",
-                describe(found),
-                spec.values.join(", ")
-            ),
-            ValidationErrorKind::Minimum { .. }
-            | ValidationErrorKind::Maximum { .. }
-            | ValidationErrorKind::ExclusiveMinimum { .. }
-            | ValidationErrorKind::ExclusiveMaximum { .. } => {
-                format!("{found} is out of range ({})", range(spec))
-            }
-            _ => fallback(),
-        };
-        (key, format!("{prefix}{message}"))
+        }
+    }
+}
+
+/// What is wrong with `v` as the value of `spec`, if anything.
+fn leaf_problem(spec: &KeySpec, v: &Value) -> Option<String> {
+    if v.is_null() {
+        return (!spec.nullable).then(|| format!("expected {}, found null", spec.type_text()));
+    }
+    if let Value::Array(items) = v
+        && spec.ty == KeyType::List
+    {
+        let item = spec.item.unwrap_or(KeyType::String);
+        return items.iter().enumerate().find_map(|(i, it)| {
+            (!is_a(item, it)).then(|| {
+                format!(
+                    "item {}: expected {}, found {}",
+                    i + 1,
+                    item.name(),
+                    describe(it)
+                )
+            })
+        });
+    }
+    if !is_a(spec.ty, v) {
+        return Some(format!(
+            "expected {}, found {}",
+            spec.type_text(),
+            describe(v)
+        ));
+    }
+    if spec.ty == KeyType::Enum && !spec.values.iter().any(|a| v.as_str() == Some(a)) {
+        return Some(format!(
+            "{} is not one of the allowed values: {}",
+            describe(v),
+            spec.values.join(", ")
+        ));
+    }
+    let n = v.as_f64()?;
+    let outside = spec.min.is_some_and(|m| n < m) || spec.max.is_some_and(|m| n > m);
+    outside.then(|| format!("{v} is out of range ({})", range(spec)))
+}
+
+/// Whether `v` (not null) has the JSON shape of type `ty`.
+fn is_a(ty: KeyType, v: &Value) -> bool {
+    match ty {
+        KeyType::String | KeyType::Path | KeyType::Url | KeyType::Enum => v.is_string(),
+        KeyType::Bool => v.is_boolean(),
+        KeyType::Int => v.is_i64() || v.is_u64(),
+        KeyType::Float => v.is_number(),
+        KeyType::List => v.is_array(),
+        KeyType::Map => v.is_object(),
     }
 }
 
@@ -148,35 +177,4 @@ fn range(spec: &KeySpec) -> String {
         (None, Some(hi)) => format!("<= {hi}"),
         (None, None) => "unbounded".to_owned(),
     }
-}
-
-/// The compiled JSON Schema of a program, built once per process.
-fn validator(schema: &'static ProgramSchema) -> &'static jsonschema::Validator {
-    type Cache = Mutex<Vec<(usize, &'static jsonschema::Validator)>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let id = std::ptr::from_ref(schema) as usize;
-    let mut cache = CACHE
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some((_, v)) = cache.iter().find(|(k, _)| *k == id) {
-        return v;
-    }
-    let doc: Value =
-        serde_json::from_str(schema.json_schema).expect("the generated JSON Schema parses");
-    let compiled: &'static jsonschema::Validator = Box::leak(Box::new(
-        jsonschema::validator_for(&doc).expect("the generated JSON Schema compiles"),
-    ));
-    cache.push((id, compiled));
-    compiled
-}
-
-fn pointer_path(pointer: &str) -> KeyPath {
-    KeyPath::from_segments(
-        pointer
-            .split('/')
-            .skip(1)
-            .map(|s| s.replace("~1", "/").replace("~0", "~"))
-            .collect(),
-    )
 }

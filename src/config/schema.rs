@@ -113,24 +113,19 @@ impl ProgramSchema {
     /// The key a concrete path names (map entries matched by any name), through old names too.
     pub fn key(&self, path: &KeyPath) -> Option<&'static KeySpec> {
         let keys: &'static [KeySpec] = self.keys;
-        keys.iter().find(|k| path.matches(&k.template()))
+        keys.iter().find(|k| path.matches_template(k.path))
     }
 
     /// The key an old name of which `path` is.
     pub fn renamed(&self, path: &KeyPath) -> Option<&'static KeySpec> {
         let keys: &'static [KeySpec] = self.keys;
-        keys.iter().find(|k| {
-            k.old_names
-                .iter()
-                .any(|o| path.matches(&KeyPath::template(o)))
-        })
+        keys.iter()
+            .find(|k| k.old_names.iter().any(|o| path.matches_template(o)))
     }
 
     pub fn section(&self, path: &KeyPath) -> Option<&'static SectionSpec> {
         let sections: &'static [SectionSpec] = self.sections;
-        sections
-            .iter()
-            .find(|s| path.matches(&KeyPath::template(s.path)))
+        sections.iter().find(|s| path.matches_template(s.path))
     }
 
     /// A key or section; `None` for anything the schema does not define.

@@ -2,6 +2,7 @@
 //! generated names, dots and spaces included) `set` of any valid value reads back as that
 //! value, and no input to the path, value or file parsers panics.
 
+mod schema_agrees;
 mod strategies;
 
 use std::path::Path;
