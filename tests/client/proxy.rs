@@ -191,7 +191,7 @@ async fn commands_print_the_same_through_our_server_as_direct() {
 async fn vibe_and_get_work_over_tls_with_a_ca_bundle() {
     let plan = plan_json(&["get", "pods"], "list the pods");
     let mock = MockProvider::start(&["--reply", &plan, "--api-key", API_KEY]);
-    let mut client = Client::new(
+    let client = Client::new(
         &format!("{PODS}[[mock:reply=Two pods are running.]]\n"),
         "",
         0,
