@@ -140,7 +140,8 @@ pub fn value_completer() -> ArgValueCompleter {
         let Some(key) = words.get(i + 1).and_then(|k| KeyPath::parse(k).ok()) else {
             return Vec::new();
         };
-        let Some(spec) = source.engine.schema.key(&key) else {
+        let schema = source.engine.schema;
+        let Some(spec) = schema.key(&key).or_else(|| schema.renamed(&key)) else {
             return Vec::new();
         };
         let values: Vec<&str> = match spec.ty {

@@ -205,6 +205,12 @@ fn values_of_an_enum_key() {
         &["default", "dark", "light", "accessible"],
         &["display.theme", "llm"],
     );
+    // An old name (0.9's flat `theme`) completes its values too.
+    sh.complete(
+        "vibectl config set theme ",
+        &["default", "dark", "light", "accessible"],
+        &["display.theme"],
+    );
     sh.complete(
         "vibectl config set display.show_vibe ",
         &["true", "false"],
