@@ -43,7 +43,12 @@ fn text_blocks(fragments: &[String]) -> Vec<Value> {
         .collect()
 }
 
-pub(crate) fn body(req: &ChatRequest, stream: bool) -> Value {
+/// The request body, as JSON bytes.
+pub(crate) fn body(req: &ChatRequest, stream: bool) -> Vec<u8> {
+    serde_json::to_vec(&body_value(req, stream)).unwrap_or_default()
+}
+
+fn body_value(req: &ChatRequest, stream: bool) -> Value {
     let mut body = json!({
         "model": req.model,
         "max_tokens": req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
@@ -195,7 +200,7 @@ mod tests {
             response_schema: Some(json!({"$schema": "x", "type": "object"})),
             max_tokens: None,
         };
-        let b = body(&req, true);
+        let b = body_value(&req, true);
         assert_eq!(b["system"][0]["text"], "be brief");
         assert_eq!(b["messages"][0]["content"][1]["text"], "b");
         assert_eq!(b["max_tokens"], DEFAULT_MAX_TOKENS);

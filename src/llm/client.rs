@@ -53,6 +53,8 @@ impl HttpClient {
             .connect_timeout(options.connect_timeout)
             .read_timeout(options.read_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
+            // A provider API answers a POST itself; a redirect is reported, not followed.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("vibectl/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ProviderError::Config {
@@ -70,6 +72,8 @@ impl HttpClient {
 pub struct ProviderClient {
     kind: ProviderKind,
     base_url: String,
+    /// The URL every request goes to, parsed once.
+    endpoint: Url,
     api_key: Option<String>,
     http: HttpClient,
 }
@@ -113,9 +117,15 @@ impl ProviderClient {
                 detail: format!("base URL `{base}` must be an http:// or https:// URL with a host"),
             });
         }
+        let base_url = base.trim_end_matches('/').to_string();
+        let endpoint = endpoint_of(kind, &base_url);
+        let endpoint = Url::parse(&endpoint).map_err(|e| ProviderError::Config {
+            detail: format!("invalid endpoint URL `{endpoint}`: {e}"),
+        })?;
         Ok(ProviderClient {
             kind,
-            base_url: base.trim_end_matches('/').to_string(),
+            base_url,
+            endpoint,
             api_key: api_key.filter(|k| !k.is_empty()),
             http: http.clone(),
         })
@@ -132,16 +142,12 @@ impl ProviderClient {
 
     /// The full URL requests are sent to.
     pub fn endpoint(&self) -> String {
-        match self.kind {
-            ProviderKind::Anthropic => anthropic::endpoint(&self.base_url),
-            ProviderKind::OpenAi => openai::endpoint(&self.base_url),
-            ProviderKind::Ollama => ollama::endpoint(&self.base_url),
-        }
+        self.endpoint.to_string()
     }
 
     fn request(&self, req: &ChatRequest, stream: bool) -> reqwest::RequestBuilder {
         let key = self.api_key.as_deref();
-        let builder = self.http.inner.post(self.endpoint());
+        let builder = self.http.inner.post(self.endpoint.clone());
         let (builder, body) = match self.kind {
             ProviderKind::Anthropic => (
                 anthropic::headers(builder, key),
@@ -155,7 +161,9 @@ impl ProviderClient {
             (true, _) => builder.header("accept", "text/event-stream"),
             (false, _) => builder.header("accept", "application/json"),
         };
-        builder.json(&body)
+        builder
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
     }
 
     /// Send the whole request and wait for the whole answer.
@@ -199,6 +207,15 @@ impl ProviderClient {
             })
         };
         stream::once(start).try_flatten().boxed()
+    }
+}
+
+/// The URL requests of `kind` go to, for a base URL without a trailing slash.
+fn endpoint_of(kind: ProviderKind, base_url: &str) -> String {
+    match kind {
+        ProviderKind::Anthropic => anthropic::endpoint(base_url),
+        ProviderKind::OpenAi => openai::endpoint(base_url),
+        ProviderKind::Ollama => ollama::endpoint(base_url),
     }
 }
 

@@ -6,10 +6,11 @@
 //! A stream is one JSON object per line and ends with `done: true`, which carries
 //! `prompt_eval_count` and `eval_count`.
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::error::ProviderError;
-use super::provider::{ChatRequest, ChatResponse, StreamEvent, Usage};
+use super::provider::{ChatRequest, ChatResponse, RoleMessage, StreamEvent, Usage, role_messages};
 use super::stream::{Frame, FrameDecoder, Step};
 
 pub(crate) fn endpoint(base_url: &str) -> String {
@@ -28,24 +29,32 @@ pub(crate) fn headers(
     }
 }
 
-pub(crate) fn body(req: &ChatRequest, stream: bool) -> Value {
-    let mut messages = Vec::with_capacity(2);
-    if !req.system.is_empty() {
-        messages.push(json!({"role": "system", "content": req.system.join("\n\n")}));
-    }
-    messages.push(json!({"role": "user", "content": req.user.join("\n\n")}));
-    let mut body = json!({
-        "model": req.model,
-        "messages": messages,
-        "stream": stream,
-    });
-    if let Some(schema) = &req.response_schema {
-        body["format"] = super::client::clean_schema(schema);
-    }
-    if let Some(n) = req.max_tokens {
-        body["options"] = json!({"num_predict": n});
-    }
-    body
+#[derive(Serialize)]
+struct Body<'a> {
+    model: &'a str,
+    messages: Vec<RoleMessage<'a>>,
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    options: Option<Options>,
+}
+
+#[derive(Serialize)]
+struct Options {
+    num_predict: u32,
+}
+
+/// The request body, as JSON bytes.
+pub(crate) fn body(req: &ChatRequest, stream: bool) -> Vec<u8> {
+    let body = Body {
+        model: &req.model,
+        messages: role_messages(req),
+        stream,
+        format: req.response_schema.as_ref().map(super::client::clean_schema),
+        options: req.max_tokens.map(|num_predict| Options { num_predict }),
+    };
+    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 fn usage_of(v: &Value) -> Usage {
@@ -122,6 +131,7 @@ impl FrameDecoder for Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn body_sends_stream_flag_and_format() {
@@ -132,7 +142,7 @@ mod tests {
             response_schema: Some(json!({"type": "object"})),
             max_tokens: Some(5),
         };
-        let b = body(&req, false);
+        let b: Value = serde_json::from_slice(&body(&req, false)).expect("JSON");
         assert_eq!(b["stream"], false);
         assert_eq!(
             b["messages"],

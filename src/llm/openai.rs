@@ -8,10 +8,11 @@
 //! Streams ask for `stream_options.include_usage`, read usage from the last chunk, and end at
 //! `data: [DONE]`.
 
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::error::{ProviderError, error_type};
-use super::provider::{ChatRequest, ChatResponse, StreamEvent, Usage};
+use super::provider::{ChatRequest, ChatResponse, RoleMessage, StreamEvent, Usage, role_messages};
 use super::stream::{Frame, FrameDecoder, Step};
 
 /// Schema name used when the schema has no usable `title`.
@@ -32,7 +33,7 @@ pub(crate) fn headers(
 }
 
 /// A `json_schema.name` must match `^[a-zA-Z0-9_-]{1,64}$`.
-fn schema_name(schema: &Value) -> String {
+fn schema_name(schema: &Value) -> &str {
     schema
         .get("title")
         .and_then(Value::as_str)
@@ -43,49 +44,105 @@ fn schema_name(schema: &Value) -> String {
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         })
         .unwrap_or(DEFAULT_SCHEMA_NAME)
-        .to_string()
 }
 
-pub(crate) fn body(req: &ChatRequest, stream: bool) -> Value {
-    let mut messages = Vec::with_capacity(2);
-    if !req.system.is_empty() {
-        messages.push(json!({"role": "system", "content": req.system.join("\n\n")}));
-    }
-    messages.push(json!({"role": "user", "content": req.user.join("\n\n")}));
-    let mut body = json!({
-        "model": req.model,
-        "messages": messages,
-        "stream": stream,
-    });
-    if stream {
-        body["stream_options"] = json!({"include_usage": true});
-    }
-    if let Some(n) = req.max_tokens {
-        body["max_completion_tokens"] = json!(n);
-    }
-    if let Some(schema) = &req.response_schema {
-        body["response_format"] = json!({
-            "type": "json_schema",
-            "json_schema": {
-                "name": schema_name(schema),
-                "schema": super::client::clean_schema(schema),
-                "strict": false,
+#[derive(Serialize)]
+struct Body<'a> {
+    model: &'a str,
+    messages: Vec<RoleMessage<'a>>,
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<ResponseFormat<'a>>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+#[derive(Serialize)]
+struct ResponseFormat<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    json_schema: JsonSchema<'a>,
+}
+
+#[derive(Serialize)]
+struct JsonSchema<'a> {
+    name: &'a str,
+    schema: Value,
+    strict: bool,
+}
+
+/// The request body, as JSON bytes.
+pub(crate) fn body(req: &ChatRequest, stream: bool) -> Vec<u8> {
+    let body = Body {
+        model: &req.model,
+        messages: role_messages(req),
+        stream,
+        stream_options: stream.then_some(StreamOptions {
+            include_usage: true,
+        }),
+        max_completion_tokens: req.max_tokens,
+        response_format: req.response_schema.as_ref().map(|schema| ResponseFormat {
+            kind: "json_schema",
+            json_schema: JsonSchema {
+                name: schema_name(schema),
+                schema: super::client::clean_schema(schema),
+                strict: false,
             },
-        });
-    }
-    body
+        }),
+    };
+    serde_json::to_vec(&body).unwrap_or_default()
 }
 
-fn usage_of(v: &Value) -> Usage {
-    let count = |k: &str| {
-        v.get(k)
-            .and_then(Value::as_u64)
-            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-    };
-    Usage {
-        input_tokens: count("prompt_tokens"),
-        output_tokens: count("completion_tokens"),
+/// Token counts as OpenAI reports them.
+#[derive(Debug, Default, Deserialize)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+}
+
+impl From<WireUsage> for Usage {
+    fn from(u: WireUsage) -> Usage {
+        let count = |n: Option<u64>| n.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+        Usage {
+            input_tokens: count(u.prompt_tokens),
+            output_tokens: count(u.completion_tokens),
+        }
     }
+}
+
+/// A whole answer (`choices[].message`) or a stream chunk (`choices[].delta`); fields this
+/// client does not use are skipped unparsed.
+#[derive(Debug, Deserialize)]
+struct Completion {
+    #[serde(default)]
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Choice {
+    #[serde(default, alias = "delta")]
+    message: Option<Message>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Message {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    refusal: Option<String>,
 }
 
 fn error_of(err: &Value) -> ProviderError {
@@ -98,28 +155,29 @@ fn error_of(err: &Value) -> ProviderError {
 }
 
 pub(crate) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
-    let v: Value = serde_json::from_slice(body)
+    let c: Completion = serde_json::from_slice(body)
         .map_err(|e| ProviderError::bad_response(format!("invalid JSON from OpenAI: {e}")))?;
-    if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
+    if let Some(err) = c.error.as_ref().filter(|e| !e.is_null()) {
         return Err(error_of(err));
     }
-    let message = v
-        .pointer("/choices/0/message")
+    let message = c
+        .choices
+        .into_iter()
+        .next()
+        .and_then(|choice| choice.message)
         .ok_or_else(|| ProviderError::bad_response("OpenAI response has no choices[0].message"))?;
-    let text = match message.get("content") {
-        Some(Value::String(s)) => s.clone(),
-        _ => match message.get("refusal").and_then(Value::as_str) {
-            Some(r) => {
-                return Err(ProviderError::bad_response(format!(
-                    "the model refused: {r}"
-                )));
-            }
-            None => String::new(),
-        },
+    let text = match (message.content, message.refusal) {
+        (Some(text), _) => text,
+        (None, Some(r)) => {
+            return Err(ProviderError::bad_response(format!(
+                "the model refused: {r}"
+            )));
+        }
+        (None, None) => String::new(),
     };
     Ok(ChatResponse {
         text,
-        usage: v.get("usage").map(usage_of).unwrap_or_default(),
+        usage: c.usage.map(Usage::from).unwrap_or_default(),
     })
 }
 
@@ -139,21 +197,24 @@ impl FrameDecoder for Decoder {
         if data.is_empty() {
             return Ok(Step::Continue);
         }
-        let v: Value = serde_json::from_str(data).map_err(|e| {
+        let c: Completion = serde_json::from_str(data).map_err(|e| {
             ProviderError::bad_response(format!("invalid JSON in OpenAI stream: {e}"))
         })?;
-        if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
+        if let Some(err) = c.error.as_ref().filter(|e| !e.is_null()) {
             return Err(error_of(err));
         }
-        if let Some(t) = v
-            .pointer("/choices/0/delta/content")
-            .and_then(Value::as_str)
+        if let Some(t) = c
+            .choices
+            .into_iter()
+            .next()
+            .and_then(|choice| choice.message)
+            .and_then(|m| m.content)
             && !t.is_empty()
         {
-            out.push(StreamEvent::Text(t.to_string()));
+            out.push(StreamEvent::Text(t));
         }
-        if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
-            self.usage = usage_of(u);
+        if let Some(u) = c.usage {
+            self.usage = u.into();
         }
         Ok(Step::Continue)
     }
@@ -166,6 +227,7 @@ impl FrameDecoder for Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn body_has_system_message_and_json_schema() {
@@ -176,7 +238,7 @@ mod tests {
             response_schema: Some(json!({"title": "Plan", "type": "object"})),
             max_tokens: Some(9),
         };
-        let b = body(&req, true);
+        let b: Value = serde_json::from_slice(&body(&req, true)).expect("JSON");
         assert_eq!(
             b["messages"][0],
             json!({"role": "system", "content": "s1\n\ns2"})
@@ -192,6 +254,35 @@ mod tests {
     fn schema_name_falls_back() {
         assert_eq!(schema_name(&json!({"title": "has space"})), "response");
         assert_eq!(schema_name(&json!({})), "response");
+    }
+
+    #[test]
+    fn body_without_options_is_minimal() {
+        let req = ChatRequest {
+            system: vec![],
+            user: vec!["say \"hi\"".into(), "now".into()],
+            model: "m".into(),
+            response_schema: None,
+            max_tokens: None,
+        };
+        let b: Value = serde_json::from_slice(&body(&req, false)).expect("JSON");
+        assert_eq!(
+            b,
+            json!({"model": "m", "messages": [{"role": "user", "content": "say \"hi\"\n\nnow"}], "stream": false})
+        );
+    }
+
+    #[test]
+    fn usage_and_text_come_from_the_answer() {
+        let r = parse_response(
+            br#"{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],
+                 "usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5,"prompt_tokens_details":{"cached_tokens":0}}}"#,
+        )
+        .expect("parses");
+        assert_eq!(r.text, "hi");
+        assert_eq!(r.usage.total_tokens(), Some(5));
+        let none = parse_response(br#"{"choices":[{"message":{"content":"x"}}],"usage":null}"#);
+        assert_eq!(none.expect("parses").usage, Usage::default());
     }
 
     #[test]

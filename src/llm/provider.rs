@@ -179,3 +179,49 @@ mod tests {
         assert_eq!(kind_for_model("mystery"), None);
     }
 }
+
+/// Fragments serialized as one JSON string, joined by a blank line, without building the
+/// joined string first.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Joined<'a>(pub &'a [String]);
+
+impl std::fmt::Display for Joined<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, part) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n\n")?;
+            }
+            f.write_str(part)?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Joined<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// `{"role": ..., "content": "..."}`, the message shape of OpenAI and Ollama.
+#[derive(Debug, Serialize)]
+pub(crate) struct RoleMessage<'a> {
+    pub role: &'static str,
+    pub content: Joined<'a>,
+}
+
+/// The system message (when there are system fragments) and the user message.
+pub(crate) fn role_messages(req: &ChatRequest) -> Vec<RoleMessage<'_>> {
+    let mut messages = Vec::with_capacity(2);
+    if !req.system.is_empty() {
+        messages.push(RoleMessage {
+            role: "system",
+            content: Joined(&req.system),
+        });
+    }
+    messages.push(RoleMessage {
+        role: "user",
+        content: Joined(&req.user),
+    });
+    messages
+}

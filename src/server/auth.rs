@@ -1,7 +1,8 @@
 //! JWT authentication: the secret lookup, minting tokens, and verifying them on every RPC.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -18,6 +19,8 @@ pub const ENV_SECRET_FILE: &str = "VIBECTL_JWT_SECRET_FILE";
 pub const GENERATED_SECRET_FILE: &str = "jwt-secret";
 /// Clock skew tolerated on `exp` and `iat`, in seconds.
 const LEEWAY_SECS: u64 = 30;
+/// Most tokens a [`Verifier`] remembers as verified; the memory is emptied when it is full.
+const VERIFIED_CACHE_CAP: usize = 4096;
 
 /// The claims of a vibectl token (the same set vibectl 0.11.6 writes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,12 +200,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Checks tokens against the secret, issuer, expiry rule and revocation lists.
+///
+/// A token that passed is remembered (by its exact text, signature included) with its claims,
+/// so the next call with it costs a hash lookup and an expiry check instead of an HMAC and a
+/// JSON parse. That is sound because everything else checked is fixed for the life of the
+/// verifier: the secret, issuer and revocation lists come from the config, and a reload builds
+/// a new verifier with an empty memory. Refused tokens are not remembered.
 pub struct Verifier {
     key: DecodingKey,
     with_exp: Validation,
     without_exp: Option<Validation>,
     revoked_jtis: HashSet<String>,
     revoked_subs: HashSet<String>,
+    verified: Mutex<HashMap<Box<str>, Claims>>,
 }
 
 impl Verifier {
@@ -223,6 +233,7 @@ impl Verifier {
             without_exp,
             revoked_jtis: jwt.revoked_jtis.iter().cloned().collect(),
             revoked_subs: jwt.revoked_subs.iter().cloned().collect(),
+            verified: Mutex::new(HashMap::new()),
         }
     }
 
@@ -237,6 +248,33 @@ impl Verifier {
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        self.verify_at(token, now_secs())
+    }
+
+    /// [`Verifier::verify`] with the clock at `now` for remembered tokens.
+    fn verify_at(&self, token: &str, now: i64) -> Result<Claims, AuthError> {
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(claims) = verified.get(token) {
+            if claims
+                .exp
+                .is_some_and(|exp| exp + (LEEWAY_SECS as i64) < now)
+            {
+                verified.remove(token);
+                return Err(AuthError::Expired);
+            }
+            return Ok(claims.clone());
+        }
+        drop(verified);
+        let claims = self.verify_uncached(token, now)?;
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if verified.len() >= VERIFIED_CACHE_CAP {
+            verified.clear();
+        }
+        verified.insert(token.into(), claims.clone());
+        Ok(claims)
+    }
+
+    fn verify_uncached(&self, token: &str, now: i64) -> Result<Claims, AuthError> {
         use jsonwebtoken::errors::ErrorKind;
         let map = |e: jsonwebtoken::errors::Error| match e.kind() {
             ErrorKind::ExpiredSignature => AuthError::Expired,
@@ -256,7 +294,7 @@ impl Verifier {
                 _ => return Err(map(e)),
             },
         };
-        if claims.iat > now_secs() + LEEWAY_SECS as i64 {
+        if claims.iat > now + LEEWAY_SECS as i64 {
             return Err(AuthError::Invalid(
                 "the token was issued in the future".into(),
             ));
@@ -297,6 +335,43 @@ mod tests {
         let claims = Verifier::new(&secret, &jwt()).verify(&token).unwrap();
         assert_eq!(claims.sub, "alice");
         assert!(claims.exp.is_some() && claims.jti.is_some());
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_a_changed_one_is_checked_again() {
+        let secret = Secret::new("s3cret");
+        let token = mint(
+            &secret,
+            "vibectl-server",
+            "carol",
+            Some(Duration::from_secs(60)),
+        )
+        .unwrap();
+        let verifier = Verifier::new(&secret, &jwt());
+        let claims = verifier.verify(&token).unwrap();
+        assert_eq!(verifier.verify(&token).unwrap(), claims, "remembered");
+        let later = now_secs() + 60 + LEEWAY_SECS as i64 + 1;
+        assert!(matches!(
+            verifier.verify_at(&token, later),
+            Err(AuthError::Expired)
+        ));
+        // Another signature: change a character in its middle (the last one carries padding bits).
+        let at = token.len() - 10;
+        let swap = if token.as_bytes()[at] == b'A' {
+            "B"
+        } else {
+            "A"
+        };
+        let forged = format!("{}{swap}{}", &token[..at], &token[at + 1..]);
+        assert!(matches!(
+            verifier.verify(&forged),
+            Err(AuthError::Invalid(_))
+        ));
+        let other = Verifier::new(&Secret::new("another"), &jwt());
+        assert!(
+            other.verify(&token).is_err(),
+            "each verifier remembers its own"
+        );
     }
 
     #[test]

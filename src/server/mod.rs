@@ -175,13 +175,14 @@ pub async fn run(
         }
     };
     gov.set_ready(true);
+    let flush_at_end = gov.clone();
     tokio::spawn(async move {
         shutdown.await;
         gov.set_ready(false);
         let _ = stop_tx.send(true);
     });
     let deadline = options.drain_deadline;
-    tokio::select! {
+    let result = tokio::select! {
         r = server => r.map_err(ServerError::from),
         _ = async move {
             let _ = stop_rx2.wait_for(|s| *s).await;
@@ -191,5 +192,7 @@ pub async fn run(
             tracing::warn!("calls still running after the {deadline:?} drain deadline were stopped");
             Ok(())
         }
-    }
+    };
+    flush_at_end.usage.flush();
+    result
 }

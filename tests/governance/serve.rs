@@ -116,7 +116,14 @@ async fn serve_enforces_its_flags_serves_metrics_and_reloads_on_sighup() {
         }
     }
     assert_eq!(ok, 2, "--max-rpm 2");
-    let records = usage::read(&dir.path().join(USAGE_FILE)).expect("usage log");
+    // The server writes its buffered records every 50 ms.
+    let log = dir.path().join(USAGE_FILE);
+    let started = Instant::now();
+    let mut records = usage::read(&log).expect("usage log");
+    while records.len() < 2 && started.elapsed() < LIMIT {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        records = usage::read(&log).expect("usage log");
+    }
     assert_eq!(records.len(), 2, "the usage log is in the config directory");
 
     let http = reqwest::Client::builder()

@@ -33,6 +33,7 @@ async fn usage_is_logged_and_a_spent_quota_refuses_until_the_day_ends() {
         "retry-after-ms {ms} is not within a day"
     );
 
+    served.gov.usage.flush();
     let log = served.dir.path().join(USAGE_FILE);
     let records = usage::read(&log).expect("read the usage log");
     assert_eq!(records.len(), 1, "{records:?}");

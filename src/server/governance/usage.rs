@@ -2,12 +2,19 @@
 //! `usage.jsonl` in the server config directory, so usage survives restarts (a torn last line,
 //! from a crash mid-write, is skipped on reading). The running day and month totals per subject
 //! are kept in memory for the quotas.
+//!
+//! A call only appends its line to a buffer in memory; a thread of the log's own writes the
+//! buffer out every [`FLUSH_EVERY`], and [`UsageStore::flush`] (called when the server stops)
+//! writes what is left. So a slow disk never stalls the runtime's workers, at the price of the
+//! last fraction of a second of records if the process is killed.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -15,6 +22,8 @@ use serde::{Deserialize, Serialize};
 use super::{LimitType, Limits, Refusal};
 
 const DAY_SECS: i64 = 86_400;
+/// How often the writer thread appends the buffered records to the log.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
 /// One finished call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,10 +96,34 @@ impl Totals {
     }
 }
 
+/// The log file and the records not yet written to it.
+#[derive(Debug)]
+struct Log {
+    file: Mutex<File>,
+    pending: Mutex<Vec<u8>>,
+    stop: AtomicBool,
+}
+
+impl Log {
+    /// Write the buffered records. The file lock is taken first, so two flushes keep the
+    /// records in order.
+    fn flush(&self) {
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let lines = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if lines.is_empty() {
+            return;
+        }
+        if let Err(e) = file.write_all(&lines) {
+            tracing::warn!("cannot append to the usage log: {e}");
+        }
+    }
+}
+
 /// The usage log and the running totals.
 #[derive(Debug)]
 pub struct UsageStore {
-    file: Option<Mutex<File>>,
+    log: Option<Arc<Log>>,
+    writer: Option<JoinHandle<()>>,
     totals: Mutex<HashMap<String, Totals>>,
 }
 
@@ -114,7 +147,7 @@ impl UsageStore {
                     if !ends_with_newline(&path) {
                         let _ = f.write_all(b"\n");
                     }
-                    file = Some(Mutex::new(f));
+                    file = Some(f);
                 }
                 Err(e) => tracing::warn!(
                     "cannot open the usage log {}; usage is kept in memory only: {e}",
@@ -122,27 +155,56 @@ impl UsageStore {
                 ),
             }
         }
+        let log = file.map(|f| {
+            Arc::new(Log {
+                file: Mutex::new(f),
+                pending: Mutex::new(Vec::new()),
+                stop: AtomicBool::new(false),
+            })
+        });
+        let writer = log.clone().and_then(|log| {
+            std::thread::Builder::new()
+                .name("usage-log".into())
+                .spawn(move || {
+                    while !log.stop.load(Ordering::Acquire) {
+                        std::thread::park_timeout(FLUSH_EVERY);
+                        log.flush();
+                    }
+                })
+                .map_err(|e| tracing::warn!("cannot start the usage log writer: {e}"))
+                .ok()
+        });
         UsageStore {
-            file,
+            log,
+            writer,
             totals: Mutex::new(totals),
         }
     }
 
-    /// Count a finished call and append it to the log.
+    /// Count a finished call and queue its line for the log.
     pub fn record(&self, r: Record) {
+        if let Some(log) = &self.log {
+            let mut pending = log.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if serde_json::to_writer(&mut *pending, &r).is_ok() {
+                pending.push(b'\n');
+            }
+            drop(pending);
+            if self.writer.is_none() {
+                log.flush();
+            }
+        }
         self.totals
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(r.sub.clone())
             .or_default()
             .add(&r);
-        if let Some(file) = &self.file {
-            let mut line = serde_json::to_string(&r).unwrap_or_default();
-            line.push('\n');
-            let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = f.write_all(line.as_bytes()) {
-                tracing::warn!("cannot append to the usage log: {e}");
-            }
+    }
+
+    /// Write every queued record to the log now.
+    pub fn flush(&self) {
+        if let Some(log) = &self.log {
+            log.flush();
         }
     }
 
@@ -191,6 +253,17 @@ impl UsageStore {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for UsageStore {
+    fn drop(&mut self) {
+        if let (Some(log), Some(writer)) = (&self.log, self.writer.take()) {
+            log.stop.store(true, Ordering::Release);
+            writer.thread().unpark();
+            let _ = writer.join();
+        }
+        self.flush();
     }
 }
 
@@ -275,6 +348,7 @@ mod tests {
             r.retry_after,
             Some(Duration::from_secs(1_796_083_200 - now as u64))
         );
+        store.flush();
         assert_eq!(read(&path).unwrap().len(), 3, "the torn line is skipped");
     }
 }
