@@ -51,7 +51,10 @@ pub(crate) fn body(req: &ChatRequest, stream: bool) -> Vec<u8> {
         model: &req.model,
         messages: role_messages(req),
         stream,
-        format: req.response_schema.as_ref().map(super::client::clean_schema),
+        format: req
+            .response_schema
+            .as_ref()
+            .map(super::client::clean_schema),
         options: req.max_tokens.map(|num_predict| Options { num_predict }),
     };
     serde_json::to_vec(&body).unwrap_or_default()

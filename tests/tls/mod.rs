@@ -4,6 +4,7 @@
 
 mod acme;
 mod bad_input;
+mod mutual;
 mod python;
 mod rotation;
 mod serve;
