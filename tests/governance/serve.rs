@@ -116,7 +116,7 @@ async fn serve_enforces_its_flags_serves_metrics_and_reloads_on_sighup() {
         }
     }
     assert_eq!(ok, 2, "--max-rpm 2");
-    // The server writes its buffered records every 50 ms.
+    // The server writes its buffered records every 200 ms.
     let log = dir.path().join(USAGE_FILE);
     let started = Instant::now();
     let mut records = usage::read(&log).expect("usage log");

@@ -23,7 +23,7 @@ use super::{LimitType, Limits, Refusal};
 
 const DAY_SECS: i64 = 86_400;
 /// How often the writer thread appends the buffered records to the log.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
+pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
 /// One finished call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
