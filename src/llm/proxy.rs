@@ -9,7 +9,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::OnceCell;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::{Code, Request, Status};
 
 use super::adapter::{
@@ -30,8 +30,17 @@ pub struct ProxySettings {
     pub token: Option<String>,
     /// A PEM CA bundle to trust instead of the system roots.
     pub ca_bundle: Option<PathBuf>,
+    /// A client certificate to present, for servers that require mutual TLS.
+    pub client_identity: Option<ClientIdentity>,
     pub timeout: Duration,
     pub retry_attempts: u32,
+}
+
+/// PEM files of a client certificate (with any intermediates) and its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Adds `authorization: Bearer <token>` to every call.
@@ -82,6 +91,19 @@ impl ProxyAdapter {
                 }
                 None => tls.with_native_roots(),
             };
+            if let Some(id) = &settings.client_identity {
+                let read = |what: &str, path: &PathBuf| {
+                    std::fs::read(path).map_err(|e| {
+                        AdapterError::Config(format!(
+                            "cannot read the {what} {}: {e}",
+                            path.display()
+                        ))
+                    })
+                };
+                let cert = read("client certificate", &id.cert)?;
+                let key = read("client key", &id.key)?;
+                tls = tls.identity(Identity::from_pem(cert, key));
+            }
             endpoint = endpoint
                 .tls_config(tls)
                 .map_err(|e| AdapterError::Config(format!("bad TLS setup: {e}")))?;

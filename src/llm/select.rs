@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::adapter::AdapterError;
-use super::proxy::ProxySettings;
+use super::proxy::{ClientIdentity, ProxySettings};
 use super::proxy_url::ProxyUrl;
 use crate::config::ClientConfig;
 use crate::config::KeyPath;
@@ -54,11 +54,61 @@ pub fn read_token(path: &Path) -> Result<String, AdapterError> {
     Ok(token)
 }
 
+/// The client certificate and key to present (both or neither), checked to be readable.
+fn client_identity(
+    url: &ProxyUrl,
+    profile: Option<&ProxyProfile>,
+    over: &Overrides,
+) -> Result<Option<ClientIdentity>, AdapterError> {
+    let cert = over
+        .client_cert
+        .clone()
+        .or_else(|| profile.and_then(|p| p.client_cert_path.clone()));
+    let key_file = over
+        .client_key
+        .clone()
+        .or_else(|| profile.and_then(|p| p.client_key_path.clone()));
+    let (cert, key_file) = match (cert, key_file) {
+        (None, None) => return Ok(None),
+        (Some(c), Some(k)) => (c, k),
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(AdapterError::Config(format!(
+                "a client certificate needs its key and the key its certificate: set both {} and \
+                 {} (or pass both --client-cert and --client-key)",
+                key::PROXY_PROFILES_PROFILE_CLIENT_CERT_PATH,
+                key::PROXY_PROFILES_PROFILE_CLIENT_KEY_PATH
+            )));
+        }
+    };
+    if !url.tls {
+        return Err(AdapterError::Config(format!(
+            "a client certificate is only sent over TLS, and {url} is plaintext; use a \
+             vibectl-server:// URL or unset {}",
+            key::PROXY_PROFILES_PROFILE_CLIENT_CERT_PATH
+        )));
+    }
+    for (what, path) in [("client certificate", &cert), ("client key", &key_file)] {
+        if let Err(e) = std::fs::File::open(path) {
+            return Err(AdapterError::Config(format!(
+                "cannot read the {what} {}: {e}",
+                path.display()
+            )));
+        }
+    }
+    Ok(Some(ClientIdentity {
+        cert,
+        key: key_file,
+    }))
+}
+
 /// Overrides given on the command line for one call.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub jwt_path: Option<PathBuf>,
     pub ca_bundle: Option<PathBuf>,
+    /// A client certificate and its key, for servers that require mutual TLS.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
     pub timeout: Option<Duration>,
 }
 
@@ -102,6 +152,7 @@ pub fn settings(
             ca.display()
         )));
     }
+    let client_identity = client_identity(&url, profile, over)?;
     let timeout_secs = profile
         .and_then(|p| p.timeout_seconds)
         .unwrap_or(cfg.proxy.timeout_seconds)
@@ -115,6 +166,7 @@ pub fn settings(
             url,
             token,
             ca_bundle,
+            client_identity,
             timeout: over
                 .timeout
                 .unwrap_or(Duration::from_secs(timeout_secs as u64)),
@@ -149,4 +201,47 @@ pub fn profile_settings(
         ))
     })?;
     settings(url, Some(profile), cfg, over, env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_key_and_tls() {
+        let cfg = ClientConfig::default();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cert = dir.path().join("c.crt");
+        let key_file = dir.path().join("c.key");
+        std::fs::write(&cert, "x").expect("write");
+        std::fs::write(&key_file, "x").expect("write");
+        let half = Overrides {
+            client_cert: Some(cert.clone()),
+            ..Overrides::default()
+        };
+        let e = settings("vibectl-server://h:1", None, &cfg, &half, &no_env)
+            .expect_err("a certificate without a key");
+        assert!(e.to_string().contains("client_key_path"), "{e}");
+        let both = Overrides {
+            client_cert: Some(cert),
+            client_key: Some(key_file),
+            ..Overrides::default()
+        };
+        let e = settings("vibectl-server-insecure://h:1", None, &cfg, &both, &no_env)
+            .expect_err("a certificate over plaintext");
+        assert!(e.to_string().contains("plaintext"), "{e}");
+        let (s, _) = settings("vibectl-server://h:1", None, &cfg, &both, &no_env).expect("ok");
+        assert!(s.client_identity.is_some());
+        let missing = Overrides {
+            client_key: Some(dir.path().join("nope.key")),
+            ..both
+        };
+        let e = settings("vibectl-server://h:1", None, &cfg, &missing, &no_env)
+            .expect_err("an unreadable key");
+        assert!(e.to_string().contains("nope.key"), "{e}");
+    }
 }

@@ -132,3 +132,56 @@ async fn client_certificates_are_required_and_checked() {
     .await;
     other.expect_err("a certificate from another CA must be refused");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_presents_the_profile_certificate() {
+    use vibectl::llm::adapter::{LlmRequest, ModelAdapter};
+    use vibectl::llm::proxy::{ClientIdentity, ProxyAdapter, ProxySettings};
+    use vibectl::llm::proxy_url::ProxyUrl;
+
+    let mock = MockProvider::start(&["--reply", "hello, certified client"]);
+    let pki = Pki::new();
+    let clients = ClientCa::new("vibectl test client CA");
+    let ca_file = pki.path("client-ca.pem");
+    std::fs::write(&ca_file, &clients.pem).expect("write the client CA");
+    let (cert, key) = clients.client("carol");
+    let (cert_file, key_file) = (pki.path("carol.crt"), pki.path("carol.key"));
+    std::fs::write(&cert_file, cert).expect("write the client cert");
+    std::fs::write(&key_file, key).expect("write the client key");
+    let mut tls = pki.tls();
+    tls.client_ca_file = Some(ca_file);
+    let server = tls_server(&mock, tls).await;
+    let adapter = |identity: Option<ClientIdentity>| {
+        ProxyAdapter::new(ProxySettings {
+            url: ProxyUrl::parse(&format!(
+                "vibectl-server://localhost:{}",
+                server.addr.port()
+            ))
+            .expect("url"),
+            token: None,
+            ca_bundle: Some(pki.bundle()),
+            client_identity: identity,
+            timeout: Duration::from_secs(10),
+            retry_attempts: 0,
+        })
+        .expect("the adapter builds")
+    };
+    let req = LlmRequest {
+        system: vec![],
+        user: vec!["hi".into()],
+        model: None,
+        response_schema: None,
+    };
+    let with = adapter(Some(ClientIdentity {
+        cert: cert_file,
+        key: key_file,
+    }));
+    let resp = within("Execute with a client certificate", with.execute(&req))
+        .await
+        .expect("served with a client certificate");
+    assert_eq!(resp.text, "hello, certified client");
+    let without = adapter(None);
+    within("Execute without one", without.execute(&req))
+        .await
+        .expect_err("refused without a client certificate");
+}

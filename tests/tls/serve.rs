@@ -22,6 +22,7 @@ fn adapter(port: u16, ca: &std::path::Path) -> ProxyAdapter {
         url: ProxyUrl::parse(&format!("vibectl-server://localhost:{port}")).expect("url"),
         token: None,
         ca_bundle: Some(ca.to_owned()),
+        client_identity: None,
         timeout: Duration::from_secs(10),
         retry_attempts: 0,
     })

@@ -442,6 +442,10 @@ pub struct ProxyProfile {
     pub jwt_path: Option<std::path::PathBuf>,
     /// A PEM file of CA certificates trusted for this server's TLS certificate, for servers with a private or self-signed certificate. When it is null, vibectl uses the VIBECTL_CA_BUNDLE environment variable if set, else the system trust store.
     pub ca_bundle_path: Option<std::path::PathBuf>,
+    /// A PEM client certificate (and any intermediates) presented to the server, for servers that require mutual TLS (tls.client_ca_file on vibectl-server). Set it together with client_key_path.
+    pub client_cert_path: Option<std::path::PathBuf>,
+    /// The PEM private key of client_cert_path. Keep the file readable by you alone (mode 0600).
+    pub client_key_path: Option<std::path::PathBuf>,
     /// How long, in seconds, vibectl waits for this server; null uses proxy.timeout_seconds.
     pub timeout_seconds: Option<i64>,
     /// How many times vibectl retries a failed call to this server; null uses proxy.retry_attempts.
@@ -456,6 +460,8 @@ impl Default for ProxyProfile {
             server_url: None,
             jwt_path: None,
             ca_bundle_path: None,
+            client_cert_path: None,
+            client_key_path: None,
             timeout_seconds: None,
             retry_attempts: None,
             security: ProxyProfileSecurity::default(),
@@ -656,6 +662,8 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { path: "proxy.profiles.<profile>.server_url", ty: KeyType::Url, item: None, doc: "The server, as vibectl-server://[TOKEN@]HOST[:PORT] for TLS or vibectl-server-insecure://[TOKEN@]HOST[:PORT] for plaintext; the port defaults to 50051. A token in the URL is the JWT sent to the server and is never printed. A profile without a URL cannot be used.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[] },
     KeySpec { path: "proxy.profiles.<profile>.jwt_path", ty: KeyType::Path, item: None, doc: "A file holding the JWT to authenticate with, used when the URL carries no token. When neither has one, vibectl uses the VIBECTL_JWT_TOKEN environment variable.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[] },
     KeySpec { path: "proxy.profiles.<profile>.ca_bundle_path", ty: KeyType::Path, item: None, doc: "A PEM file of CA certificates trusted for this server's TLS certificate, for servers with a private or self-signed certificate. When it is null, vibectl uses the VIBECTL_CA_BUNDLE environment variable if set, else the system trust store.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[] },
+    KeySpec { path: "proxy.profiles.<profile>.client_cert_path", ty: KeyType::Path, item: None, doc: "A PEM client certificate (and any intermediates) presented to the server, for servers that require mutual TLS (tls.client_ca_file on vibectl-server). Set it together with client_key_path.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[] },
+    KeySpec { path: "proxy.profiles.<profile>.client_key_path", ty: KeyType::Path, item: None, doc: "The PEM private key of client_cert_path. Keep the file readable by you alone (mode 0600).", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[] },
     KeySpec { path: "proxy.profiles.<profile>.timeout_seconds", ty: KeyType::Int, item: None, doc: "How long, in seconds, vibectl waits for this server; null uses proxy.timeout_seconds.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(300.0), env: None, old_names: &[] },
     KeySpec { path: "proxy.profiles.<profile>.retry_attempts", ty: KeyType::Int, item: None, doc: "How many times vibectl retries a failed call to this server; null uses proxy.retry_attempts.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(0.0), max: Some(10.0), env: None, old_names: &[] },
     KeySpec { path: "proxy.profiles.<profile>.security.sanitize_requests", ty: KeyType::Bool, item: None, doc: "Whether vibectl removes secrets (tokens, keys, passwords, certificates) from a request before it leaves the machine.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[] },
@@ -750,6 +758,8 @@ pub mod key {
     pub const PROXY_PROFILES_PROFILE_SERVER_URL: &str = "proxy.profiles.<profile>.server_url";
     pub const PROXY_PROFILES_PROFILE_JWT_PATH: &str = "proxy.profiles.<profile>.jwt_path";
     pub const PROXY_PROFILES_PROFILE_CA_BUNDLE_PATH: &str = "proxy.profiles.<profile>.ca_bundle_path";
+    pub const PROXY_PROFILES_PROFILE_CLIENT_CERT_PATH: &str = "proxy.profiles.<profile>.client_cert_path";
+    pub const PROXY_PROFILES_PROFILE_CLIENT_KEY_PATH: &str = "proxy.profiles.<profile>.client_key_path";
     pub const PROXY_PROFILES_PROFILE_TIMEOUT_SECONDS: &str = "proxy.profiles.<profile>.timeout_seconds";
     pub const PROXY_PROFILES_PROFILE_RETRY_ATTEMPTS: &str = "proxy.profiles.<profile>.retry_attempts";
     pub const PROXY_PROFILES_PROFILE_SECURITY_SANITIZE_REQUESTS: &str = "proxy.profiles.<profile>.security.sanitize_requests";

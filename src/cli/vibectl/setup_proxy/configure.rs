@@ -24,6 +24,12 @@ pub struct ConfigureArgs {
     /// A PEM file of the CA that signed the server's certificate
     #[arg(long, value_name = "FILE")]
     pub ca_bundle: Option<PathBuf>,
+    /// A PEM client certificate, for servers that require mutual TLS (with --client-key)
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// The PEM private key of --client-cert
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
     /// Save without testing the connection
     #[arg(long)]
     pub no_test: bool,
@@ -53,6 +59,8 @@ pub fn run(ctx: &Ctx, args: &ConfigureArgs) -> CmdResult {
     let over = Overrides {
         jwt_path: args.jwt_path.clone(),
         ca_bundle: args.ca_bundle.clone(),
+        client_cert: args.client_cert.clone(),
+        client_key: args.client_key.clone(),
         timeout: None,
     };
     let (settings, _) = select::settings(&args.url, None, &cfg, &over, &process_env)?;
@@ -95,6 +103,18 @@ pub fn run(ctx: &Ctx, args: &ConfigureArgs) -> CmdResult {
     edits.push((
         profile(key::PROXY_PROFILES_PROFILE_CA_BUNDLE_PATH),
         args.ca_bundle
+            .as_ref()
+            .map(|p| absolute(p).display().to_string()),
+    ));
+    edits.push((
+        profile(key::PROXY_PROFILES_PROFILE_CLIENT_CERT_PATH),
+        args.client_cert
+            .as_ref()
+            .map(|p| absolute(p).display().to_string()),
+    ));
+    edits.push((
+        profile(key::PROXY_PROFILES_PROFILE_CLIENT_KEY_PATH),
+        args.client_key
             .as_ref()
             .map(|p| absolute(p).display().to_string()),
     ));

@@ -23,6 +23,9 @@ pub fn run(ctx: &Ctx) -> CmdResult {
                 .ca_bundle
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "system trust store".into());
+            if let Some(id) = &s.client_identity {
+                text.push_str(&format!("cert:     {}\n", id.cert.display()));
+            }
             text.push_str(&format!(
                 "ca:       {}\ntoken:    {source}\n",
                 if s.url.tls {

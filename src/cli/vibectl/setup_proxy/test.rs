@@ -22,6 +22,12 @@ pub struct TestArgs {
     /// A PEM file of the CA that signed the server's certificate
     #[arg(long, value_name = "FILE")]
     pub ca_bundle: Option<PathBuf>,
+    /// A PEM client certificate, for servers that require mutual TLS (with --client-key)
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// The PEM private key of --client-cert
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
 }
 
 pub fn run(ctx: &Ctx, args: &TestArgs) -> CmdResult {
@@ -29,6 +35,8 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> CmdResult {
     let over = Overrides {
         jwt_path: args.jwt_path.clone(),
         ca_bundle: args.ca_bundle.clone(),
+        client_cert: args.client_cert.clone(),
+        client_key: args.client_key.clone(),
         timeout: args.timeout.map(Duration::from_secs),
     };
     let (settings, _) = match &args.url {
