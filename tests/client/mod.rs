@@ -6,6 +6,7 @@
 mod commands;
 mod confirm;
 mod errors;
+mod follow;
 mod memory;
 mod proxy;
 

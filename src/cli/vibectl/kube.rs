@@ -47,28 +47,37 @@ pub fn run(ctx: &Ctx, verb: &str, args: &KubeArgs) -> CmdResult {
         if session.cfg.display.show_kubectl {
             out(&format!("$ {line}\n"));
         }
+        if kubectl::is_streaming(&full) {
+            // `logs -f`, `get -w`: show the output as it comes; summarize when it ends.
+            let followed = kubectl::follow(&session.cfg, &full).await?;
+            if followed.interrupted {
+                eprintln!();
+            }
+            return summarize(&session, &line, &followed.tail, None, true).await;
+        }
         let output = kubectl::capture(&session.cfg, &full)?;
-        summarize(&session, &line, &output, None).await
+        summarize(&session, &line, &output, None, false).await
     })?
 }
 
 /// Print the raw output and/or the model's summary of it, per `display.*`; then update the
-/// memory and print the total metrics.
+/// memory and print the total metrics. `shown` says the output was already printed live.
 pub async fn summarize(
     session: &Session,
     line: &str,
     output: &str,
     request: Option<&str>,
+    shown: bool,
 ) -> CmdResult {
     let d = &session.cfg.display;
-    if d.show_raw_output {
+    if d.show_raw_output && !shown {
         super::session::print_answer(output);
     }
     let summary = if d.show_vibe {
         let req = prompts::summary(line, output, request, &session.context());
         Some(session.show("summary", req).await?)
     } else {
-        if !d.show_raw_output && session.cfg.warnings.warn_no_output {
+        if !d.show_raw_output && !shown && session.cfg.warnings.warn_no_output {
             warn(&format!(
                 "neither the raw output nor the summary is shown ({} and {} are off)",
                 key::DISPLAY_SHOW_RAW_OUTPUT,

@@ -72,6 +72,94 @@ pub fn capture(cfg: &ClientConfig, args: &[String]) -> Result<String, CmdError> 
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// Most of a followed run's output kept for the summary, in bytes (the newest part).
+const FOLLOW_TAIL: usize = 64 * 1024;
+
+/// Whether `args` (verb first) keep kubectl running to print things as they happen:
+/// `logs -f`, `get -w`, `events -w` and their long and `=true` forms.
+pub fn is_streaming(args: &[String]) -> bool {
+    let Some(verb) = args.first() else {
+        return false;
+    };
+    let flags: &[&str] = match verb.as_str() {
+        "logs" => &["-f", "--follow", "--follow=true"],
+        "get" | "events" => &[
+            "-w",
+            "--watch",
+            "--watch=true",
+            "--watch-only",
+            "--watch-only=true",
+        ],
+        _ => return false,
+    };
+    args[1..]
+        .iter()
+        .take_while(|a| a.as_str() != "--")
+        .any(|a| flags.contains(&a.as_str()))
+}
+
+/// What a followed run printed, and whether the user stopped it.
+pub struct Followed {
+    /// The newest [`FOLLOW_TAIL`] bytes of kubectl's stdout.
+    pub tail: String,
+    pub interrupted: bool,
+}
+
+/// Run kubectl, copying its stdout to ours as it arrives, until it exits or the user presses
+/// Ctrl-C (which stops kubectl). Its stderr is ours. A run that fails on its own is an error;
+/// one the user stopped is not.
+pub async fn follow(cfg: &ClientConfig, args: &[String]) -> Result<Followed, CmdError> {
+    use std::io::Write;
+    use tokio::io::AsyncReadExt;
+
+    let mut child = tokio::process::Command::from(command(cfg, args))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| not_started(cfg, &e))?;
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let mut tail: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    let interrupt = tokio::signal::ctrl_c();
+    tokio::pin!(interrupt);
+    let mut interrupted = false;
+    loop {
+        tokio::select! {
+            read = stdout.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(&buf[..n]);
+                    let _ = out.flush();
+                    tail.extend_from_slice(&buf[..n]);
+                    if tail.len() > 2 * FOLLOW_TAIL {
+                        tail.drain(..tail.len() - FOLLOW_TAIL);
+                    }
+                }
+            },
+            _ = &mut interrupt => {
+                interrupted = true;
+                break;
+            }
+        }
+    }
+    if interrupted {
+        let _ = child.start_kill();
+    }
+    let status = child.wait().await.map_err(|e| not_started(cfg, &e))?;
+    if !interrupted && !status.success() {
+        return Err(failed(args, status));
+    }
+    if tail.len() > FOLLOW_TAIL {
+        tail.drain(..tail.len() - FOLLOW_TAIL);
+    }
+    Ok(Followed {
+        tail: String::from_utf8_lossy(&tail).into_owned(),
+        interrupted,
+    })
+}
+
 /// Run kubectl with our stdin, stdout and stderr.
 pub fn passthrough(cfg: &ClientConfig, args: &[String]) -> Result<(), CmdError> {
     let status = command(cfg, args)
@@ -95,6 +183,19 @@ fn failed(args: &[String], status: std::process::ExitStatus) -> CmdError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn follow_and_watch_flags_are_streaming() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(is_streaming(&v(&["logs", "-f", "web-1"])));
+        assert!(is_streaming(&v(&["logs", "web-1", "--follow"])));
+        assert!(is_streaming(&v(&["get", "pods", "-w"])));
+        assert!(is_streaming(&v(&["events", "--watch=true"])));
+        assert!(!is_streaming(&v(&["logs", "web-1"])));
+        assert!(!is_streaming(&v(&["describe", "pod", "-w"])));
+        assert!(!is_streaming(&v(&["logs", "--", "-f"])));
+        assert!(!is_streaming(&v(&["get", "pods", "--watch=false"])));
+    }
 
     #[test]
     fn display_quotes_what_a_shell_would_split() {

@@ -32,6 +32,6 @@ pub fn run(ctx: &Ctx, args: &KubeArgs) -> CmdResult {
             out(&format!("$ {line}\n"));
         }
         let output = kubectl::capture(&session.cfg, &full)?;
-        kube::summarize(&session, &line, &output, None).await
+        kube::summarize(&session, &line, &output, None, false).await
     })?
 }

@@ -89,5 +89,5 @@ pub async fn carry_out(
         return Ok(());
     }
     let output = kubectl::capture(&session.cfg, &plan.commands)?;
-    super::kube::summarize(session, &line, &output, request).await
+    super::kube::summarize(session, &line, &output, request, false).await
 }
