@@ -4,6 +4,7 @@
 pub mod complete;
 pub mod completions;
 pub mod config;
+pub mod style;
 pub mod vibectl;
 pub mod vibectl_server;
 
@@ -40,10 +41,12 @@ impl CmdError {
 
     /// Print `error: ...` and `hint: ...` to stderr.
     pub fn report(&self) {
+        let error = style::paint(style::Role::Error, style::Stream::Stderr, "error:");
+        let hint = style::paint(style::Role::Hint, style::Stream::Stderr, "hint:");
         let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "error: {}", self.message);
+        let _ = writeln!(err, "{error} {}", self.message);
         if let Some(h) = &self.hint {
-            let _ = writeln!(err, "hint: {h}");
+            let _ = writeln!(err, "{hint} {h}");
         }
     }
 }
@@ -74,7 +77,8 @@ pub fn out(text: &str) {
 
 /// A warning on stderr.
 pub fn warn(text: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "warning: {text}");
+    let label = style::paint(style::Role::Warning, style::Stream::Stderr, "warning:");
+    let _ = writeln!(std::io::stderr().lock(), "{label} {text}");
 }
 
 /// The process environment, as the config engine wants it.

@@ -45,7 +45,7 @@ pub fn run(ctx: &Ctx, verb: &str, args: &KubeArgs) -> CmdResult {
         full.extend(args.args.iter().cloned());
         let line = kubectl::display(&full);
         if session.cfg.display.show_kubectl {
-            out(&format!("$ {line}\n"));
+            out(&crate::cli::style::command_line(&line));
         }
         if kubectl::is_streaming(&full) {
             // `logs -f`, `get -w`: show the output as it comes; summarize when it ends.

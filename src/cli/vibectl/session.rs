@@ -2,6 +2,7 @@
 //! proxied, chosen once), model calls with the spinner, streaming and metrics, and the memory.
 //! Everything printed here is the same whichever adapter answered.
 
+use crate::cli::style::{Role, Stream, paint};
 use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -30,7 +31,9 @@ impl Ctx {
         let loaded = CLIENT.load(&self.file)?;
         CLIENT.validate(&loaded)?;
         let effective = CLIENT.effective(&loaded, &process_env, &self.overrides)?;
-        Ok((loaded, CLIENT.typed(&effective)?))
+        let cfg: ClientConfig = CLIENT.typed(&effective)?;
+        crate::cli::style::set_theme(cfg.display.theme);
+        Ok((loaded, cfg))
     }
 }
 
@@ -153,7 +156,8 @@ impl Session {
             self.cfg.display.show_metrics,
             DisplayShowMetrics::Sub | DisplayShowMetrics::All
         ) {
-            eprintln!("[metrics] {label}: {}", describe(m));
+            let line = format!("[metrics] {label}: {}", describe(m));
+            eprintln!("{}", paint(Role::Metrics, Stream::Stderr, &line));
         }
     }
 
@@ -167,7 +171,8 @@ impl Session {
             )
         {
             let s = if *calls == 1 { "" } else { "s" };
-            eprintln!("[metrics] total: {calls} model call{s}, {}", describe(m));
+            let line = format!("[metrics] total: {calls} model call{s}, {}", describe(m));
+            eprintln!("{}", paint(Role::Metrics, Stream::Stderr, &line));
         }
     }
 

@@ -29,7 +29,7 @@ pub fn run(ctx: &Ctx, args: &KubeArgs) -> CmdResult {
         full.extend(args.args.iter().cloned());
         let line = kubectl::display(&full);
         if session.cfg.display.show_kubectl {
-            out(&format!("$ {line}\n"));
+            out(&crate::cli::style::command_line(&line));
         }
         let output = kubectl::capture(&session.cfg, &full)?;
         kube::summarize(&session, &line, &output, None, false).await

@@ -80,7 +80,7 @@ pub async fn carry_out(
         plan.commands.insert(0, v.to_owned());
     }
     let line = kubectl::display(&plan.commands);
-    out(&format!("$ {line}\n"));
+    out(&crate::cli::style::command_line(&line));
     if !plan.explanation.trim().is_empty() {
         out(&format!("  {}\n", plan.explanation.trim()));
     }
