@@ -185,3 +185,93 @@ async fn our_client_presents_the_profile_certificate() {
         .await
         .expect_err("refused without a client certificate");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_proxy_saves_the_client_certificate_it_tested_with() {
+    let mock = MockProvider::start(&["--reply", "mutual"]);
+    let pki = Pki::new();
+    let clients = ClientCa::new("vibectl test client CA");
+    let ca_file = pki.path("client-ca.pem");
+    std::fs::write(&ca_file, &clients.pem).expect("write the client CA");
+    let (cert, key) = clients.client("dave");
+    let (cert_file, key_file) = (pki.path("dave.crt"), pki.path("dave.key"));
+    std::fs::write(&cert_file, cert).expect("write the client cert");
+    std::fs::write(&key_file, key).expect("write the client key");
+    let mut tls = pki.tls();
+    tls.client_ca_file = Some(ca_file);
+    let server = tls_server(&mock, tls).await;
+    let url = format!("vibectl-server://localhost:{}", server.addr.port());
+
+    let client = crate::client::Client::new("", "", 0);
+    client.write("# mutual TLS\n");
+    let bundle = pki.bundle().display().to_string();
+    let (cert_arg, key_arg) = (
+        cert_file.display().to_string(),
+        key_file.display().to_string(),
+    );
+    let run = |args: Vec<String>| {
+        let cmd = client.command(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        tokio::task::block_in_place(move || {
+            let mut cmd = cmd;
+            crate::support::process::run(&mut cmd, crate::client::LIMIT)
+        })
+    };
+    let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+
+    // Without a certificate the connection test fails and nothing is saved.
+    let before = client.text();
+    let out = run(s(&[
+        "setup-proxy",
+        "configure",
+        "bare",
+        &url,
+        "--ca-bundle",
+        &bundle,
+    ]));
+    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert!(out.stderr.contains("nothing was saved"), "{out}");
+    assert_eq!(client.text(), before, "a failed configure changes no file");
+
+    let out = run(s(&[
+        "setup-proxy",
+        "configure",
+        "prod",
+        &url,
+        "--ca-bundle",
+        &bundle,
+        "--client-cert",
+        &cert_arg,
+        "--client-key",
+        &key_arg,
+    ]));
+    out.assert_success();
+    let text = client.text();
+    assert!(
+        text.contains(&format!("client_cert_path: {cert_arg}"))
+            && text.contains(&format!("client_key_path: {key_arg}")),
+        "{text}"
+    );
+    // The saved profile carries the certificate on later calls.
+    let out = run(s(&["setup-proxy", "test"]));
+    out.assert_success();
+    assert!(out.stdout.contains("succeeded"), "{out}");
+    let out = run(s(&["setup-proxy", "status"]));
+    assert!(
+        out.stdout.contains(&format!("cert:     {cert_arg}")),
+        "{out}"
+    );
+
+    let out = run(s(&[
+        "setup-proxy",
+        "configure",
+        "half",
+        &url,
+        "--client-cert",
+        &cert_arg,
+    ]));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clap refuses a certificate without its key\n{out}"
+    );
+}
