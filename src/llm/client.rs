@@ -2,6 +2,7 @@
 //! connection pool, and maps answers and failures to provider-neutral types.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
@@ -10,7 +11,10 @@ use reqwest::Url;
 use super::error::ProviderError;
 use super::provider::{ChatRequest, ChatResponse, ProviderKind};
 use super::stream::{self as chat_stream, ChatStream};
-use super::{anthropic, ollama, openai};
+use super::{anthropic, h1, ollama, openai};
+
+/// The `user-agent` of every upstream request.
+const USER_AGENT: &str = concat!("vibectl/", env!("CARGO_PKG_VERSION"));
 
 /// Largest error body read to build an error message, in bytes.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -43,6 +47,8 @@ impl Default for ProviderOptions {
 pub struct HttpClient {
     inner: reqwest::Client,
     request_timeout: Option<Duration>,
+    connect_timeout: Duration,
+    read_timeout: Duration,
 }
 
 impl HttpClient {
@@ -55,7 +61,7 @@ impl HttpClient {
             .pool_idle_timeout(Duration::from_secs(90))
             // A provider API answers a POST itself; a redirect is reported, not followed.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("vibectl/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .build()
             .map_err(|e| ProviderError::Config {
                 detail: format!("cannot build the HTTP client: {e}"),
@@ -63,6 +69,8 @@ impl HttpClient {
         Ok(HttpClient {
             inner,
             request_timeout: options.request_timeout,
+            connect_timeout: options.connect_timeout,
+            read_timeout: options.read_timeout,
         })
     }
 }
@@ -76,6 +84,8 @@ pub struct ProviderClient {
     endpoint: Url,
     api_key: Option<String>,
     http: HttpClient,
+    /// The lean HTTP/1.1 path for whole answers from a plain-`http://` endpoint.
+    lean: Option<Arc<h1::Pool>>,
 }
 
 impl fmt::Debug for ProviderClient {
@@ -122,7 +132,10 @@ impl ProviderClient {
         let endpoint = Url::parse(&endpoint).map_err(|e| ProviderError::Config {
             detail: format!("invalid endpoint URL `{endpoint}`: {e}"),
         })?;
+        let lean = h1::Pool::for_url(&endpoint, http.connect_timeout, &|v| std::env::var(v).ok())
+            .map(Arc::new);
         Ok(ProviderClient {
+            lean,
             kind,
             base_url,
             endpoint,
@@ -168,15 +181,47 @@ impl ProviderClient {
 
     /// Send the whole request and wait for the whole answer.
     pub async fn complete(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let mut builder = self.request(req, false);
-        if let Some(t) = self.http.request_timeout {
-            builder = builder.timeout(t);
-        }
-        let resp = send(builder).await?;
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| ProviderError::from_reqwest(&e))?;
+        let body = match &self.lean {
+            Some(pool) => {
+                let built =
+                    self.request(req, false)
+                        .build()
+                        .map_err(|e| ProviderError::Config {
+                            detail: format!("cannot build the request: {e}"),
+                        })?;
+                let mut headers = built.headers().clone();
+                headers.insert(
+                    reqwest::header::USER_AGENT,
+                    reqwest::header::HeaderValue::from_static(USER_AGENT),
+                );
+                let body = built
+                    .body()
+                    .and_then(|b| b.as_bytes())
+                    .map(bytes::Bytes::copy_from_slice)
+                    .unwrap_or_default();
+                let limit = self.http.request_timeout.unwrap_or(self.http.read_timeout);
+                let answer = pool.post(&headers, body, limit).await?;
+                if !answer.parts.status.is_success() {
+                    let body = &answer.body[..answer.body.len().min(MAX_ERROR_BODY)];
+                    return Err(ProviderError::from_status(
+                        answer.parts.status,
+                        &answer.parts.headers,
+                        body,
+                    ));
+                }
+                answer.body
+            }
+            None => {
+                let mut builder = self.request(req, false);
+                if let Some(t) = self.http.request_timeout {
+                    builder = builder.timeout(t);
+                }
+                let resp = send(builder).await?;
+                resp.bytes()
+                    .await
+                    .map_err(|e| ProviderError::from_reqwest(&e))?
+            }
+        };
         match self.kind {
             ProviderKind::Anthropic => anthropic::parse_response(&body),
             ProviderKind::OpenAi => openai::parse_response(&body),

@@ -14,6 +14,7 @@ pub mod choose;
 pub mod client;
 pub mod direct;
 pub mod error;
+mod h1;
 pub mod keys;
 pub mod ollama;
 pub mod openai;
