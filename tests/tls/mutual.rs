@@ -48,6 +48,46 @@ impl ClientCa {
     }
 }
 
+/// Our server requiring client certificates from a [`ClientCa`] of its own, routed to a mock
+/// answering `reply`.
+struct Mutual {
+    _mock: MockProvider,
+    pki: Pki,
+    clients: ClientCa,
+    server: crate::support::server::TestServer,
+}
+
+impl Mutual {
+    async fn start(reply: &str) -> Mutual {
+        let mock = MockProvider::start(&["--reply", reply]);
+        let pki = Pki::new();
+        let clients = ClientCa::new("vibectl test client CA");
+        let ca_file = pki.path("client-ca.pem");
+        std::fs::write(&ca_file, &clients.pem).expect("write the client CA");
+        let mut tls = pki.tls();
+        tls.client_ca_file = Some(ca_file);
+        let server = tls_server(&mock, tls).await;
+        Mutual {
+            _mock: mock,
+            pki,
+            clients,
+            server,
+        }
+    }
+
+    /// A client certificate for `name` written to NAME.crt and NAME.key: their paths.
+    fn client_files(&self, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let (cert, key) = self.clients.client(name);
+        let files = (
+            self.pki.path(&format!("{name}.crt")),
+            self.pki.path(&format!("{name}.key")),
+        );
+        std::fs::write(&files.0, cert).expect("write the client cert");
+        std::fs::write(&files.1, key).expect("write the client key");
+        files
+    }
+}
+
 async fn connect(
     addr: std::net::SocketAddr,
     server_ca: &Path,
@@ -87,16 +127,10 @@ async fn info(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_certificates_are_required_and_checked() {
-    let mock = MockProvider::start(&["--reply", "mutual"]);
-    let pki = Pki::new();
-    let clients = ClientCa::new("vibectl test client CA");
+    let m = Mutual::start("mutual").await;
+    let (pki, clients) = (&m.pki, &m.clients);
     let strangers = ClientCa::new("someone else's CA");
-    let ca_file = pki.path("client-ca.pem");
-    std::fs::write(&ca_file, &clients.pem).expect("write the client CA");
-    let mut tls = pki.tls();
-    tls.client_ca_file = Some(ca_file);
-    let server = tls_server(&mock, tls).await;
-    let addr = server.addr;
+    let addr = m.server.addr;
 
     let good = within("a call with a good client cert", async {
         let mut client = connect(addr, &pki.bundle(), Some(clients.client("alice")))
@@ -139,18 +173,9 @@ async fn our_client_presents_the_profile_certificate() {
     use vibectl::llm::proxy::{ClientIdentity, ProxyAdapter, ProxySettings};
     use vibectl::llm::proxy_url::ProxyUrl;
 
-    let mock = MockProvider::start(&["--reply", "hello, certified client"]);
-    let pki = Pki::new();
-    let clients = ClientCa::new("vibectl test client CA");
-    let ca_file = pki.path("client-ca.pem");
-    std::fs::write(&ca_file, &clients.pem).expect("write the client CA");
-    let (cert, key) = clients.client("carol");
-    let (cert_file, key_file) = (pki.path("carol.crt"), pki.path("carol.key"));
-    std::fs::write(&cert_file, cert).expect("write the client cert");
-    std::fs::write(&key_file, key).expect("write the client key");
-    let mut tls = pki.tls();
-    tls.client_ca_file = Some(ca_file);
-    let server = tls_server(&mock, tls).await;
+    let m = Mutual::start("hello, certified client").await;
+    let (pki, server) = (&m.pki, &m.server);
+    let (cert_file, key_file) = m.client_files("carol");
     let adapter = |identity: Option<ClientIdentity>| {
         ProxyAdapter::new(ProxySettings {
             url: ProxyUrl::parse(&format!(
@@ -188,18 +213,9 @@ async fn our_client_presents_the_profile_certificate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_proxy_saves_the_client_certificate_it_tested_with() {
-    let mock = MockProvider::start(&["--reply", "mutual"]);
-    let pki = Pki::new();
-    let clients = ClientCa::new("vibectl test client CA");
-    let ca_file = pki.path("client-ca.pem");
-    std::fs::write(&ca_file, &clients.pem).expect("write the client CA");
-    let (cert, key) = clients.client("dave");
-    let (cert_file, key_file) = (pki.path("dave.crt"), pki.path("dave.key"));
-    std::fs::write(&cert_file, cert).expect("write the client cert");
-    std::fs::write(&key_file, key).expect("write the client key");
-    let mut tls = pki.tls();
-    tls.client_ca_file = Some(ca_file);
-    let server = tls_server(&mock, tls).await;
+    let m = Mutual::start("mutual").await;
+    let (pki, server) = (&m.pki, &m.server);
+    let (cert_file, key_file) = m.client_files("dave");
     let url = format!("vibectl-server://localhost:{}", server.addr.port());
 
     let client = crate::client::Client::new("", "", 0);
