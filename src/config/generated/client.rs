@@ -274,7 +274,7 @@ pub struct Warnings {
     pub warn_no_output: bool,
     /// Whether vibectl warns that port-forward traffic is not being watched because networking.intermediate_port_range is not set.
     pub warn_no_proxy: bool,
-    /// Whether vibectl warns when it removes secrets from a request before sending it through a proxy. A proxy profile can override it with its own security.warn_sanitization.
+    /// Whether vibectl prints a warning on stderr saying how many secrets of which kinds it removed from a request before sending it. A proxy profile can override it with its own security.warn_sanitization.
     pub warn_sanitization: bool,
 }
 
@@ -373,7 +373,66 @@ impl Default for Plugins {
     }
 }
 
-/// When vibectl asks before running a command the model planned. With per-command it asks every time, with per-session once per session (as semiauto does), and with none never. When it is null the command decides: vibectl semiauto asks once per iteration and other commands ask every time.
+/// When vibectl asks before running a kubectl command the model planned. With per-command it asks before every planned command, with per-session once per vibectl run, and with none never. When it is null it asks only before commands that can change the cluster, as vibectl 0.11.6 does. The --yes flag answers yes, and a proxy profile's security.confirmation_mode overrides this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum SecurityConfirmationMode {
+    #[serde(rename = "none")]
+    None,
+    #[serde(rename = "per-session")]
+    PerSession,
+    #[serde(rename = "per-command")]
+    PerCommand,
+}
+
+impl SecurityConfirmationMode {
+    /// Every value, in schema order.
+    pub const ALL: &'static [Self] = &[Self::None, Self::PerSession, Self::PerCommand];
+
+    /// The value as written in a config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::PerSession => "per-session",
+            Self::PerCommand => "per-command",
+        }
+    }
+}
+
+impl std::fmt::Display for SecurityConfirmationMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Protections vibectl applies to its model calls and to the kubectl commands it runs. They hold in direct mode; through a proxy, a profile's own security keys decide where they are set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Security {
+    /// Whether vibectl replaces secrets (Secret data, bearer tokens and JWTs, private keys and certificates, kubeconfig credentials, cloud keys, password pairs, credentials in URLs) with numbered placeholders such as [REDACTED:k8s-secret-data:1] before a request to the model leaves the machine in direct mode. A placeholder the model echoes in a planned command gets its real value back locally, just before kubectl runs. Through a proxy, the profile's security.sanitize_requests decides.
+    pub sanitize_requests: bool,
+    /// Whether vibectl appends an audit record (one JSON line) for each model call and each kubectl command it runs in direct mode. When the audit file cannot be written, the command stops before calling the model. Through a proxy, the profile's security.audit_logging decides.
+    pub audit_logging: bool,
+    /// The audit file of direct mode. When it is null vibectl uses audit.log in ~/.config/vibectl, as vibectl 0.11.6 does, or in the client config directory when --config-dir or VIBECTL_CLIENT_CONFIG_DIR names one.
+    pub audit_log_path: Option<std::path::PathBuf>,
+    /// When vibectl asks before running a kubectl command the model planned. With per-command it asks before every planned command, with per-session once per vibectl run, and with none never. When it is null it asks only before commands that can change the cluster, as vibectl 0.11.6 does. The --yes flag answers yes, and a proxy profile's security.confirmation_mode overrides this one.
+    pub confirmation_mode: Option<SecurityConfirmationMode>,
+    /// Whether vibectl refuses, before running anything, every planned or typed kubectl command that can change the cluster or reach into it (apply, create, delete, edit, patch, scale, exec, port-forward and the like) and every verb it does not know. The --read-only flag turns it on for one run, and a proxy profile with security.read_only true turns it on for every call through that profile. Nothing turns it off once one of them is on.
+    pub read_only: bool,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Self {
+            sanitize_requests: true,
+            audit_logging: true,
+            audit_log_path: None,
+            confirmation_mode: None,
+            read_only: false,
+        }
+    }
+}
+
+/// When vibectl asks before running a command the model planned through this profile. With per-command it asks before every planned command, with per-session once per vibectl run, and with none never. When it is null security.confirmation_mode applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum ProxyProfilesEntrySecurityConfirmationMode {
     #[serde(rename = "none")]
@@ -408,13 +467,15 @@ impl std::fmt::Display for ProxyProfilesEntrySecurityConfirmationMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProxyProfileSecurity {
-    /// Whether vibectl removes secrets (tokens, keys, passwords, certificates) from a request before it leaves the machine.
+    /// Whether vibectl replaces secrets with numbered placeholders before a request through this profile leaves the machine, as security.sanitize_requests does in direct mode.
     pub sanitize_requests: bool,
     /// Whether vibectl writes an audit log entry (hashes of the request and answer, the command generated, whether the user approved it) for each call through this profile.
     pub audit_logging: bool,
-    /// When vibectl asks before running a command the model planned. With per-command it asks every time, with per-session once per session (as semiauto does), and with none never. When it is null the command decides: vibectl semiauto asks once per iteration and other commands ask every time.
+    /// When vibectl asks before running a command the model planned through this profile. With per-command it asks before every planned command, with per-session once per vibectl run, and with none never. When it is null security.confirmation_mode applies.
     pub confirmation_mode: Option<ProxyProfilesEntrySecurityConfirmationMode>,
-    /// The file the audit log is appended to. When it is null vibectl uses ~/.config/vibectl/audit-PROFILE.log, as vibectl 0.11.6 does.
+    /// Whether calls through this profile are read-only, so an operator can hand out a profile that cannot change the cluster. True turns security.read_only on for every command using this profile; false or null leaves security.read_only as it is (a profile can never turn it off).
+    pub read_only: Option<bool>,
+    /// The file the audit log of this profile is appended to. When it is null vibectl uses audit-PROFILE.log in ~/.config/vibectl, as vibectl 0.11.6 does, or in the client config directory when --config-dir or VIBECTL_CLIENT_CONFIG_DIR names one.
     pub audit_log_path: Option<std::path::PathBuf>,
     /// Whether vibectl warns when it removes secrets from a request sent through this profile; null uses warnings.warn_sanitization.
     pub warn_sanitization: Option<bool>,
@@ -426,6 +487,7 @@ impl Default for ProxyProfileSecurity {
             sanitize_requests: true,
             audit_logging: true,
             confirmation_mode: None,
+            read_only: None,
             audit_log_path: None,
             warn_sanitization: None,
         }
@@ -586,6 +648,8 @@ pub struct ClientConfig {
     pub networking: Networking,
     /// Prompt plugins.
     pub plugins: Plugins,
+    /// Protections vibectl applies to its model calls and to the kubectl commands it runs. They hold in direct mode; through a proxy, a profile's own security keys decide where they are set.
+    pub security: Security,
     /// Sending model calls through a vibectl-server instead of calling providers directly. Each named profile holds one server; the active profile is the one in use.
     pub proxy: Proxy,
     /// Logging and instructions that apply to every command.
@@ -607,6 +671,7 @@ impl Default for ClientConfig {
             features: Features::default(),
             networking: Networking::default(),
             plugins: Plugins::default(),
+            security: Security::default(),
             proxy: Proxy::default(),
             system: System::default(),
             memory_content: None,
@@ -643,7 +708,7 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { path: "memory.max_chars", ty: KeyType::Int, item: None, doc: "The longest memory, in characters, that vibectl keeps. The model is asked to keep the memory within it, and a longer memory is cut to this length when it is saved.", default: "500", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(100000.0), env: Some("VIBECTL_MEMORY_MAX_CHARS"), old_names: &["memory_max_chars"] },
     KeySpec { path: "warnings.warn_no_output", ty: KeyType::Bool, item: None, doc: "Whether vibectl warns when both the raw output and the vibe are turned off, so a command would print nothing.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_WARNINGS_WARN_NO_OUTPUT"), old_names: &["warn_no_output"] },
     KeySpec { path: "warnings.warn_no_proxy", ty: KeyType::Bool, item: None, doc: "Whether vibectl warns that port-forward traffic is not being watched because networking.intermediate_port_range is not set.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_WARNINGS_WARN_NO_PROXY"), old_names: &["warn_no_proxy"] },
-    KeySpec { path: "warnings.warn_sanitization", ty: KeyType::Bool, item: None, doc: "Whether vibectl warns when it removes secrets from a request before sending it through a proxy. A proxy profile can override it with its own security.warn_sanitization.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_WARNINGS_WARN_SANITIZATION"), old_names: &[] },
+    KeySpec { path: "warnings.warn_sanitization", ty: KeyType::Bool, item: None, doc: "Whether vibectl prints a warning on stderr saying how many secrets of which kinds it removed from a request before sending it. A proxy profile can override it with its own security.warn_sanitization.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_WARNINGS_WARN_SANITIZATION"), old_names: &[] },
     KeySpec { path: "live_display.max_lines", ty: KeyType::Int, item: None, doc: "How many of the latest lines the live view shows.", default: "20", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(10000.0), env: Some("VIBECTL_LIVE_DISPLAY_MAX_LINES"), old_names: &["live_display_max_lines"] },
     KeySpec { path: "live_display.wrap_text", ty: KeyType::Bool, item: None, doc: "Whether the live view wraps long lines instead of cutting them at the terminal's width.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_LIVE_DISPLAY_WRAP_TEXT"), old_names: &["live_display_wrap_text"] },
     KeySpec { path: "live_display.stream_buffer_max_lines", ty: KeyType::Int, item: None, doc: "How many lines of a stream vibectl keeps in memory; older lines are dropped.", default: "100000", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(10000000.0), env: Some("VIBECTL_LIVE_DISPLAY_STREAM_BUFFER_MAX_LINES"), old_names: &["live_display_stream_buffer_max_lines"] },
@@ -655,6 +720,11 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { path: "features.check_max_iterations", ty: KeyType::Int, item: None, doc: "The most iterations vibectl check runs before it gives up on deciding whether the predicate holds.", default: "10", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(100.0), env: Some("VIBECTL_FEATURES_CHECK_MAX_ITERATIONS"), old_names: &["check_max_iterations"] },
     KeySpec { path: "networking.intermediate_port_range", ty: KeyType::String, item: None, doc: "A range of local ports, written MIN-MAX, from which vibectl port-forward picks an intermediate port so it can watch the forwarded traffic. When it is null, traffic is forwarded directly and not watched.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_NETWORKING_INTERMEDIATE_PORT_RANGE"), old_names: &["intermediate_port_range"] },
     KeySpec { path: "plugins.precedence", ty: KeyType::List, item: Some(KeyType::String), doc: "Plugin names in the order in which they are asked for a prompt; plugins not listed come after, in installation order. An empty list means installation order for all.", default: "[]", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_PLUGINS_PRECEDENCE"), old_names: &["plugin_precedence"] },
+    KeySpec { path: "security.sanitize_requests", ty: KeyType::Bool, item: None, doc: "Whether vibectl replaces secrets (Secret data, bearer tokens and JWTs, private keys and certificates, kubeconfig credentials, cloud keys, password pairs, credentials in URLs) with numbered placeholders such as [REDACTED:k8s-secret-data:1] before a request to the model leaves the machine in direct mode. A placeholder the model echoes in a planned command gets its real value back locally, just before kubectl runs. Through a proxy, the profile's security.sanitize_requests decides.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_SECURITY_SANITIZE_REQUESTS"), old_names: &[] },
+    KeySpec { path: "security.audit_logging", ty: KeyType::Bool, item: None, doc: "Whether vibectl appends an audit record (one JSON line) for each model call and each kubectl command it runs in direct mode. When the audit file cannot be written, the command stops before calling the model. Through a proxy, the profile's security.audit_logging decides.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_SECURITY_AUDIT_LOGGING"), old_names: &[] },
+    KeySpec { path: "security.audit_log_path", ty: KeyType::Path, item: None, doc: "The audit file of direct mode. When it is null vibectl uses audit.log in ~/.config/vibectl, as vibectl 0.11.6 does, or in the client config directory when --config-dir or VIBECTL_CLIENT_CONFIG_DIR names one.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_SECURITY_AUDIT_LOG_PATH"), old_names: &[] },
+    KeySpec { path: "security.confirmation_mode", ty: KeyType::Enum, item: None, doc: "When vibectl asks before running a kubectl command the model planned. With per-command it asks before every planned command, with per-session once per vibectl run, and with none never. When it is null it asks only before commands that can change the cluster, as vibectl 0.11.6 does. The --yes flag answers yes, and a proxy profile's security.confirmation_mode overrides this one.", default: "null", nullable: true, sensitive: false, values: &["none", "per-session", "per-command"], min: None, max: None, env: Some("VIBECTL_SECURITY_CONFIRMATION_MODE"), old_names: &[] },
+    KeySpec { path: "security.read_only", ty: KeyType::Bool, item: None, doc: "Whether vibectl refuses, before running anything, every planned or typed kubectl command that can change the cluster or reach into it (apply, create, delete, edit, patch, scale, exec, port-forward and the like) and every verb it does not know. The --read-only flag turns it on for one run, and a proxy profile with security.read_only true turns it on for every call through that profile. Nothing turns it off once one of them is on.", default: "false", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_SECURITY_READ_ONLY"), old_names: &[] },
     KeySpec { path: "proxy.active", ty: KeyType::String, item: None, doc: "The name of the profile in proxy.profiles that model calls go through. When it is null, proxy mode is off and vibectl calls the providers directly.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_PROXY_ACTIVE"), old_names: &[] },
     KeySpec { path: "proxy.timeout_seconds", ty: KeyType::Int, item: None, doc: "How long, in seconds, vibectl waits for a proxy server to answer a call. A profile can override it.", default: "30", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(300.0), env: Some("VIBECTL_PROXY_TIMEOUT_SECONDS"), old_names: &[] },
     KeySpec { path: "proxy.retry_attempts", ty: KeyType::Int, item: None, doc: "How many times vibectl retries a proxy call that failed because the server was unreachable or overloaded. A profile can override it.", default: "3", nullable: false, sensitive: false, values: &[], min: Some(0.0), max: Some(10.0), env: Some("VIBECTL_PROXY_RETRY_ATTEMPTS"), old_names: &[] },
@@ -666,10 +736,11 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { path: "proxy.profiles.<profile>.client_key_path", ty: KeyType::Path, item: None, doc: "The PEM private key of client_cert_path. Keep the file readable by you alone (mode 0600).", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[] },
     KeySpec { path: "proxy.profiles.<profile>.timeout_seconds", ty: KeyType::Int, item: None, doc: "How long, in seconds, vibectl waits for this server; null uses proxy.timeout_seconds.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(300.0), env: None, old_names: &[] },
     KeySpec { path: "proxy.profiles.<profile>.retry_attempts", ty: KeyType::Int, item: None, doc: "How many times vibectl retries a failed call to this server; null uses proxy.retry_attempts.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(0.0), max: Some(10.0), env: None, old_names: &[] },
-    KeySpec { path: "proxy.profiles.<profile>.security.sanitize_requests", ty: KeyType::Bool, item: None, doc: "Whether vibectl removes secrets (tokens, keys, passwords, certificates) from a request before it leaves the machine.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[] },
+    KeySpec { path: "proxy.profiles.<profile>.security.sanitize_requests", ty: KeyType::Bool, item: None, doc: "Whether vibectl replaces secrets with numbered placeholders before a request through this profile leaves the machine, as security.sanitize_requests does in direct mode.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[] },
     KeySpec { path: "proxy.profiles.<profile>.security.audit_logging", ty: KeyType::Bool, item: None, doc: "Whether vibectl writes an audit log entry (hashes of the request and answer, the command generated, whether the user approved it) for each call through this profile.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[] },
-    KeySpec { path: "proxy.profiles.<profile>.security.confirmation_mode", ty: KeyType::Enum, item: None, doc: "When vibectl asks before running a command the model planned. With per-command it asks every time, with per-session once per session (as semiauto does), and with none never. When it is null the command decides: vibectl semiauto asks once per iteration and other commands ask every time.", default: "null", nullable: true, sensitive: false, values: &["none", "per-session", "per-command"], min: None, max: None, env: None, old_names: &[] },
-    KeySpec { path: "proxy.profiles.<profile>.security.audit_log_path", ty: KeyType::Path, item: None, doc: "The file the audit log is appended to. When it is null vibectl uses ~/.config/vibectl/audit-PROFILE.log, as vibectl 0.11.6 does.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[] },
+    KeySpec { path: "proxy.profiles.<profile>.security.confirmation_mode", ty: KeyType::Enum, item: None, doc: "When vibectl asks before running a command the model planned through this profile. With per-command it asks before every planned command, with per-session once per vibectl run, and with none never. When it is null security.confirmation_mode applies.", default: "null", nullable: true, sensitive: false, values: &["none", "per-session", "per-command"], min: None, max: None, env: None, old_names: &[] },
+    KeySpec { path: "proxy.profiles.<profile>.security.read_only", ty: KeyType::Bool, item: None, doc: "Whether calls through this profile are read-only, so an operator can hand out a profile that cannot change the cluster. True turns security.read_only on for every command using this profile; false or null leaves security.read_only as it is (a profile can never turn it off).", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[] },
+    KeySpec { path: "proxy.profiles.<profile>.security.audit_log_path", ty: KeyType::Path, item: None, doc: "The file the audit log of this profile is appended to. When it is null vibectl uses audit-PROFILE.log in ~/.config/vibectl, as vibectl 0.11.6 does, or in the client config directory when --config-dir or VIBECTL_CLIENT_CONFIG_DIR names one.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[] },
     KeySpec { path: "proxy.profiles.<profile>.security.warn_sanitization", ty: KeyType::Bool, item: None, doc: "Whether vibectl warns when it removes secrets from a request sent through this profile; null uses warnings.warn_sanitization.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[] },
     KeySpec { path: "proxy.enabled", ty: KeyType::Bool, item: None, doc: "The proxy switch of vibectl 0.10 and 0.11.0, from before named profiles. It is accepted so that files carried over from those versions still load, and it has no effect, as in 0.11.6. Use proxy.active instead.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_PROXY_ENABLED"), old_names: &[] },
     KeySpec { path: "proxy.server_url", ty: KeyType::Url, item: None, doc: "The single proxy URL of vibectl 0.10 and 0.11.0, from before named profiles. It is accepted so that files carried over from those versions still load, and it has no effect, as in 0.11.6. Run vibectl setup-proxy configure NAME URL to make it a profile.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_PROXY_SERVER_URL"), old_names: &[] },
@@ -695,6 +766,7 @@ pub static SECTIONS: &[SectionSpec] = &[
     SectionSpec { path: "features", doc: "Optional behaviours of individual commands.", map_entry: false },
     SectionSpec { path: "networking", doc: "Local networking used by port-forward.", map_entry: false },
     SectionSpec { path: "plugins", doc: "Prompt plugins.", map_entry: false },
+    SectionSpec { path: "security", doc: "Protections vibectl applies to its model calls and to the kubectl commands it runs. They hold in direct mode; through a proxy, a profile's own security keys decide where they are set.", map_entry: false },
     SectionSpec { path: "proxy", doc: "Sending model calls through a vibectl-server instead of calling providers directly. Each named profile holds one server; the active profile is the one in use.", map_entry: false },
     SectionSpec { path: "proxy.profiles.<profile>", doc: "One vibectl-server and how to reach it.", map_entry: true },
     SectionSpec { path: "proxy.profiles.<profile>.security", doc: "Protections applied to requests sent through this profile.", map_entry: false },
@@ -751,6 +823,11 @@ pub mod key {
     pub const FEATURES_CHECK_MAX_ITERATIONS: &str = "features.check_max_iterations";
     pub const NETWORKING_INTERMEDIATE_PORT_RANGE: &str = "networking.intermediate_port_range";
     pub const PLUGINS_PRECEDENCE: &str = "plugins.precedence";
+    pub const SECURITY_SANITIZE_REQUESTS: &str = "security.sanitize_requests";
+    pub const SECURITY_AUDIT_LOGGING: &str = "security.audit_logging";
+    pub const SECURITY_AUDIT_LOG_PATH: &str = "security.audit_log_path";
+    pub const SECURITY_CONFIRMATION_MODE: &str = "security.confirmation_mode";
+    pub const SECURITY_READ_ONLY: &str = "security.read_only";
     pub const PROXY_ACTIVE: &str = "proxy.active";
     pub const PROXY_TIMEOUT_SECONDS: &str = "proxy.timeout_seconds";
     pub const PROXY_RETRY_ATTEMPTS: &str = "proxy.retry_attempts";
@@ -765,6 +842,7 @@ pub mod key {
     pub const PROXY_PROFILES_PROFILE_SECURITY_SANITIZE_REQUESTS: &str = "proxy.profiles.<profile>.security.sanitize_requests";
     pub const PROXY_PROFILES_PROFILE_SECURITY_AUDIT_LOGGING: &str = "proxy.profiles.<profile>.security.audit_logging";
     pub const PROXY_PROFILES_PROFILE_SECURITY_CONFIRMATION_MODE: &str = "proxy.profiles.<profile>.security.confirmation_mode";
+    pub const PROXY_PROFILES_PROFILE_SECURITY_READ_ONLY: &str = "proxy.profiles.<profile>.security.read_only";
     pub const PROXY_PROFILES_PROFILE_SECURITY_AUDIT_LOG_PATH: &str = "proxy.profiles.<profile>.security.audit_log_path";
     pub const PROXY_PROFILES_PROFILE_SECURITY_WARN_SANITIZATION: &str = "proxy.profiles.<profile>.security.warn_sanitization";
     pub const PROXY_ENABLED: &str = "proxy.enabled";
@@ -791,6 +869,7 @@ pub mod section {
     pub const FEATURES: &str = "features";
     pub const NETWORKING: &str = "networking";
     pub const PLUGINS: &str = "plugins";
+    pub const SECURITY: &str = "security";
     pub const PROXY: &str = "proxy";
     pub const PROXY_PROFILES_PROFILE: &str = "proxy.profiles.<profile>";
     pub const PROXY_PROFILES_PROFILE_SECURITY: &str = "proxy.profiles.<profile>.security";
