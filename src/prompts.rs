@@ -138,6 +138,7 @@ pub fn plan(request: &str, verb: Option<&str>, ctx: &Context<'_>) -> LlmRequest 
         user: ctx.user(user),
         model: None,
         response_schema: Some(plan_schema()),
+        request_id: None,
     }
 }
 
@@ -187,6 +188,7 @@ pub fn summary(
         user: ctx.user(user),
         model: None,
         response_schema: None,
+        request_id: None,
     }
 }
 
@@ -210,6 +212,7 @@ pub fn memory_update(current: &str, news: &str, max_chars: usize) -> LlmRequest 
         ],
         model: None,
         response_schema: None,
+        request_id: None,
     }
 }
 

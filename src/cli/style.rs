@@ -1,11 +1,11 @@
 //! Colours of vibectl's own lines (errors, warnings, hints, metrics, the kubectl command line)
-//! by `display.theme`. Colour is used only on a terminal, never with `NO_COLOR` set or
-//! `TERM=dumb`, and always with `CLICOLOR_FORCE` set to anything but `0`. Model answers and
-//! kubectl output are printed as they are.
+//! by `display.theme`. Colour is used only on a terminal, never with `display.colored_output`
+//! off, `NO_COLOR` set or `TERM=dumb`, and otherwise always with `CLICOLOR_FORCE` set to
+//! anything but `0`. Model answers and kubectl output are printed as they are.
 
 use std::borrow::Cow;
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use crate::config::generated::client::DisplayTheme;
 
@@ -32,6 +32,13 @@ pub enum Stream {
 }
 
 static THEME: AtomicU8 = AtomicU8::new(0);
+/// `display.colored_output` turned off.
+static PLAIN: AtomicBool = AtomicBool::new(false);
+
+/// Whether colour may be used at all (`display.colored_output`); off wins over CLICOLOR_FORCE.
+pub fn set_colored(on: bool) {
+    PLAIN.store(!on, Ordering::Relaxed);
+}
 
 /// Use `theme` from now on (set when the client config is loaded; the default until then).
 pub fn set_theme(theme: DisplayTheme) {
@@ -84,6 +91,9 @@ pub fn sgr(theme: DisplayTheme, role: Role) -> &'static str {
 
 /// Whether `stream` gets colour, by the environment `env`.
 pub fn enabled(stream: Stream, env: &dyn Fn(&str) -> Option<String>) -> bool {
+    if PLAIN.load(Ordering::Relaxed) {
+        return false;
+    }
     if env("NO_COLOR").is_some_and(|v| !v.is_empty()) {
         return false;
     }

@@ -8,6 +8,7 @@ mod just;
 mod kube;
 mod kubectl;
 mod memory;
+mod safety;
 mod session;
 pub mod setup_proxy;
 mod spinner;
@@ -47,6 +48,10 @@ pub struct Cli {
     /// Answer yes to confirmations
     #[arg(long, short = 'y', global = true)]
     pub yes: bool,
+    /// Refuse every kubectl command that can change the cluster or reach into it (same as
+    /// security.read_only); --yes does not override it
+    #[arg(long, global = true)]
+    pub read_only: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -207,5 +212,6 @@ fn model_ctx(cli: &Cli) -> Result<session::Ctx, CmdError> {
         file: config_file(cli.config_dir.as_ref(), &process_env)?,
         overrides: cli.overrides()?,
         yes: cli.yes,
+        read_only: cli.read_only,
     })
 }

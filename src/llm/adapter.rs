@@ -17,6 +17,8 @@ pub struct LlmRequest {
     pub model: Option<String>,
     /// A JSON Schema the answer must follow.
     pub response_schema: Option<serde_json::Value>,
+    /// The id of this call, sent to a proxy (and written in the audit log); `None` makes one up.
+    pub request_id: Option<String>,
 }
 
 /// What a call cost.

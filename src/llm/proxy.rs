@@ -282,7 +282,10 @@ impl ProxyAdapter {
             user_fragments: req.user.clone(),
             model_name: self.model_for(req.model.as_deref()).await?,
             response_model_schema: req.response_schema.as_ref().map(|s| s.to_string()),
-            request_id: uuid::Uuid::new_v4().to_string(),
+            request_id: req
+                .request_id
+                .clone()
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         })
     }
 }

@@ -9,6 +9,7 @@ mod errors;
 mod follow;
 mod memory;
 mod proxy;
+mod read_only;
 mod theme;
 
 use std::path::{Path, PathBuf};

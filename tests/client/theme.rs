@@ -1,5 +1,6 @@
 //! `display.theme` colours vibectl's own labels and lines when colour is on (a terminal, or
-//! `CLICOLOR_FORCE`), and `NO_COLOR` turns colour off whatever the theme.
+//! `CLICOLOR_FORCE`), and `NO_COLOR` or `display.colored_output: false` turn colour off
+//! whatever the theme.
 
 use super::Client;
 use crate::support::mock::MockProvider;
@@ -67,5 +68,31 @@ async fn the_theme_colours_errors_commands_and_metrics() {
     assert!(
         !out.stdout.contains('\x1b') && !out.stderr.contains('\x1b'),
         "{out}"
+    );
+}
+
+#[tokio::test]
+async fn colored_output_off_wins_over_clicolor_force() {
+    let mock = MockProvider::start(&["--reply", "Two pods."]);
+    let client = Client::new("", "boom\n", 3);
+    client.configure(&mock, true, "display:\n  theme: dark\n");
+    let out = run(&client, &["get", "pods"], &[("CLICOLOR_FORCE", "1")]);
+    assert!(out.stderr.contains("\x1b[1;91merror:\x1b[0m"), "{out}");
+    let out = run(
+        &client,
+        &[
+            "config",
+            "set",
+            vibectl::config::generated::client::key::DISPLAY_COLORED_OUTPUT,
+            "false",
+        ],
+        &[],
+    );
+    out.assert_success();
+    let out = run(&client, &["get", "pods"], &[("CLICOLOR_FORCE", "1")]);
+    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert!(
+        out.stderr.contains("error: `kubectl get pods` failed") && !out.stderr.contains('\x1b'),
+        "display.colored_output false: no colour\n{out}"
     );
 }

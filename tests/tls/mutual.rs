@@ -196,6 +196,7 @@ async fn our_client_presents_the_profile_certificate() {
         user: vec!["hi".into()],
         model: None,
         response_schema: None,
+        request_id: None,
     };
     let with = adapter(Some(ClientIdentity {
         cert: cert_file,

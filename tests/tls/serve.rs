@@ -48,6 +48,7 @@ async fn our_client_trusts_our_ca_and_refuses_another() {
         user: vec!["hi".into()],
         model: None,
         response_schema: None,
+        request_id: None,
     };
     let resp = within("Execute over TLS", ours.execute(&req))
         .await

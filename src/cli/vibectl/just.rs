@@ -1,4 +1,5 @@
-//! `just ARGS`: run `kubectl ARGS` with the terminal attached; no model is called.
+//! `just ARGS`: run `kubectl ARGS` with the terminal attached; no model is called. Read-only
+//! mode applies to it as to every command.
 
 use clap::Args;
 
@@ -15,5 +16,6 @@ pub struct JustArgs {
 
 pub fn run(ctx: &Ctx, args: &JustArgs) -> CmdResult {
     let (_, cfg) = ctx.load()?;
+    ctx.policy(&cfg).allow(&args.args)?;
     kubectl::passthrough(&cfg, &args.args)
 }

@@ -21,7 +21,7 @@ pub struct KubeArgs {
 
 pub fn run(ctx: &Ctx, verb: &str, args: &KubeArgs) -> CmdResult {
     block_on(async {
-        let session = Session::open(ctx)?;
+        let mut session = Session::open(ctx)?;
         if args.args.first().map(String::as_str) == Some("vibe") {
             // Flags end up among the trailing words (`get vibe "..." --yes`); take --yes back.
             let (flags, words): (Vec<&String>, Vec<&String>) = args.args[1..]
@@ -38,12 +38,15 @@ pub fn run(ctx: &Ctx, verb: &str, args: &KubeArgs) -> CmdResult {
             }
             let req = prompts::plan(&request, Some(verb), &session.context());
             let plan = vibe::plan(&session, req).await?;
-            let yes = ctx.yes || !flags.is_empty();
-            return vibe::carry_out(&session, yes, plan, Some(&request), Some(verb)).await;
+            if !flags.is_empty() {
+                session.policy.yes = true;
+            }
+            return vibe::carry_out(&session, plan, Some(&request), Some(verb)).await;
         }
         let mut full = vec![verb.to_owned()];
         full.extend(args.args.iter().cloned());
         let line = kubectl::display(&full);
+        session.policy.allow(&full)?;
         if session.cfg.display.show_kubectl {
             out(&crate::cli::style::command_line(&line));
         }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use futures_util::StreamExt;
 
+use super::safety::{Class, Policy};
 use super::spinner::Spinner;
 use crate::cli::{CmdError, CmdResult, out, process_env, warn};
 use crate::config::generated::client::{DisplayShowMetrics, key};
@@ -23,6 +24,8 @@ pub struct Ctx {
     pub overrides: Vec<Override>,
     /// `--yes`: run planned commands without asking.
     pub yes: bool,
+    /// `--read-only`: refuse commands that can change the cluster.
+    pub read_only: bool,
 }
 
 impl Ctx {
@@ -33,7 +36,13 @@ impl Ctx {
         let effective = CLIENT.effective(&loaded, &process_env, &self.overrides)?;
         let cfg: ClientConfig = CLIENT.typed(&effective)?;
         crate::cli::style::set_theme(cfg.display.theme);
+        crate::cli::style::set_colored(cfg.display.colored_output);
         Ok((loaded, cfg))
+    }
+
+    /// The read-only and confirmation rules for `cfg` and this run's flags.
+    pub fn policy(&self, cfg: &ClientConfig) -> Policy {
+        Policy::new(cfg, &choose::mode(cfg), self.read_only, self.yes)
     }
 }
 
@@ -41,6 +50,10 @@ impl Ctx {
 pub struct Session {
     pub cfg: ClientConfig,
     pub mode: Mode,
+    /// Read-only mode and when to confirm.
+    pub policy: Policy,
+    /// Whether the user said yes to a planned command in this run (for per-session).
+    approved: std::cell::Cell<bool>,
     file: PathBuf,
     adapter: Box<dyn ModelAdapter>,
     /// The model to ask; `None` lets a proxy use its default.
@@ -66,7 +79,10 @@ impl Session {
             (Mode::Proxy { .. }, Origin::Default) => None,
             _ => Some(cfg.llm.model.clone()),
         };
+        let policy = ctx.policy(&cfg);
         Ok(Session {
+            policy,
+            approved: std::cell::Cell::new(false),
             cfg,
             mode,
             file: ctx.file.clone(),
@@ -257,24 +273,75 @@ pub fn save_memory(file: &std::path::Path, text: Option<&str>) -> CmdResult {
     Ok(())
 }
 
-/// Ask before running `line`, unless `--yes`. Stdin that is not a terminal cannot answer.
-pub fn confirm(yes: bool, line: &str) -> Result<bool, CmdError> {
-    if yes {
-        return Ok(true);
+/// The user's answer to a confirmation, as 0.11.6 offers them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Yes,
+    /// Yes, and remember this note.
+    YesAnd(String),
+    No,
+    /// No, and remember why.
+    NoBut(String),
+}
+
+impl Answer {
+    pub fn approved(&self) -> bool {
+        matches!(self, Answer::Yes | Answer::YesAnd(_))
     }
+}
+
+impl Session {
+    /// Whether `line` (of `class`) may run: asks when the policy says so. The memory is shown on
+    /// `m`. A yes is remembered for per-session confirmation.
+    pub fn confirm(&self, line: &str, class: &Class) -> Result<Answer, CmdError> {
+        if !self.policy.must_ask(class, self.approved.get()) {
+            return Ok(Answer::Yes);
+        }
+        let answer = ask(line, self.context().memory)?;
+        if answer.approved() {
+            self.approved.set(true);
+        }
+        Ok(answer)
+    }
+}
+
+/// Ask before running `line`. Stdin that is not a terminal cannot answer.
+fn ask(line: &str, memory: Option<&str>) -> Result<Answer, CmdError> {
     if !std::io::stdin().is_terminal() {
         return Err(CmdError::new(format!(
             "not running `{line}` without confirmation: stdin is not a terminal"
         ))
-        .with_hint("pass --yes to run planned commands without asking"));
+        .with_hint(format!(
+            "pass --yes to run planned commands without asking, or set {} none",
+            key::SECURITY_CONFIRMATION_MODE
+        )));
     }
-    eprint!("Run `{line}`? [y/N] ");
-    let mut answer = String::new();
-    std::io::stdin()
-        .read_line(&mut answer)
-        .map_err(|e| CmdError::new(format!("cannot read the answer: {e}")))?;
-    Ok(matches!(
-        answer.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
+    let read = || -> Result<String, CmdError> {
+        let mut answer = String::new();
+        std::io::stdin()
+            .read_line(&mut answer)
+            .map_err(|e| CmdError::new(format!("cannot read the answer: {e}")))?;
+        Ok(answer.trim().to_owned())
+    };
+    loop {
+        eprint!("Run `{line}`? [Y]es, [N]o, yes [A]nd, no [B]ut, or [M]emory? (y/n/a/b/m) ");
+        let choice = read()?.to_ascii_lowercase();
+        match choice.as_str() {
+            "y" | "yes" => return Ok(Answer::Yes),
+            "" | "n" | "no" => return Ok(Answer::No),
+            "a" | "and" => {
+                eprint!("What should vibectl remember? ");
+                return Ok(Answer::YesAnd(read()?));
+            }
+            "b" | "but" => {
+                eprint!("Why not? (vibectl remembers it) ");
+                return Ok(Answer::NoBut(read()?));
+            }
+            "m" | "memory" => match memory {
+                Some(m) => eprintln!("Memory:\n{}", m.trim()),
+                None => eprintln!("The memory is empty."),
+            },
+            other => eprintln!("`{other}` is not an answer"),
+        }
+    }
 }

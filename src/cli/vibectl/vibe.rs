@@ -5,7 +5,7 @@
 use clap::Args;
 
 use super::kubectl;
-use super::session::{Ctx, Session, confirm};
+use super::session::{Answer, Ctx, Session};
 use crate::cli::vibectl::setup_proxy::block_on;
 use crate::cli::{CmdError, CmdResult, out};
 use crate::llm::adapter::LlmRequest;
@@ -36,7 +36,7 @@ pub fn run(ctx: &Ctx, args: &VibeArgs) -> CmdResult {
         };
         let plan = plan(&session, req).await?;
         let request = Some(request.as_str()).filter(|r| !r.trim().is_empty());
-        carry_out(&session, ctx.yes, plan, request, None).await
+        carry_out(&session, plan, request, None).await
     })?
 }
 
@@ -58,11 +58,11 @@ pub async fn plan(session: &Session, req: LlmRequest) -> Result<Plan, CmdError> 
     })
 }
 
-/// Show the plan, confirm, run it and summarize. With `verb`, the command must use that verb
-/// (it is put first when the model left it out).
+/// Show the plan, check it against read-only mode, confirm when the policy asks for it, run it
+/// and summarize. With `verb`, the command must use that verb (it is put first when the model
+/// left it out).
 pub async fn carry_out(
     session: &Session,
-    yes: bool,
     mut plan: Plan,
     request: Option<&str>,
     verb: Option<&str>,
@@ -84,9 +84,25 @@ pub async fn carry_out(
     if !plan.explanation.trim().is_empty() {
         out(&format!("  {}\n", plan.explanation.trim()));
     }
-    if !confirm(yes, &line)? {
-        eprintln!("cancelled: nothing was run");
-        return Ok(());
+    let class = session.policy.allow(&plan.commands)?;
+    match session.confirm(&line, &class)? {
+        Answer::Yes => {}
+        Answer::YesAnd(note) => {
+            session
+                .remember(&format!("The user approved `{line}` and said: {note}"))
+                .await;
+        }
+        Answer::No => {
+            eprintln!("cancelled: nothing was run");
+            return Ok(());
+        }
+        Answer::NoBut(why) => {
+            eprintln!("cancelled: nothing was run");
+            session
+                .remember(&format!("The user declined `{line}` because: {why}"))
+                .await;
+            return Ok(());
+        }
     }
     let output = kubectl::capture(&session.cfg, &plan.commands)?;
     super::kube::summarize(session, &line, &output, request, false).await
