@@ -7,10 +7,12 @@
 //! - [`llm`]: provider clients (Anthropic, OpenAI and compatible, Ollama) and model adapters.
 //! - [`prompts`]: every prompt the client sends, and the JSON Schema of a plan.
 //! - [`cli`]: the subcommands of both binaries, one file each.
+//! - [`redact`]: finds secrets in kubectl output and swaps them for placeholders and back.
 
 pub mod cli;
 pub mod config;
 pub mod llm;
 pub mod prompts;
 pub mod proto;
+pub mod redact;
 pub mod server;
