@@ -6,9 +6,11 @@
 //! - [`proto`]: the generated gRPC protocol, shared with vibectl 0.11.6.
 //! - [`llm`]: provider clients (Anthropic, OpenAI and compatible, Ollama) and model adapters.
 //! - [`prompts`]: every prompt the client sends, and the JSON Schema of a plan.
+//! - [`audit`]: the client's audit log (one JSON line per model call and kubectl command).
 //! - [`cli`]: the subcommands of both binaries, one file each.
 //! - [`redact`]: finds secrets in kubectl output and swaps them for placeholders and back.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod llm;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod audit;
 mod just;
 mod kube;
 mod kubectl;
@@ -109,6 +110,11 @@ pub enum Command {
     /// Example: `vibectl memory show`
     #[command(subcommand)]
     Memory(memory::MemoryCommand),
+    /// Read the audit log: the model calls and kubectl commands vibectl recorded
+    ///
+    /// Example: `vibectl audit show --since 2h`
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Print the shell completion script (bash, zsh, fish)
     ///
     /// Example: `source <(vibectl completions bash)`
@@ -203,6 +209,13 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Version(a) => version::run(&model_ctx(&cli)?, a),
         Command::Just(a) => just::run(&model_ctx(&cli)?, a),
         Command::Memory(m) => memory::run(&model_ctx(&cli)?, m),
+        Command::Audit(cmd) => {
+            let ctx = audit::Ctx {
+                session: model_ctx(&cli)?,
+                dir_flag: cli.config_dir.is_some(),
+            };
+            audit::run(&ctx, cmd)
+        }
     }
 }
 
