@@ -11,6 +11,10 @@ use crate::llm::adapter::LlmRequest;
 
 /// Longest kubectl output put in a prompt, in characters; longer output keeps its head and tail.
 pub const MAX_OUTPUT_CHARS: usize = 40_000;
+/// Longest prompt fragment sent, in bytes. Fragments that carry kubectl output are cut to it
+/// only after their secrets are replaced (by the client's request guard), so a cut never
+/// separates a secret from the context that identifies it; each builder leaves them whole.
+pub const MAX_FRAGMENT_CHARS: usize = MAX_OUTPUT_CHARS + 2_000;
 
 /// What every prompt may carry besides its task.
 #[derive(Debug, Clone, Copy, Default)]
@@ -171,9 +175,9 @@ pub fn summary(
     ctx: &Context<'_>,
 ) -> LlmRequest {
     let output = if output.trim().is_empty() {
-        "(no output)".to_owned()
+        "(no output)"
     } else {
-        clip(output, MAX_OUTPUT_CHARS)
+        output
     };
     let mut user = Vec::new();
     if let Some(r) = request.map(str::trim).filter(|r| !r.is_empty()) {
@@ -204,10 +208,7 @@ pub fn memory_update(current: &str, news: &str, max_chars: usize) -> LlmRequest 
         system: vec![IDENTITY.to_owned(), MEMORY_TASK.to_owned()],
         user: vec![
             format!("The memory now:\n<memory>\n{current}\n</memory>"),
-            format!(
-                "What happened since:\n<news>\n{}\n</news>",
-                clip(news, 8_000)
-            ),
+            format!("What happened since:\n<news>\n{}\n</news>", news),
             format!("Write the updated memory in at most {max_chars} characters."),
         ],
         model: None,
@@ -217,7 +218,7 @@ pub fn memory_update(current: &str, news: &str, max_chars: usize) -> LlmRequest 
 }
 
 /// `text` cut to about `max` characters, keeping its head and tail.
-fn clip(text: &str, max: usize) -> String {
+pub fn clip(text: &str, max: usize) -> String {
     let count = text.chars().count();
     if count <= max {
         return text.to_owned();

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod guard;
 mod just;
 mod kube;
 mod kubectl;
@@ -226,5 +227,6 @@ fn model_ctx(cli: &Cli) -> Result<session::Ctx, CmdError> {
         overrides: cli.overrides()?,
         yes: cli.yes,
         read_only: cli.read_only,
+        dir_flag: cli.config_dir.is_some(),
     })
 }

@@ -10,6 +10,7 @@ mod follow;
 mod memory;
 mod proxy;
 mod read_only;
+mod redaction;
 mod theme;
 
 use std::path::{Path, PathBuf};

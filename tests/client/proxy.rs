@@ -18,9 +18,9 @@ const START_LIMIT: Duration = Duration::from_secs(30);
 const SECRET: &str = "client-test-secret-0123456789abcdef0123";
 
 /// Our server, serving [`MODEL`] from the mock with [`API_KEY`], auth on.
-struct Server {
+pub(super) struct Server {
     dir: TempDir,
-    addr: String,
+    pub(super) addr: String,
     _child: KillOnDrop,
 }
 
@@ -36,7 +36,7 @@ impl Server {
         cmd
     }
 
-    fn start(mock: &MockProvider) -> Server {
+    pub(super) fn start(mock: &MockProvider) -> Server {
         Self::start_with(mock, false)
     }
 
@@ -117,7 +117,7 @@ impl Server {
         self.dir.path().join("ca/ca-bundle.crt")
     }
 
-    fn token(&self) -> String {
+    pub(super) fn token(&self) -> String {
         let out = process::run(
             Self::command(&self.dir).args(["generate-token", "client-test"]),
             super::LIMIT,

@@ -1,11 +1,13 @@
 //! `just ARGS`: run `kubectl ARGS` with the terminal attached; no model is called. Read-only
-//! mode applies to it as to every command.
+//! mode and the audit log apply to it as to every command.
 
 use clap::Args;
 
+use super::guard::Guard;
 use super::kubectl;
 use super::session::Ctx;
 use crate::cli::CmdResult;
+use crate::llm::choose;
 
 #[derive(Debug, Args)]
 pub struct JustArgs {
@@ -16,6 +18,17 @@ pub struct JustArgs {
 
 pub fn run(ctx: &Ctx, args: &JustArgs) -> CmdResult {
     let (_, cfg) = ctx.load()?;
-    ctx.policy(&cfg).allow(&args.args)?;
-    kubectl::passthrough(&cfg, &args.args)
+    let guard = Guard::open(&cfg, &choose::mode(&cfg), &ctx.file, ctx.dir_flag)?;
+    let line = kubectl::display(&args.args);
+    if let Err(e) = ctx.policy(&cfg).allow(&args.args) {
+        guard.audit_run(&line, false, false, None)?;
+        return Err(e);
+    }
+    let status = kubectl::passthrough(&cfg, &args.args)?;
+    guard.audit_run(&line, false, true, status.code())?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(kubectl::failed(&args.args, status))
+    }
 }

@@ -52,13 +52,20 @@ pub fn run(ctx: &Ctx, verb: &str, args: &KubeArgs) -> CmdResult {
         }
         if kubectl::is_streaming(&full) {
             // `logs -f`, `get -w`: show the output as it comes; summarize when it ends.
-            let followed = kubectl::follow(&session.cfg, &full).await?;
+            let followed = kubectl::follow(&session.cfg, &full).await;
+            let code = followed.as_ref().ok().and_then(|f| f.code);
+            session.guard.audit_run(&line, false, true, code)?;
+            let followed = followed?;
             if followed.interrupted {
                 eprintln!();
             }
             return summarize(&session, &line, &followed.tail, None, true).await;
         }
-        let output = kubectl::capture(&session.cfg, &full)?;
+        let (output, status) = kubectl::capture_status(&session.cfg, &full)?;
+        session.guard.audit_run(&line, false, true, status.code())?;
+        if !status.success() {
+            return Err(kubectl::failed(&full, status));
+        }
         summarize(&session, &line, &output, None, false).await
     })?
 }

@@ -55,6 +55,20 @@ fn not_started(cfg: &ClientConfig, e: &std::io::Error) -> CmdError {
 /// Run kubectl and return what it printed on stdout. Its stderr is passed on to ours; a
 /// failure is an error naming the command and its exit status.
 pub fn capture(cfg: &ClientConfig, args: &[String]) -> Result<String, CmdError> {
+    let (stdout, status) = capture_status(cfg, args)?;
+    if !status.success() {
+        return Err(failed(args, status));
+    }
+    Ok(stdout)
+}
+
+/// Run kubectl and return what it printed on stdout and how it exited (non-UTF-8 output is
+/// converted lossily); its stderr is passed on to ours. Only a kubectl that cannot be
+/// started is an error.
+pub fn capture_status(
+    cfg: &ClientConfig,
+    args: &[String],
+) -> Result<(String, std::process::ExitStatus), CmdError> {
     let output = command(cfg, args)
         .stdin(Stdio::null())
         .output()
@@ -66,10 +80,10 @@ pub fn capture(cfg: &ClientConfig, args: &[String]) -> Result<String, CmdError> 
             eprintln!();
         }
     }
-    if !output.status.success() {
-        return Err(failed(args, output.status));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    Ok((
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        output.status,
+    ))
 }
 
 /// Most of a followed run's output kept for the summary, in bytes (the newest part).
@@ -98,11 +112,12 @@ pub fn is_streaming(args: &[String]) -> bool {
         .any(|a| flags.contains(&a.as_str()))
 }
 
-/// What a followed run printed, and whether the user stopped it.
+/// What a followed run printed, whether the user stopped it, and its exit code.
 pub struct Followed {
     /// The newest [`FOLLOW_TAIL`] bytes of kubectl's stdout.
     pub tail: String,
     pub interrupted: bool,
+    pub code: Option<i32>,
 }
 
 /// Run kubectl, copying its stdout to ours as it arrives, until it exits or the user presses
@@ -157,22 +172,22 @@ pub async fn follow(cfg: &ClientConfig, args: &[String]) -> Result<Followed, Cmd
     Ok(Followed {
         tail: String::from_utf8_lossy(&tail).into_owned(),
         interrupted,
+        code: status.code(),
     })
 }
 
-/// Run kubectl with our stdin, stdout and stderr.
-pub fn passthrough(cfg: &ClientConfig, args: &[String]) -> Result<(), CmdError> {
-    let status = command(cfg, args)
+/// Run kubectl with our stdin, stdout and stderr; how it exited.
+pub fn passthrough(
+    cfg: &ClientConfig,
+    args: &[String],
+) -> Result<std::process::ExitStatus, CmdError> {
+    command(cfg, args)
         .status()
-        .map_err(|e| not_started(cfg, &e))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(failed(args, status))
-    }
+        .map_err(|e| not_started(cfg, &e))
 }
 
-fn failed(args: &[String], status: std::process::ExitStatus) -> CmdError {
+/// The error of a kubectl run that exited with `status`.
+pub fn failed(args: &[String], status: std::process::ExitStatus) -> CmdError {
     let how = match status.code() {
         Some(c) => format!("exit status {c}"),
         None => "a signal".to_owned(),

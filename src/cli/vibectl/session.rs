@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use futures_util::StreamExt;
 
+use super::guard::Guard;
 use super::safety::{Class, Policy};
 use super::spinner::Spinner;
 use crate::cli::{CmdError, CmdResult, out, process_env, warn};
@@ -26,6 +27,8 @@ pub struct Ctx {
     pub yes: bool,
     /// `--read-only`: refuse commands that can change the cluster.
     pub read_only: bool,
+    /// `--config-dir` chose the config directory (the audit file's default follows it).
+    pub dir_flag: bool,
 }
 
 impl Ctx {
@@ -54,6 +57,8 @@ pub struct Session {
     pub policy: Policy,
     /// Whether the user said yes to a planned command in this run (for per-session).
     approved: std::cell::Cell<bool>,
+    /// Redaction and the audit log, around every model call and kubectl run.
+    pub guard: Guard,
     file: PathBuf,
     adapter: Box<dyn ModelAdapter>,
     /// The model to ask; `None` lets a proxy use its default.
@@ -80,8 +85,10 @@ impl Session {
             _ => Some(cfg.llm.model.clone()),
         };
         let policy = ctx.policy(&cfg);
+        let guard = Guard::open(&cfg, &mode, &ctx.file, ctx.dir_flag)?;
         Ok(Session {
             policy,
+            guard,
             approved: std::cell::Cell::new(false),
             cfg,
             mode,
@@ -113,12 +120,22 @@ impl Session {
         req
     }
 
-    /// One whole answer, not printed; `label` names the call in the metrics.
+    /// One whole answer, not printed; `label` names the call in the metrics and the audit log.
     pub async fn ask(&self, label: &str, req: LlmRequest) -> Result<String, CmdError> {
+        let mut req = self.request(req);
+        let found = self.guard.protect(label, &mut req);
         let spinner = Spinner::start(label);
-        let resp = self.adapter.execute(&self.request(req)).await;
+        let resp = self.adapter.execute(&req).await;
         drop(spinner);
-        let resp = resp?;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                self.guard.audit_call(label, &req, "", None, &found)?;
+                return Err(e.into());
+            }
+        };
+        self.guard
+            .audit_call(label, &req, &resp.text, Some(&resp.model), &found)?;
         self.record(label, &resp.metrics);
         Ok(resp.text)
     }
@@ -131,24 +148,40 @@ impl Session {
             print_answer(&text);
             return Ok(text);
         }
+        let mut req = self.request(req);
+        let found = self.guard.protect(label, &mut req);
         let mut spinner = Some(Spinner::start(label));
-        let mut events = self.adapter.stream(&self.request(req)).await?;
+        let mut events = match self.adapter.stream(&req).await {
+            Ok(events) => events,
+            Err(e) => {
+                self.guard.audit_call(label, &req, "", None, &found)?;
+                return Err(e.into());
+            }
+        };
         let mut text = String::new();
         let mut done = None;
+        let mut model = None;
         while let Some(event) = events.next().await {
             spinner.take();
-            match event? {
-                AdapterEvent::Text(t) => {
+            match event {
+                Ok(AdapterEvent::Text(t)) => {
                     out(&t);
                     text.push_str(&t);
                 }
-                AdapterEvent::Done { metrics, .. } => {
+                Ok(AdapterEvent::Done { metrics, model: m }) => {
                     done = Some(metrics);
+                    model = Some(m);
                     break;
+                }
+                Err(e) => {
+                    self.guard.audit_call(label, &req, &text, None, &found)?;
+                    return Err(e.into());
                 }
             }
         }
         drop(spinner);
+        self.guard
+            .audit_call(label, &req, &text, model.as_deref(), &found)?;
         if !text.ends_with('\n') {
             out("\n");
         }

@@ -84,8 +84,20 @@ pub async fn carry_out(
     if !plan.explanation.trim().is_empty() {
         out(&format!("  {}\n", plan.explanation.trim()));
     }
-    let class = session.policy.allow(&plan.commands)?;
-    match session.confirm(&line, &class)? {
+    // The model sees placeholders; kubectl gets the values (never shown or logged).
+    let real = session.guard.restore(&plan.commands)?;
+    let class = match session.policy.allow(&real) {
+        Ok(class) => class,
+        Err(e) => {
+            session.guard.audit_run(&line, true, false, None)?;
+            return Err(e);
+        }
+    };
+    let answer = session.confirm(&line, &class)?;
+    if !answer.approved() {
+        session.guard.audit_run(&line, true, false, None)?;
+    }
+    match answer {
         Answer::Yes => {}
         Answer::YesAnd(note) => {
             session
@@ -104,6 +116,10 @@ pub async fn carry_out(
             return Ok(());
         }
     }
-    let output = kubectl::capture(&session.cfg, &plan.commands)?;
+    let (output, status) = kubectl::capture_status(&session.cfg, &real)?;
+    session.guard.audit_run(&line, true, true, status.code())?;
+    if !status.success() {
+        return Err(kubectl::failed(&plan.commands, status));
+    }
     super::kube::summarize(session, &line, &output, request, false).await
 }
