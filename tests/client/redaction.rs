@@ -116,13 +116,16 @@ const PLANTED: [&str; 20] = [
     "planted-apikey-20",
 ];
 
-/// The three commands, what kubectl prints for each, and the secrets the summary request of
-/// each must have had removed, by kind.
-fn commands() -> [(
+/// A command's arguments, what kubectl prints for it, and the secrets its summary request must
+/// have had removed, by kind.
+type Case = (
     &'static [&'static str],
     &'static str,
     &'static [(&'static str, u64)],
-); 3] {
+);
+
+/// The three commands.
+fn commands() -> [Case; 3] {
     [
         (
             &["get", "secret", "-A", "-o", "yaml"],
