@@ -474,7 +474,9 @@ fn info_describes_the_file_or_says_it_does_not_exist() {
     assert!(!log.exists(), "info creates nothing");
     let show = c.run(&["audit", "show"]);
     show.assert_success();
-    assert!(show.stdout.contains("does not exist yet"), "{show}");
+    assert!(show.stdout.contains("does not exist yet\n"), "{show}");
+    let off = c.run(&["audit", "show", "--profile", "staging"]);
+    assert!(off.stdout.contains("audit logging is off"), "{off}");
     assert!(!log.exists(), "show creates nothing");
 
     std::fs::write(&log, fixture()).unwrap();
