@@ -81,7 +81,8 @@ where
 
 impl Record {
     /// A model call: the request and answer are kept only as hashes ([`sha256_hex`]); `secrets`
-    /// is each kind of secret removed from the request with its count. The time is now.
+    /// is each kind of secret removed from the request with its count (`secrets_types` lists
+    /// at most [`log::MAX_KINDS`] of them; `secrets_detected` is the true total). The time is now.
     pub fn llm_request(
         profile: Option<&str>,
         request_id: &str,
@@ -91,9 +92,11 @@ impl Record {
         response: &str,
         secrets: &[(String, usize)],
     ) -> Record {
+        // One entry per secret, as 0.11.6, up to the most a line carries.
         let mut types = Vec::new();
         for (kind, count) in secrets {
-            types.extend(std::iter::repeat_n(kind.clone(), *count));
+            let room = log::MAX_KINDS - types.len();
+            types.extend(std::iter::repeat_n(kind.clone(), (*count).min(room)));
         }
         Record {
             request_hash: Some(sha256_hex(request)),

@@ -143,6 +143,11 @@ fn long_fields_are_cut_and_every_line_is_bounded() {
     let back: Record = serde_json::from_str(&line).unwrap();
     assert_eq!(back.extra["truncated"], true);
     assert_eq!(back.secrets_detected, 10_000, "the count stays true");
+    assert_eq!(
+        r.secrets_types.len(),
+        log::MAX_KINDS,
+        "bounded in memory too"
+    );
 }
 
 #[cfg(unix)]

@@ -3,6 +3,7 @@
 //! directly or through our `vibectl-server` binary. Every process is bounded by a timeout and
 //! all traffic stays on 127.0.0.1.
 
+mod audit;
 mod commands;
 mod confirm;
 mod errors;

@@ -5,7 +5,7 @@ use clap::Args;
 use time::macros::format_description;
 
 use super::{Ctx, DIRECT, ProfileArg, load, printable, select, since, target};
-use crate::audit::Record;
+use crate::audit::{self, Record};
 use crate::cli::{CmdResult, out};
 
 /// The most characters of a command in the table (`export` has them whole).
@@ -28,8 +28,13 @@ pub fn run(ctx: &Ctx, args: &ShowArgs) -> CmdResult {
     let target = target(ctx, &args.profile)?;
     let file = target.path.display();
     let Some(contents) = load(&target)? else {
+        let off = if audit::enabled(&target.cfg, target.profile.as_deref()) {
+            ""
+        } else {
+            ", and audit logging is off for this mode (`vibectl audit info` says which key)"
+        };
         out(&format!(
-            "no audit records ({}): {file} does not exist yet\n",
+            "no audit records ({}): {file} does not exist yet{off}\n",
             target.mode()
         ));
         return Ok(());
