@@ -11,6 +11,8 @@ pub enum Token {
     Str(usize, String),
     /// An identifier or keyword.
     Ident(usize, String),
+    /// A `.` with an identifier right before and right after it, as in `cfg.tls.enabled`.
+    Dot(usize),
 }
 
 /// Every `.rs` file under `dir`, recursively, sorted.
@@ -38,7 +40,7 @@ pub fn string_literals(src: &str) -> Vec<(usize, String)> {
         .into_iter()
         .filter_map(|t| match t {
             Token::Str(line, s) => Some((line, s)),
-            Token::Ident(..) => None,
+            Token::Ident(..) | Token::Dot(..) => None,
         })
         .collect()
 }
@@ -149,6 +151,14 @@ pub fn tokens(src: &str) -> Vec<Token> {
                     out.push(Token::Ident(line(start), word.to_owned()));
                 }
             }
+            b'.' if i > 0
+                && is_ident_char(b[i - 1])
+                && b.get(i + 1)
+                    .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_') =>
+            {
+                out.push(Token::Dot(line(i)));
+                i += 1;
+            }
             _ => i += 1,
         }
     }
@@ -165,6 +175,7 @@ fn the_lexer_finds_literals_and_identifiers_and_skips_comments() {
         let b = r#"display.theme"#;
         let c = '"'; let d = "x"; let e = '\''; let f: &'static str = "a\"b";
         let r#type = key::LLM_MODEL; let g = br"y"; let h = 1_000;
+        cfg.tls.r#type = f(x).y; let z = 1.5; let w = a..b;
         "###;
     let lits: Vec<String> = string_literals(src).into_iter().map(|(_, s)| s).collect();
     assert_eq!(lits, ["llm.model", "display.theme", "x", "a\\\"b", "y"]);
@@ -174,34 +185,24 @@ fn the_lexer_finds_literals_and_identifiers_and_skips_comments() {
         .into_iter()
         .filter_map(|t| match t {
             Token::Ident(_, s) => Some(s),
-            Token::Str(..) => None,
+            Token::Str(..) | Token::Dot(..) => None,
         })
         .collect();
     assert_eq!(
-        idents,
-        [
-            "let",
-            "a",
-            "let",
-            "b",
-            "let",
-            "c",
-            "let",
-            "d",
-            "let",
-            "e",
-            "let",
-            "f",
-            "static",
-            "str",
-            "let",
-            "type",
-            "key",
-            "LLM_MODEL",
-            "let",
-            "g",
-            "let",
-            "h"
-        ]
+        idents.join(" "),
+        "let a let b let c let d let e let f static str let type key LLM_MODEL let g let h \
+         cfg tls type f x y let z let w a b"
+    );
+    let dots: Vec<usize> = tokens(src)
+        .into_iter()
+        .filter_map(|t| match t {
+            Token::Dot(line) => Some(line),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        dots,
+        [9, 9],
+        "only cfg.tls.r#type has dots between identifiers"
     );
 }
