@@ -18,6 +18,7 @@ mod completion_bash;
 mod config_cli;
 mod config_props;
 mod config_samples;
+mod dead_keys;
 mod generated_fresh;
 mod harness;
 mod no_key_literals;

@@ -55,6 +55,10 @@ pub const RULES: &[Rule] = &[
         name: "maps_have_entries",
         check: maps_have_entries,
     },
+    Rule {
+        name: "compat_is_explained",
+        check: compat_is_explained,
+    },
 ];
 
 /// Every problem of every rule.
@@ -290,6 +294,31 @@ pub fn maps_have_entries(schema: &Schema) -> Vec<Problem> {
     out
 }
 
+/// A `compat` key says why it is kept, as sentences, and does not repeat the note every
+/// artifact already prints before the reason.
+pub fn compat_is_explained(schema: &Schema) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for (path, leaf) in schema.leaves() {
+        let Some(why) = &leaf.compat else { continue };
+        if !is_sentence(why) {
+            out.push(problem(
+                "compat_is_explained",
+                path.dotted(),
+                format!(
+                    "`compat` must give the reason the key is kept as sentences, found {why:?}"
+                ),
+            ));
+        } else if why.contains(crate::model::COMPAT_NOTE) {
+            out.push(problem(
+                "compat_is_explained",
+                path.dotted(),
+                "`compat` gives only the reason; the note that the key has no effect is added",
+            ));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,6 +408,34 @@ mod tests {
             rule_hits(super::names_are_snake_case, &keys),
             vec!["llm.Model"]
         );
+    }
+
+    #[test]
+    fn compat_is_explained() {
+        let kept = GOOD.replace(
+            "doc: The model to use.\n",
+            "doc: The model to use.\n        compat: Read by a command not built yet.\n",
+        );
+        assert_eq!(check(&schema(&kept)), vec![]);
+        assert_eq!(
+            schema(&kept).leaves()[0].1.compat_text().as_deref(),
+            Some("Accepted for compatibility; has no effect. Read by a command not built yet.")
+        );
+        let terse = kept.replace("Read by a command not built yet.", "legacy");
+        assert_eq!(
+            rule_hits(super::compat_is_explained, &terse),
+            vec!["llm.model"]
+        );
+        let repeated = kept.replace(
+            "Read by a command",
+            "Accepted for compatibility; has no effect. Read by a command",
+        );
+        assert_eq!(
+            rule_hits(super::compat_is_explained, &repeated),
+            vec!["llm.model"]
+        );
+        let flag = kept.replace("compat: Read by a command not built yet.", "compat: true");
+        assert!(Schema::parse("t", &format!("program: client\nkeys:\n{flag}")).is_err());
     }
 
     #[test]

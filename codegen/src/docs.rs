@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::model::{Schema, Type, Visit};
+use crate::model::{COMPAT_NOTE, Schema, Type, Visit};
 
 pub fn reference(schema: &Schema) -> String {
     let bin = schema.program.bin();
@@ -39,6 +39,9 @@ pub fn reference(schema: &Schema) -> String {
                     type_text(leaf),
                     leaf.doc.trim()
                 );
+                if let Some(why) = &leaf.compat {
+                    let _ = writeln!(out, "  **{COMPAT_NOTE}** {}", why.trim());
+                }
                 let mut facts = Vec::new();
                 if let Some(d) = leaf.default.as_ref().filter(|_| leaf.ty != Type::Map) {
                     facts.push(format!("default `{d}`"));

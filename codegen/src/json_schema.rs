@@ -93,7 +93,11 @@ fn number(ty: Type, x: f64) -> Value {
 
 fn leaf_schema(leaf: &Leaf) -> Value {
     let mut m = Map::new();
-    m.insert("description".into(), json!(leaf.doc.trim()));
+    let description = match leaf.compat_text() {
+        Some(note) => format!("{} {note}", leaf.doc.trim()),
+        None => leaf.doc.trim().to_owned(),
+    };
+    m.insert("description".into(), json!(description));
     let mut t = type_schema(leaf.ty, leaf);
     if leaf.nullable || leaf.ty == Type::Map {
         // Null means "not set" (a map written as `key:` with nothing under it is empty).

@@ -133,6 +133,21 @@ pub struct Leaf {
     pub old_names: Vec<String>,
     pub example: Option<Value>,
     pub map: Option<MapSpec>,
+    /// `Some(reason)` when the key is accepted only so that files carrying it load: it has no
+    /// effect, and the reason says why it is kept.
+    pub compat: Option<String>,
+}
+
+/// What every generated artifact says of a `compat` key, before the reason.
+pub const COMPAT_NOTE: &str = "Accepted for compatibility; has no effect.";
+
+impl Leaf {
+    /// The compat note followed by the reason, or `None` for a key that has an effect.
+    pub fn compat_text(&self) -> Option<String> {
+        self.compat
+            .as_ref()
+            .map(|why| format!("{COMPAT_NOTE} {}", why.trim()))
+    }
 }
 
 /// The entries of a `type: map` leaf.
@@ -173,6 +188,7 @@ const LEAF_ATTRS: &[&str] = &[
     "example",
     "name",
     "entry",
+    "compat",
 ];
 const SECTION_ATTRS: &[&str] = &["doc", "keys", "rust_name"];
 
@@ -307,6 +323,16 @@ impl Loader<'_> {
                 Type::parse(s).ok_or_else(|| self.err(path, format!("unknown item type `{s}`")))?,
             ),
         };
+        let compat = match obj.get("compat") {
+            None => None,
+            Some(Value::String(why)) => Some(why.clone()),
+            Some(other) => {
+                return Err(self.err(
+                    path,
+                    format!("`compat` must be a string saying why the key is kept, found {other}"),
+                ));
+            }
+        };
         let map = if ty == Type::Map {
             let name = obj
                 .get("name")
@@ -337,6 +363,7 @@ impl Loader<'_> {
             old_names: strings("old_names")?,
             example: obj.get("example").cloned(),
             map,
+            compat,
         }))
     }
 }

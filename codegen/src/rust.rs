@@ -84,7 +84,11 @@ impl Gen {
                         .as_ref()
                         .map(|d| default_expr(&child, leaf, d))
                         .unwrap_or_else(|| "Default::default()".to_owned());
-                    (ty, default, leaf.doc.clone())
+                    let doc = match leaf.compat_text() {
+                        Some(note) => format!("{}\n\n{note}", leaf.doc.trim()),
+                        None => leaf.doc.clone(),
+                    };
+                    (ty, default, doc)
                 }
             };
             fields.push_str(&doc_lines(&doc, "    "));
@@ -286,9 +290,14 @@ fn table(schema: &Schema) -> String {
                     .filter(|_| leaf.ty == Type::List)
                     .map(|t| format!("Some(KeyType::{})", t.variant()))
                     .unwrap_or_else(|| "None".into());
+                let compat = leaf
+                    .compat
+                    .as_ref()
+                    .map(|why| format!("Some({:?})", why.trim()))
+                    .unwrap_or_else(|| "None".into());
                 let _ = writeln!(
                     keys,
-                    "    KeySpec {{ path: {:?}, ty: KeyType::{}, item: {item}, doc: {:?}, default: {default:?}, nullable: {}, sensitive: {}, values: {}, min: {}, max: {}, env: {env}, old_names: {} }},",
+                    "    KeySpec {{ path: {:?}, ty: KeyType::{}, item: {item}, doc: {:?}, default: {default:?}, nullable: {}, sensitive: {}, values: {}, min: {}, max: {}, env: {env}, old_names: {}, compat: {compat} }},",
                     path.dotted(),
                     leaf.ty.variant(),
                     leaf.doc.trim(),

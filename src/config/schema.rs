@@ -50,12 +50,23 @@ pub struct KeySpec {
     pub max: Option<f64>,
     pub env: Option<&'static str>,
     pub old_names: &'static [&'static str],
+    /// Why the key is kept when it is accepted only for compatibility and has no effect.
+    pub compat: Option<&'static str>,
 }
+
+/// What `config info` and the generated docs say of a key marked `compat` in the schema, before
+/// the reason.
+pub const COMPAT_NOTE: &str = "Accepted for compatibility; has no effect.";
 
 impl KeySpec {
     /// The default as a JSON value (`null` when there is none).
     pub fn default_value(&self) -> serde_json::Value {
         serde_json::from_str(self.default).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The compat note followed by the reason, or `None` for a key that has an effect.
+    pub fn compat_text(&self) -> Option<String> {
+        self.compat.map(|why| format!("{COMPAT_NOTE} {why}"))
     }
 
     /// The path's segments, with `<name>` templates kept as written.

@@ -239,9 +239,11 @@ async fn an_unknown_proxy_profile_is_an_error_not_direct_mode() {
 async fn the_model_flag_and_custom_instructions_reach_the_request() {
     let mock = MockProvider::start(&[]);
     let client = Client::with_pods();
-    let extra =
-        "system:\n  custom_instructions: Answer like a pirate.\nmemory:\n  enabled: false\n";
-    client.configure(&mock, true, extra);
+    let extra = crate::support::yaml::config(&[
+        (key::SYSTEM_CUSTOM_INSTRUCTIONS, "Answer like a pirate."),
+        (key::MEMORY_ENABLED, "false"),
+    ]);
+    client.configure(&mock, true, &extra);
     client
         .run(&["--model", "openai/gpt-4o-mini", "get", "pods"])
         .assert_success();

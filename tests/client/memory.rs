@@ -1,6 +1,8 @@
 //! `memory show|set|clear|update` and the memory in prompts: the file is edited through the
 //! config engine, so its comments survive.
 
+use vibectl::config::generated::client::key;
+
 use super::{Client, plan_json};
 use crate::support::mock::MockProvider;
 
@@ -46,7 +48,11 @@ fn set_cuts_the_memory_to_max_chars() {
     let long = "x".repeat(100);
     let out = client.run(&["memory", "set", &long]);
     out.assert_success();
-    assert!(out.stderr.contains("cut to 40 characters"), "{out}");
+    assert!(
+        out.stderr.contains("cut to 40 characters"),
+        "{} is 40 in ORIGINAL: {out}",
+        key::MEMORY_MAX_CHARS
+    );
     let shown = client.run(&["memory", "show"]);
     assert_eq!(
         shown.assert_success().stdout,

@@ -3,4 +3,6 @@
 pub mod mock;
 pub mod process;
 pub mod python;
+pub mod rust_source;
 pub mod server;
+pub mod yaml;

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
-use vibectl::config::generated::server::{Acme, AcmeChallenge, AcmeChallengeType};
+use vibectl::config::generated::server::{Acme, AcmeChallenge, AcmeChallengeType, key};
 use vibectl::proto::GetServerInfoRequest;
 use vibectl::server::acme::{self, AcmeError};
 
@@ -17,6 +17,7 @@ use super::{Pki, error_chain, server_cli, tls_client};
 use crate::interop::harness::{ConfigDir, OurServer, Spec, mock};
 use crate::support::process::KillOnDrop;
 use crate::support::server::authorized;
+use crate::support::yaml::config as yaml_config;
 
 const PEBBLE: &str = "/usr/bin/pebble";
 /// Longest wait for Pebble to listen.
@@ -153,21 +154,39 @@ impl Pebble {
 fn acme_config(acme: &Acme) -> ConfigDir {
     let config = ConfigDir::new(&mock(), &Spec::default());
     let mut yaml = std::fs::read_to_string(&config.file).expect("config.yaml");
-    let ca = match &acme.ca_cert_file {
-        Some(p) => format!(", ca_cert_file: \"{}\"", p.display()),
-        None => String::new(),
-    };
-    yaml.push_str(&format!(
-        "tls: {{enabled: true}}\n\
-         acme: {{enabled: true, email: {email}, domains: [localhost], directory_url: \"{url}\"\
-         {ca}, challenge: {{type: {kind}, http_host: 127.0.0.1, http_port: {port}, \
-         tls_port: {tls_port}}}}}\n",
-        email = acme.email.as_deref().unwrap_or("ops@example.com"),
-        url = acme.directory_url,
-        kind = acme.challenge.r#type,
-        port = acme.challenge.http_port,
-        tls_port = acme.challenge.tls_port,
-    ));
+    let mut pairs = vec![
+        (key::TLS_ENABLED, "true".to_owned()),
+        (key::ACME_ENABLED, "true".to_owned()),
+        (
+            key::ACME_EMAIL,
+            acme.email
+                .as_deref()
+                .unwrap_or("ops@example.com")
+                .to_owned(),
+        ),
+        (key::ACME_DOMAINS, "[localhost]".to_owned()),
+        (
+            key::ACME_DIRECTORY_URL,
+            format!("\"{}\"", acme.directory_url),
+        ),
+    ];
+    if let Some(p) = &acme.ca_cert_file {
+        pairs.push((key::ACME_CA_CERT_FILE, format!("\"{}\"", p.display())));
+    }
+    pairs.extend([
+        (key::ACME_CHALLENGE_TYPE, acme.challenge.r#type.to_string()),
+        (key::ACME_CHALLENGE_HTTP_HOST, "127.0.0.1".to_owned()),
+        (
+            key::ACME_CHALLENGE_HTTP_PORT,
+            acme.challenge.http_port.to_string(),
+        ),
+        (
+            key::ACME_CHALLENGE_TLS_PORT,
+            acme.challenge.tls_port.to_string(),
+        ),
+    ]);
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    yaml.push_str(&yaml_config(&pairs));
     std::fs::write(&config.file, yaml).expect("write config.yaml");
     config
 }

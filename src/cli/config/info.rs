@@ -84,6 +84,11 @@ fn key_info(ctx: &Ctx<'_>, key: &KeyPath) -> CmdResult {
     let mut rows = vec![
         vec!["key".to_owned(), key.to_string()],
         vec!["doc".into(), spec.doc.to_owned()],
+    ];
+    if let Some(note) = spec.compat_text() {
+        rows.push(vec!["effect".into(), note]);
+    }
+    rows.extend([
         vec!["type".into(), spec.type_text()],
         vec![
             "default".into(),
@@ -93,7 +98,7 @@ fn key_info(ctx: &Ctx<'_>, key: &KeyPath) -> CmdResult {
                 spec.default.to_owned()
             },
         ],
-    ];
+    ]);
     if !spec.values.is_empty() {
         rows.push(vec!["allowed".into(), spec.values.join(", ")]);
     }
