@@ -12,7 +12,7 @@
 
 mod limits;
 mod metrics;
-mod redis;
+pub(crate) mod redis;
 mod reload;
 mod serve;
 mod usage;
@@ -20,7 +20,7 @@ mod usage;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use tempfile::TempDir;
@@ -36,7 +36,7 @@ use vibectl::server::reload as config_reload;
 use vibectl::server::{Governance, RunOptions, ServerError, State};
 
 use crate::support::mock::MockProvider;
-use crate::support::server::{MODEL, UPSTREAM_MODEL, no_env, within};
+use crate::support::server::{LIMIT, MODEL, UPSTREAM_MODEL, no_env, within};
 
 /// How often the test servers look at their config file.
 const POLL: Duration = Duration::from_millis(50);
@@ -139,6 +139,20 @@ impl Served {
         .await
         .expect("connect");
         VibectlLlmProxyClient::new(channel)
+    }
+
+    /// Poll /metrics (the registry) until a sample line reads exactly `sample`, e.g.
+    /// `vibectl_config_reloads_total{result="ok"} 1`; panics after [`LIMIT`].
+    pub async fn wait_for_metric(&self, sample: &str) {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let text = self.gov.metrics.encode();
+            if text.lines().any(|l| l == sample) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no `{sample}` in:\n{text}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Replace the config file (the watcher picks it up).

@@ -1,0 +1,1 @@
+//! Config reloads that would weaken a running server.
