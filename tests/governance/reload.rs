@@ -74,8 +74,9 @@ async fn invalid_or_half_written_edits_leave_the_running_config() {
         "",
     );
     std::fs::write(&served.file, &bad).expect("write");
-    let problems = config_reload::reload(&served.file, &[], &no_env, &served.state)
-        .expect_err("an invalid config is refused");
+    let problems =
+        config_reload::reload(&served.file, &[], &no_env, &served.state, &[served.bound])
+            .expect_err("an invalid config is refused");
     let keys: Vec<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
     assert!(
         keys.contains(&"server.limits.global.max_input_length"),
@@ -110,17 +111,13 @@ async fn invalid_or_half_written_edits_leave_the_running_config() {
 async fn a_reload_cannot_turn_auth_off_on_an_open_address() {
     let mock = MockProvider::start(&[]);
     let jwt = "jwt:\n  enabled: true\n  secret_key: reload-test-secret\n";
-    let open = |extra: &str| {
-        config_text(&mock, "global:\n  max_input_length: 500", extra).replacen(
-            "server:\n",
-            "server:\n  host: 0.0.0.0\n",
-            1,
-        )
-    };
-    let served = Served::start(&open(jwt)).await;
-    std::fs::write(&served.file, open("jwt:\n  enabled: false\n")).expect("write");
-    let problems = config_reload::reload(&served.file, &[], &no_env, &served.state)
-        .expect_err("auth stays on");
+    let text = |extra: &str| config_text(&mock, "global:\n  max_input_length: 500", extra);
+    // Bound to every address (reached through 127.0.0.1 only).
+    let served = Served::start_on(&text(jwt), "0.0.0.0:0").await;
+    std::fs::write(&served.file, text("jwt:\n  enabled: false\n")).expect("write");
+    let problems =
+        config_reload::reload(&served.file, &[], &no_env, &served.state, &[served.bound])
+            .expect_err("auth stays on");
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].0, "jwt.enabled");
     assert!(served.state.load().verifier.is_some());
