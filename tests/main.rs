@@ -5,6 +5,7 @@
 mod support;
 
 mod governance;
+mod hostile;
 mod providers;
 mod server;
 mod tls;

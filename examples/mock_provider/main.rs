@@ -17,7 +17,9 @@
 //! `truncate` (`1`: end the body half-way without the end-of-stream marker; `abort`: break the
 //! connection half-way), `stream_error` (an in-stream overload error after half the chunks),
 //! `fail_times` with `fail_id` (`status` only for the first N requests carrying that id, then
-//! a normal answer: `[[mock:status=500,fail_times=1,fail_id=t1]]` fails once, then succeeds).
+//! a normal answer: `[[mock:status=500,fail_times=1,fail_id=t1]]` fails once, then succeeds),
+//! `hold_after` (send that many text chunks of a stream, then hold it open until the client
+//! goes away: `[[mock:chunks=5,hold_after=4]]` is cancelled after its 4th chunk, every time).
 //! Request bodies may be up to [`MAX_BODY`] bytes.
 //!
 //! The reply: an explicit one (flag or override) is sent as is, and `@echo` replies with
@@ -357,6 +359,15 @@ async fn handle(
         if b.truncate == Truncate::Abort {
             steps.push(Step::Abort);
         }
+    } else if let Some(n) = b.hold_after {
+        steps.extend(
+            frames
+                .pieces
+                .into_iter()
+                .take(n)
+                .map(|f| Step::After(delay, f)),
+        );
+        steps.push(Step::Hold);
     } else {
         steps.extend(frames.pieces.into_iter().map(|f| Step::After(delay, f)));
         steps.extend(frames.end.into_iter().map(Step::Now));
@@ -377,6 +388,8 @@ enum Step {
     After(Duration, Bytes),
     /// Fail the body, which makes the server drop the connection mid-response.
     Abort,
+    /// Send nothing more until the body is dropped (the client went away).
+    Hold,
 }
 
 fn stream_body(steps: Vec<Step>, guard: StreamGuard) -> Body {
@@ -394,6 +407,7 @@ fn stream_body(steps: Vec<Step>, guard: StreamGuard) -> Body {
                 }
                 Ok(b)
             }
+            Some(Step::Hold) => std::future::pending().await,
             Some(Step::Abort) => {
                 // Pause first, so what was written so far is flushed before the connection drops.
                 tokio::time::sleep(ABORT_PAUSE).await;

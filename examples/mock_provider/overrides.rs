@@ -17,6 +17,7 @@ pub const KEYS: &[&str] = &[
     "stream_error",
     "fail_times",
     "fail_id",
+    "hold_after",
 ];
 
 /// How a stream (or body) is cut short on purpose.
@@ -48,6 +49,9 @@ pub struct Behaviour {
     pub fail_times: Option<u64>,
     /// Groups requests for `fail_times`; requests without one share the empty id.
     pub fail_id: String,
+    /// Send this many text chunks of a stream, then hold it open, sending nothing more, until
+    /// the client goes away (a stream that is cancelled mid-way, deterministically).
+    pub hold_after: Option<usize>,
 }
 
 fn flag(value: &str) -> Result<bool, String> {
@@ -83,6 +87,7 @@ impl Behaviour {
             "garbage" => flag(value).map(|b| self.garbage = b),
             "stream_error" => flag(value).map(|b| self.stream_error = b),
             "fail_times" => number(value).map(|n| self.fail_times = Some(n)),
+            "hold_after" => number(value).map(|n| self.hold_after = Some(n)),
             "fail_id" => {
                 self.fail_id = value.to_string();
                 Ok(())

@@ -9,7 +9,9 @@ use futures_util::stream::BoxStream;
 use tonic::{Request, Response, Status};
 
 use super::exec::{self, Prepared};
-use super::governance::{self, Call, Governance, Limits};
+use super::governance::meter::Meter;
+use super::governance::usage::Outcome;
+use super::governance::{self, Governance, Limits};
 use super::state::State;
 use crate::llm::{StreamEvent, Usage};
 use crate::proto::vibectl_llm_proxy_server::VibectlLlmProxy;
@@ -65,14 +67,15 @@ impl VibectlLlmProxy for ProxyService {
             Err(e) => execute_response::Result::Error(e),
             Ok(p) => {
                 let call = self.gov.call(sub);
-                let model = p.model.clone();
-                let run = run_complete(p, started, &call);
+                let meter = Meter::new(call, p.model.clone(), governance::request_chars(&req));
+                let failed = meter.failure();
+                let run = run_complete(p, started, meter);
                 match limits.timeout {
                     None => run.await,
                     Some(limit) => match tokio::time::timeout(limit, run).await {
                         Ok(r) => r,
                         Err(_) => {
-                            call.failed(&model, TIMED_OUT);
+                            failed(TIMED_OUT);
                             execute_response::Result::Error(timeout_error(limit))
                         }
                     },
@@ -106,8 +109,9 @@ impl VibectlLlmProxy for ProxyService {
                 .boxed(),
                 Ok(p) => {
                     let call = self.gov.call(sub);
-                    let on_timeout = timeout_chunk(&id, &p, &call, limits.timeout);
-                    let run = run_stream(p, id, started, call);
+                    let meter = Meter::new(call, p.model.clone(), governance::request_chars(&req));
+                    let on_timeout = timeout_chunk(&id, &meter, limits.timeout);
+                    let run = run_stream(p, id, started, meter);
                     governance::with_deadline(run, limits.timeout, on_timeout).boxed()
                 }
             };
@@ -167,29 +171,34 @@ fn timeout_error(limit: std::time::Duration) -> ExecuteError {
     )
 }
 
-/// The chunk that ends a stream stopped by the request timeout (which also counts the error).
+/// The chunk that ends a stream stopped by the request timeout (which also counts the error
+/// and marks the call's usage as ended by the timeout).
 fn timeout_chunk(
     id: &str,
-    p: &Prepared,
-    call: &Call,
+    meter: &Meter,
     limit: Option<std::time::Duration>,
 ) -> impl FnOnce() -> Result<StreamChunk, Status> + Send + 'static {
     let id = id.to_owned();
-    let model = p.model.clone();
-    let failed = call.clone();
+    let ending = meter.ending();
+    let failed = meter.failure();
     move || {
-        failed.failed(&model, TIMED_OUT);
+        ending.timed_out();
+        failed(TIMED_OUT);
         let limit = limit.unwrap_or_default();
         chunk(&id, stream_chunk::ChunkType::Error(timeout_error(limit)))
     }
 }
 
-async fn run_complete(p: Prepared, started: Instant, call: &Call) -> execute_response::Result {
+/// The whole answer; a call that fails or is dropped (timeout, client gone) has produced no
+/// text, so its meter charges nothing.
+async fn run_complete(p: Prepared, started: Instant, mut meter: Meter) -> execute_response::Result {
     let mut attempt = 0;
     loop {
         match p.client.complete(&p.chat).await {
             Ok(resp) => {
-                call.finished(&p.model, &resp.usage);
+                meter.text(&resp.text);
+                meter.usage(resp.usage);
+                meter.end(Outcome::Completed);
                 return execute_response::Result::Success(ExecuteSuccess {
                     response_text: resp.text,
                     metrics: Some(exec::metrics(started, resp.usage, &p.model, attempt)),
@@ -203,7 +212,8 @@ async fn run_complete(p: Prepared, started: Instant, call: &Call) -> execute_res
                     attempt += 1;
                 }
                 None => {
-                    call.failed(&p.model, e.code());
+                    meter.failed(e.code());
+                    meter.end(Outcome::Error);
                     return execute_response::Result::Error(exec::provider_error(
                         &e, &p.model, attempt,
                     ));
@@ -214,12 +224,14 @@ async fn run_complete(p: Prepared, started: Instant, call: &Call) -> execute_res
 }
 
 /// Forward each provider chunk as it arrives; then `complete`, then `final_metrics`. A failure
-/// before the first chunk is retried; after it, it ends the stream with an `error` chunk.
+/// before the first chunk is retried; after it, it ends the stream with an `error` chunk. The
+/// meter charges the call once: at its end, at a failure, or when the stream is dropped (the
+/// client went away, or the request timeout stopped it).
 fn run_stream(
     p: Prepared,
     id: String,
     started: Instant,
-    mut call: Call,
+    mut meter: Meter,
 ) -> impl futures_util::Stream<Item = Result<StreamChunk, Status>> + Send {
     async_stream::stream! {
         let mut attempt = 0;
@@ -231,10 +243,13 @@ fn run_stream(
                 match item {
                     Ok(StreamEvent::Text(t)) => {
                         sent = true;
-                        call.chunk(&p.model);
+                        meter.text(&t);
                         yield chunk(&id, stream_chunk::ChunkType::TextChunk(t));
                     }
-                    Ok(StreamEvent::Usage(u)) => usage = u,
+                    Ok(StreamEvent::Usage(u)) => {
+                        usage = u;
+                        meter.usage(u);
+                    }
                     Err(e) => {
                         if !sent && let Some(wait) = exec::backoff(&e, attempt, p.max_retries) {
                             drop(upstream);
@@ -242,7 +257,8 @@ fn run_stream(
                             attempt += 1;
                             continue 'attempts;
                         }
-                        call.failed(&p.model, e.code());
+                        meter.failed(e.code());
+                        meter.end(Outcome::Error);
                         let err: ExecuteError = exec::provider_error(&e, &p.model, attempt);
                         yield chunk(&id, stream_chunk::ChunkType::Error(err));
                         return;
@@ -251,7 +267,7 @@ fn run_stream(
             }
             break;
         }
-        call.finished(&p.model, &usage);
+        meter.end(Outcome::Completed);
         yield chunk(&id, stream_chunk::ChunkType::Complete(StreamComplete { actual_model_used: p.model.id.clone() }));
         yield chunk(&id, stream_chunk::ChunkType::FinalMetrics(exec::metrics(started, usage, &p.model, attempt)));
     }

@@ -12,7 +12,7 @@
 
 mod limits;
 mod metrics;
-mod redis;
+pub(crate) mod redis;
 mod reload;
 mod serve;
 mod usage;
@@ -20,7 +20,7 @@ mod usage;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use tempfile::TempDir;
@@ -36,7 +36,7 @@ use vibectl::server::reload as config_reload;
 use vibectl::server::{Governance, RunOptions, ServerError, State};
 
 use crate::support::mock::MockProvider;
-use crate::support::server::{MODEL, UPSTREAM_MODEL, no_env, within};
+use crate::support::server::{LIMIT, MODEL, UPSTREAM_MODEL, no_env, within};
 
 /// How often the test servers look at their config file.
 const POLL: Duration = Duration::from_millis(50);
@@ -56,7 +56,10 @@ pub fn config_text(mock: &MockProvider, limits: &str, extra: &str) -> String {
 
 /// A server run from a config file, with its metrics endpoint and config watcher.
 pub struct Served {
+    /// Where clients connect: always on 127.0.0.1.
     pub addr: SocketAddr,
+    /// The address the server is bound to (`0.0.0.0:PORT` for [`Served::start_on`] an open one).
+    pub bound: SocketAddr,
     pub metrics_addr: SocketAddr,
     pub file: PathBuf,
     pub dir: TempDir,
@@ -68,7 +71,14 @@ pub struct Served {
 }
 
 impl Served {
+    /// Serve `text` on 127.0.0.1.
     pub async fn start(text: &str) -> Served {
+        Served::start_on(text, "127.0.0.1:0").await
+    }
+
+    /// Serve `text` bound to `bind` (`0.0.0.0:0` makes a server that counts as exposed to the
+    /// network; the tests still reach it through 127.0.0.1 only).
+    pub async fn start_on(text: &str, bind: &str) -> Served {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("config.yaml");
         std::fs::write(&file, text).expect("write config");
@@ -80,10 +90,9 @@ impl Served {
         let gov = Arc::new(Governance::new(Some(dir.path().join(USAGE_FILE))));
         let stop_server = CancellationToken::new();
         let stop_rest = CancellationToken::new();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
+        let listener = tokio::net::TcpListener::bind(bind).await.expect("bind");
+        let bound = listener.local_addr().expect("addr");
+        let addr = SocketAddr::from(([127, 0, 0, 1], bound.port()));
         let metrics = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -100,6 +109,7 @@ impl Served {
                 env: Arc::new(no_env),
                 state: state.clone(),
                 gov: gov.clone(),
+                bound: vec![bound],
                 interval: POLL,
                 nudge: Arc::new(Notify::new()),
             },
@@ -118,6 +128,7 @@ impl Served {
         ));
         Served {
             addr,
+            bound,
             metrics_addr,
             file,
             dir,
@@ -139,6 +150,20 @@ impl Served {
         .await
         .expect("connect");
         VibectlLlmProxyClient::new(channel)
+    }
+
+    /// Poll /metrics (the registry) until a sample line reads exactly `sample`, e.g.
+    /// `vibectl_config_reloads_total{result="ok"} 1`; panics after [`LIMIT`].
+    pub async fn wait_for_metric(&self, sample: &str) {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let text = self.gov.metrics.encode();
+            if text.lines().any(|l| l == sample) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no `{sample}` in:\n{text}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Replace the config file (the watcher picks it up).

@@ -29,13 +29,13 @@ fn free_port() -> u16 {
 }
 
 /// A throwaway `redis-server` on 127.0.0.1 without persistence.
-struct RedisServer {
+pub struct RedisServer {
     child: Child,
     port: u16,
 }
 
 impl RedisServer {
-    fn start() -> RedisServer {
+    pub fn start() -> RedisServer {
         let port = free_port();
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -56,7 +56,7 @@ impl RedisServer {
         server
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 }
@@ -68,7 +68,8 @@ impl Drop for RedisServer {
     }
 }
 
-fn redis_limits(url: &str, limits: &str, mode: &str) -> String {
+/// `limits` (YAML under `server.limits`) on the Redis backend at `url`, failing `mode`.
+pub fn redis_limits(url: &str, limits: &str, mode: &str) -> String {
     format!("{limits}\nbackend: redis\nredis_url: {url}\nredis_failure_mode: {mode}")
 }
 

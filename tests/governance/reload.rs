@@ -1,14 +1,12 @@
 //! Config edits while serving: a valid one applies to the next request and leaves open streams
 //! alone; an invalid or half-written one is refused and the running config stays.
 
-use std::time::{Duration, Instant};
-
 use vibectl::proto::{GetServerInfoRequest, stream_chunk::ChunkType};
 use vibectl::server::reload as config_reload;
 
 use super::{Served, config_text, refusal, slow};
 use crate::support::mock::MockProvider;
-use crate::support::server::{LIMIT, no_env, request, within};
+use crate::support::server::{no_env, request, within};
 
 /// The max_input_length GetServerInfo reports.
 async fn reported_input_limit(served: &Served) -> Option<i32> {
@@ -22,19 +20,6 @@ async fn reported_input_limit(served: &Served) -> Option<i32> {
     .into_inner()
     .limits
     .and_then(|l| l.max_input_length)
-}
-
-/// Poll until `metric` (a full sample line prefix) shows in /metrics with `value`.
-async fn wait_for_metric(served: &Served, sample: &str) {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let text = served.gov.metrics.encode();
-        if text.lines().any(|l| l == sample) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no `{sample}` in:\n{text}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]
@@ -54,7 +39,9 @@ async fn an_edit_changes_the_limit_for_new_calls_and_keeps_open_streams() {
     assert!(matches!(first.chunk_type, Some(ChunkType::TextChunk(_))));
 
     served.write_config(&config_text(&mock, "global:\n  max_input_length: 20", ""));
-    wait_for_metric(&served, r#"vibectl_config_reloads_total{result="ok"} 1"#).await;
+    served
+        .wait_for_metric(r#"vibectl_config_reloads_total{result="ok"} 1"#)
+        .await;
     assert_eq!(reported_input_limit(&served).await, Some(20));
     let status = client
         .execute(request("this is longer than twenty characters", None))
@@ -87,8 +74,9 @@ async fn invalid_or_half_written_edits_leave_the_running_config() {
         "",
     );
     std::fs::write(&served.file, &bad).expect("write");
-    let problems = config_reload::reload(&served.file, &[], &no_env, &served.state)
-        .expect_err("an invalid config is refused");
+    let problems =
+        config_reload::reload(&served.file, &[], &no_env, &served.state, &[served.bound])
+            .expect_err("an invalid config is refused");
     let keys: Vec<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
     assert!(
         keys.contains(&"server.limits.global.max_input_length"),
@@ -101,18 +89,14 @@ async fn invalid_or_half_written_edits_leave_the_running_config() {
     assert_eq!(reported_input_limit(&served).await, Some(500));
 
     // The watcher refuses it too, and then a half-written file.
-    wait_for_metric(
-        &served,
-        r#"vibectl_config_reloads_total{result="refused"} 1"#,
-    )
-    .await;
+    served
+        .wait_for_metric(r#"vibectl_config_reloads_total{result="refused"} 1"#)
+        .await;
     let half = &good[..good.find("providers:").expect("providers section") + 12];
     served.write_config(&format!("{half}\n  mock: [kind"));
-    wait_for_metric(
-        &served,
-        r#"vibectl_config_reloads_total{result="refused"} 2"#,
-    )
-    .await;
+    served
+        .wait_for_metric(r#"vibectl_config_reloads_total{result="refused"} 2"#)
+        .await;
     assert_eq!(reported_input_limit(&served).await, Some(500));
     let mut client = served.client().await;
     let resp = client
@@ -127,17 +111,13 @@ async fn invalid_or_half_written_edits_leave_the_running_config() {
 async fn a_reload_cannot_turn_auth_off_on_an_open_address() {
     let mock = MockProvider::start(&[]);
     let jwt = "jwt:\n  enabled: true\n  secret_key: reload-test-secret\n";
-    let open = |extra: &str| {
-        config_text(&mock, "global:\n  max_input_length: 500", extra).replacen(
-            "server:\n",
-            "server:\n  host: 0.0.0.0\n",
-            1,
-        )
-    };
-    let served = Served::start(&open(jwt)).await;
-    std::fs::write(&served.file, open("jwt:\n  enabled: false\n")).expect("write");
-    let problems = config_reload::reload(&served.file, &[], &no_env, &served.state)
-        .expect_err("auth stays on");
+    let text = |extra: &str| config_text(&mock, "global:\n  max_input_length: 500", extra);
+    // Bound to every address (reached through 127.0.0.1 only).
+    let served = Served::start_on(&text(jwt), "0.0.0.0:0").await;
+    std::fs::write(&served.file, text("jwt:\n  enabled: false\n")).expect("write");
+    let problems =
+        config_reload::reload(&served.file, &[], &no_env, &served.state, &[served.bound])
+            .expect_err("auth stays on");
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].0, "jwt.enabled");
     assert!(served.state.load().verifier.is_some());

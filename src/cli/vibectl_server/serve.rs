@@ -182,7 +182,7 @@ pub fn run(file: &Path, args: &ServeArgs) -> CmdResult {
         }
         let state = Arc::new(arc_swap::ArcSwap::from_pointee(state));
         let stop = tokio_util::sync::CancellationToken::new();
-        let gov = start_governance(file, args, &cfg, &state, &stop).await?;
+        let gov = start_governance(file, args, &cfg, &state, local, &stop).await?;
         let options = RunOptions {
             tls,
             governance: Some(gov),
@@ -203,6 +203,7 @@ async fn start_governance(
     args: &ServeArgs,
     cfg: &ServerConfig,
     state: &Arc<arc_swap::ArcSwap<State>>,
+    bound: SocketAddr,
     stop: &tokio_util::sync::CancellationToken,
 ) -> Result<Arc<Governance>, CmdError> {
     let dir = file.parent().unwrap_or(Path::new("."));
@@ -231,6 +232,7 @@ async fn start_governance(
             env: Arc::new(process_env),
             state: state.clone(),
             gov: gov.clone(),
+            bound: vec![bound],
             interval: reload::POLL_INTERVAL,
             nudge: nudge.clone(),
         },

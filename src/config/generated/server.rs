@@ -216,6 +216,8 @@ pub struct Server {
     pub max_workers: i64,
     /// The least severe log messages the server writes to stderr. The --log-level flag overrides it.
     pub log_level: ServerLogLevel,
+    /// Whether a hot reload may weaken a server bound to an address other than loopback: turn jwt.enabled off or jwt.allow_no_expiry on, remove a subject or jti from jwt.revoked_subs or jwt.revoked_jtis, raise or remove a limit of server.limits, open its redis_failure_mode, or move its counters (backend, redis_url). When false such a reload is refused, the running config keeps serving, and a restart applies the change. The value of the running config decides, so on such a server a reload cannot turn it on. An empty file, or one that does not parse or validate, is refused whatever this says.
+    pub reload_allow_weakening: bool,
     /// Limits on the requests clients may make. A limit that is null is not enforced. Values for a token subject in per_token replace the global values for that subject.
     pub limits: ServerLimits,
 }
@@ -228,6 +230,7 @@ impl Default for Server {
             default_model: None,
             max_workers: 10_i64,
             log_level: ServerLogLevel::Info,
+            reload_allow_weakening: false,
             limits: ServerLimits::default(),
         }
     }
@@ -649,6 +652,7 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { path: "server.default_model", ty: KeyType::String, item: None, doc: "The model used when a request names none. It is a key of models or of model_aliases, or a model a provider knows. When it is null, a request without a model fails with the error code NO_MODEL.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_SERVER_DEFAULT_MODEL"), old_names: &[], compat: None },
     KeySpec { path: "server.max_workers", ty: KeyType::Int, item: None, doc: "The number of worker threads that run requests. It bounds the CPU the server uses, not the number of requests in flight, which server.limits.global.max_concurrent_requests limits. In vibectl 0.11.6 it was the size of the gRPC thread pool.", default: "10", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(1024.0), env: Some("VIBECTL_SERVER_MAX_WORKERS"), old_names: &[], compat: None },
     KeySpec { path: "server.log_level", ty: KeyType::Enum, item: None, doc: "The least severe log messages the server writes to stderr. The --log-level flag overrides it.", default: "\"INFO\"", nullable: false, sensitive: false, values: &["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], min: None, max: None, env: Some("VIBECTL_SERVER_LOG_LEVEL"), old_names: &[], compat: None },
+    KeySpec { path: "server.reload_allow_weakening", ty: KeyType::Bool, item: None, doc: "Whether a hot reload may weaken a server bound to an address other than loopback: turn jwt.enabled off or jwt.allow_no_expiry on, remove a subject or jti from jwt.revoked_subs or jwt.revoked_jtis, raise or remove a limit of server.limits, open its redis_failure_mode, or move its counters (backend, redis_url). When false such a reload is refused, the running config keeps serving, and a restart applies the change. The value of the running config decides, so on such a server a reload cannot turn it on. An empty file, or one that does not parse or validate, is refused whatever this says.", default: "false", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_SERVER_RELOAD_ALLOW_WEAKENING"), old_names: &[], compat: None },
     KeySpec { path: "server.limits.global.max_requests_per_minute", ty: KeyType::Int, item: None, doc: "The most requests one client (one token subject) may start in a minute. A request over the limit fails with RESOURCE_EXHAUSTED and a retry-after-ms hint.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(1000000.0), env: Some("VIBECTL_SERVER_LIMITS_GLOBAL_MAX_REQUESTS_PER_MINUTE"), old_names: &[], compat: None },
     KeySpec { path: "server.limits.global.max_concurrent_requests", ty: KeyType::Int, item: None, doc: "The most requests one client (one token subject) may have in flight at once.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(100000.0), env: Some("VIBECTL_SERVER_LIMITS_GLOBAL_MAX_CONCURRENT_REQUESTS"), old_names: &[], compat: None },
     KeySpec { path: "server.limits.global.max_input_length", ty: KeyType::Int, item: None, doc: "The longest request, in characters of system and user text together, the server accepts. A longer request fails before any provider is called.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(100000000.0), env: Some("VIBECTL_SERVER_LIMITS_GLOBAL_MAX_INPUT_LENGTH"), old_names: &[], compat: None },
@@ -754,6 +758,7 @@ pub mod key {
     pub const SERVER_DEFAULT_MODEL: &str = "server.default_model";
     pub const SERVER_MAX_WORKERS: &str = "server.max_workers";
     pub const SERVER_LOG_LEVEL: &str = "server.log_level";
+    pub const SERVER_RELOAD_ALLOW_WEAKENING: &str = "server.reload_allow_weakening";
     pub const SERVER_LIMITS_GLOBAL_MAX_REQUESTS_PER_MINUTE: &str = "server.limits.global.max_requests_per_minute";
     pub const SERVER_LIMITS_GLOBAL_MAX_CONCURRENT_REQUESTS: &str = "server.limits.global.max_concurrent_requests";
     pub const SERVER_LIMITS_GLOBAL_MAX_INPUT_LENGTH: &str = "server.limits.global.max_input_length";

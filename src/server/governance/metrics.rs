@@ -18,6 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use super::usage::Outcome;
 use super::{Governance, LimitType};
 use crate::server::catalog::ModelDef;
 
@@ -72,6 +73,11 @@ struct ModeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: String,
 }
@@ -96,6 +102,8 @@ pub struct Metrics {
     upstream_errors: Family<ErrorLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
     redis_failures: Family<ModeLabels, Counter>,
+    usage_records: Family<StatusLabels, Counter>,
+    redis_usage_writes: Family<ResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -119,6 +127,8 @@ impl Metrics {
             upstream_errors: Family::default(),
             reloads: Family::default(),
             redis_failures: Family::default(),
+            usage_records: Family::default(),
+            redis_usage_writes: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -176,6 +186,17 @@ impl Metrics {
             "vibectl_redis_failures",
             "Calls for which Redis could not be reached, by failure mode (open lets them through)",
             m.redis_failures.clone(),
+        );
+        r.register(
+            "vibectl_usage_records",
+            "Calls charged to their subject's usage, by how they ended \
+             (completed, cancelled, error or timeout)",
+            m.usage_records.clone(),
+        );
+        r.register(
+            "vibectl_redis_usage_writes",
+            "Usage records added to the Redis quota counters, by result (ok or failed)",
+            m.redis_usage_writes.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -283,6 +304,22 @@ impl Metrics {
         self.redis_failures
             .get_or_create(&ModeLabels {
                 mode: if open { "open" } else { "closed" }.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn usage_recorded(&self, outcome: Outcome) {
+        self.usage_records
+            .get_or_create(&StatusLabels {
+                status: outcome.as_str().to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn redis_usage_write(&self, ok: bool) {
+        self.redis_usage_writes
+            .get_or_create(&ResultLabels {
+                result: if ok { "ok" } else { "failed" }.to_owned(),
             })
             .inc();
     }

@@ -9,6 +9,7 @@
 //! - [`redis_backend`]: the same limits and the quota counters in Redis, shared by replicas;
 //!   concurrency slots are short leases renewed while their calls run.
 //! - [`usage`]: tokens and cost per subject and model in `usage.jsonl`; the quota totals.
+//! - [`meter`]: the drop guard that charges each call once, however it ends.
 //! - [`metrics`]: the Prometheus registry and the `/metrics`, `/healthz`, `/readyz` endpoint.
 //!
 //! The input length is checked by the service (it needs the decoded message, which a layer on
@@ -16,6 +17,7 @@
 
 pub mod layer;
 pub mod limiter;
+pub mod meter;
 pub mod metrics;
 pub mod redis_backend;
 pub mod usage;
@@ -31,7 +33,6 @@ use tonic::metadata::MetadataValue;
 
 use super::catalog::ModelDef;
 use crate::config::generated::server::{ServerLimits, ServerLimitsBackend};
-use crate::llm::Usage;
 use crate::proto::ExecuteRequest;
 use redis_backend::RedisLimiter;
 
@@ -229,12 +230,7 @@ impl Governance {
         let Some(max) = limits.input_chars else {
             return Ok(());
         };
-        let chars: u64 = req
-            .system_fragments
-            .iter()
-            .chain(&req.user_fragments)
-            .map(|f| f.chars().count() as u64)
-            .sum();
+        let chars = request_chars(req);
         if chars <= max {
             return Ok(());
         }
@@ -281,11 +277,31 @@ impl Call {
         }
     }
 
-    /// The call finished with `usage`: metrics, and the usage log.
-    pub fn finished(&self, model: &ModelDef, usage: &Usage) {
-        let input = u64::from(usage.input_tokens.unwrap_or(0));
-        let output = u64::from(usage.output_tokens.unwrap_or(0));
+    /// Charge `input` and `output` tokens of a call that ended with `outcome`: the quota
+    /// totals and usage log, the Redis quota counters (in the background) and the metrics.
+    /// [`meter::Meter`] calls this once per call.
+    pub fn charge(&self, model: &ModelDef, input: u64, output: u64, outcome: usage::Outcome) {
         let cost = cost_usd(model, input, output);
+        let record = usage::Record {
+            ts: usage::now_unix(),
+            sub: self.sub.clone(),
+            model: model.id.clone(),
+            input_tokens: input,
+            output_tokens: output,
+            cost_usd: cost,
+            status: outcome,
+        };
+        if let Some(redis) = self.gov.current_redis()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let shared = record.clone();
+            let gov = self.gov.clone();
+            rt.spawn(async move {
+                let ok = redis.record(&shared).await;
+                gov.metrics.redis_usage_write(ok);
+            });
+        }
+        self.gov.usage.record(record);
         self.gov.metrics.finished(
             &self.sub,
             model,
@@ -294,21 +310,7 @@ impl Call {
             output,
             cost,
         );
-        let record = usage::Record {
-            ts: usage::now_unix(),
-            sub: self.sub.clone(),
-            model: model.id.clone(),
-            input_tokens: input,
-            output_tokens: output,
-            cost_usd: cost,
-        };
-        if let Some(redis) = self.gov.current_redis()
-            && let Ok(rt) = tokio::runtime::Handle::try_current()
-        {
-            let shared = record.clone();
-            rt.spawn(async move { redis.record(&shared).await });
-        }
-        self.gov.usage.record(record);
+        self.gov.metrics.usage_recorded(outcome);
     }
 
     /// The call failed upstream with an error of `kind` (a provider error code or `timeout`).
@@ -317,6 +319,15 @@ impl Call {
             .metrics
             .upstream_error(model, kind, self.started.elapsed().as_secs_f64());
     }
+}
+
+/// Characters of system and user text in a request.
+pub fn request_chars(req: &ExecuteRequest) -> u64 {
+    req.system_fragments
+        .iter()
+        .chain(&req.user_fragments)
+        .map(|f| f.chars().count() as u64)
+        .sum()
 }
 
 /// The price of a call, when the model has a price for what it used.
@@ -328,8 +339,9 @@ pub fn cost_usd(model: &ModelDef, input: u64, output: u64) -> Option<f64> {
     Some(part(model.input_cost_per_mtok, input) + part(model.output_cost_per_mtok, output))
 }
 
-/// `stream`, ended after `limit` with `on_timeout()` as its last item. The inner stream (and
-/// with it the upstream call) is dropped before that item is yielded.
+/// `stream`, ended after `limit` with `on_timeout()` as its last item. `on_timeout` runs before
+/// the inner stream (and with it the upstream call) is dropped, so it can mark how the call
+/// ended; the drop comes before the item is yielded.
 pub fn with_deadline<S, T, F>(
     stream: S,
     limit: Option<Duration>,
@@ -358,9 +370,10 @@ where
                 Some(Some(item)) => yield item,
                 Some(None) => inner = None,
                 None => {
+                    let last = on_timeout();
                     // Drop the upstream call before telling the client.
                     drop(inner.take());
-                    yield on_timeout();
+                    yield last;
                     break;
                 }
             }

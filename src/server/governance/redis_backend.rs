@@ -343,8 +343,8 @@ impl RedisLimiter {
         }
     }
 
-    /// Add a finished call to the quota counters.
-    pub async fn record(&self, r: &Record) {
+    /// Add a call's usage to the quota counters; whether Redis took it.
+    pub async fn record(&self, r: &Record) -> bool {
         let [day, month, cost] = quota_keys(&r.sub, r.ts);
         let tokens = r.input_tokens + r.output_tokens;
         let mut pipe = redis::pipe();
@@ -358,9 +358,11 @@ impl RedisLimiter {
         }
         let mut con = self.con.clone();
         let done = tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<()>(&mut con)).await;
-        if !matches!(done, Ok(Ok(()))) {
+        let ok = matches!(done, Ok(Ok(())));
+        if !ok {
             tracing::warn!("cannot add usage of {} to the Redis quota counters", r.sub);
         }
+        ok
     }
 }
 

@@ -25,7 +25,33 @@ const DAY_SECS: i64 = 86_400;
 /// How often the writer thread appends the buffered records to the log.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
-/// One finished call.
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The answer was delivered whole (lines written before outcomes existed read as this).
+    #[default]
+    Completed,
+    /// The client went away before the end (it dropped the stream or the call).
+    Cancelled,
+    /// The provider failed after the answer had started.
+    Error,
+    /// The request timeout stopped the call.
+    Timeout,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Error => "error",
+            Outcome::Timeout => "timeout",
+        }
+    }
+}
+
+/// One call's usage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// Unix seconds when the call finished.
@@ -36,6 +62,9 @@ pub struct Record {
     pub output_tokens: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
+    /// How the call ended.
+    #[serde(default)]
+    pub status: Outcome,
 }
 
 pub fn now_unix() -> i64 {
@@ -181,7 +210,7 @@ impl UsageStore {
         }
     }
 
-    /// Count a finished call and queue its line for the log.
+    /// Count a call's usage and queue its line for the log.
     pub fn record(&self, r: Record) {
         if let Some(log) = &self.log {
             let mut pending = log.pending.lock().unwrap_or_else(|e| e.into_inner());
@@ -311,7 +340,21 @@ mod tests {
             input_tokens: tokens,
             output_tokens: 0,
             cost_usd: Some(0.5),
+            status: Outcome::Completed,
         }
+    }
+
+    #[test]
+    fn a_line_written_before_outcomes_reads_as_completed() {
+        let old = r#"{"ts":1,"sub":"a","model":"m","input_tokens":2,"output_tokens":3}"#;
+        let r: Record = serde_json::from_str(old).expect("parses");
+        assert_eq!(r.status, Outcome::Completed);
+        let cancelled = Record {
+            status: Outcome::Cancelled,
+            ..r
+        };
+        let line = serde_json::to_string(&cancelled).expect("serializes");
+        assert!(line.contains(r#""status":"cancelled""#), "{line}");
     }
 
     #[test]
