@@ -9,6 +9,7 @@ mod confirm;
 mod errors;
 mod follow;
 mod memory;
+mod profile_security;
 mod proxy;
 mod read_only;
 mod redaction;
