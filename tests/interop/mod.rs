@@ -10,6 +10,7 @@
 pub(crate) mod harness;
 
 mod adapter;
+mod audit;
 mod our_client;
 mod raw_stubs;
 mod setup_proxy;
