@@ -385,3 +385,40 @@ async fn an_unwritable_audit_log_stops_the_command_before_the_model_is_called() 
     client.run(&["get", "pods"]).assert_success();
     assert!(!client.dir().join("audit.log").exists());
 }
+
+#[tokio::test]
+async fn fifty_megabytes_of_output_with_bytes_that_are_not_utf8_go_out_bounded_and_redacted() {
+    let mock = MockProvider::start(&["--reply", "Looks fine."]);
+    let client = Client::with_pods();
+    client.configure(&mock, true, "memory:\n  enabled: false\n");
+    // A Secret first, 50 MB of pods (one line with bytes that are not UTF-8), a token last.
+    let mut big = SECRETS_YAML.as_bytes().to_vec();
+    big.extend_from_slice(b"---\nmessage: \xff\xfe not utf-8 \xc3\x28\n");
+    let pod = "- name: web-7d9f8b6c5-x2k4p\n  image: registry.example.com/web@sha256:4d2f9c1e8b7a6d5c4b3a29180f7e6d5c4b3a29180f7e6d5c4b3a29180f7e6d5c\n  resourceVersion: \"48213\"\n";
+    while big.len() < 50 * 1024 * 1024 {
+        big.extend_from_slice(pod.as_bytes());
+    }
+    big.extend_from_slice(LOGS.as_bytes());
+    std::fs::write(client.path().join("kubectl-stdout"), &big).expect("write");
+    drop(big);
+    let out = client.run(&["get", "secrets", "-A", "-o", "yaml"]);
+    out.assert_success();
+    let body = mock.last_request().await["body"].to_string();
+    assert!(
+        body.len() < 2 * vibectl::prompts::MAX_FRAGMENT_CHARS,
+        "the request is cut to size: {} bytes",
+        body.len()
+    );
+    assert!(body.contains("characters left out"), "the cut is marked");
+    assert!(
+        body.contains('\u{fffd}') || body.contains("\\ufffd"),
+        "lossy, not refused"
+    );
+    for value in PLANTED {
+        assert!(!body.contains(value), "{value} reached the model");
+    }
+    assert!(
+        body.contains("[REDACTED:k8s-secret-data:1]"),
+        "the head kept its Secret, redacted"
+    );
+}
