@@ -120,3 +120,32 @@ async fn a_profiles_security_keys_decide_through_that_profile() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn setup_proxy_configure_read_only_makes_a_read_only_profile() {
+    let client = Client::with_pods();
+    client.write(&format!(
+        "core:\n  kubectl_command: {}\n",
+        client.kubectl().display()
+    ));
+    client
+        .run(&[
+            "setup-proxy",
+            "configure",
+            "ops",
+            "vibectl-server-insecure://127.0.0.1:1",
+            "--no-test",
+            "--read-only",
+        ])
+        .assert_success();
+    let ops = KeyPath::fill(key::PROXY_PROFILES_PROFILE_SECURITY_READ_ONLY, &["ops"]).to_string();
+    let out = client.run(&["config", "get", &ops]);
+    assert_eq!(out.stdout.trim(), "true", "{out}");
+    let out = client.fails(&["just", "scale", "deployment/web", "--replicas=0"]);
+    assert!(
+        out.stderr.contains(&format!("read-only mode ({ops})")),
+        "{out}"
+    );
+    client.run(&["just", "get", "pods"]).assert_success();
+    assert_eq!(client.kubectl_runs(), ["get pods"]);
+}

@@ -30,6 +30,10 @@ pub struct ConfigureArgs {
     /// The PEM private key of --client-cert
     #[arg(long, value_name = "FILE", requires = "client_cert")]
     pub client_key: Option<PathBuf>,
+    /// Make the profile read-only (its security.read_only): commands through it that can
+    /// change the cluster are refused
+    #[arg(long)]
+    pub read_only: bool,
     /// Save without testing the connection
     #[arg(long)]
     pub no_test: bool,
@@ -118,6 +122,12 @@ pub fn run(ctx: &Ctx, args: &ConfigureArgs) -> CmdResult {
             .as_ref()
             .map(|p| absolute(p).display().to_string()),
     ));
+    if args.read_only {
+        edits.push((
+            profile(key::PROXY_PROFILES_PROFILE_SECURITY_READ_ONLY),
+            Some("true".to_owned()),
+        ));
+    }
     if !args.no_activate {
         edits.push((KeyPath::template(key::PROXY_ACTIVE), Some(name.to_owned())));
     }
