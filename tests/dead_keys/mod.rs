@@ -32,12 +32,7 @@ const PENDING: &[&str] = &[
     // a fixture); each comes off when its test names it. Listed in the report of branch deadkeys.
     "warnings.warn_no_output",
     "proxy.timeout_seconds",
-    "proxy.retry_attempts",
     "proxy.profiles.<profile>.jwt_path",
-    "proxy.profiles.<profile>.ca_bundle_path",
-    "proxy.profiles.<profile>.client_cert_path",
-    "proxy.profiles.<profile>.client_key_path",
-    "proxy.profiles.<profile>.retry_attempts",
     "system.log_level",
     "server.max_workers",
     "server.log_level",
