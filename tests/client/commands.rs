@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 use vibectl::config::generated::client::key;
+use vibectl::llm::ProviderKind;
 
 use super::{Client, PODS, plan_json};
 use crate::support::mock::MockProvider;
@@ -262,16 +263,21 @@ async fn the_model_flag_and_custom_instructions_reach_the_request() {
 #[tokio::test]
 async fn anthropic_models_plan_with_a_forced_tool_and_stream_the_summary() {
     let plan = plan_json(&["get", "pods"], "list the pods");
-    let mock = MockProvider::start(&["--reply", &plan]);
+    let mock = MockProvider::start(&["--reply", &plan, "--api-key", super::API_KEY]);
     let client = Client::new(&format!("{PODS}[[mock:reply=Two pods.]]\n"), "", 0);
-    client.write(&format!(
-        "core:\n  kubectl_command: {}\nllm:\n  model: anthropic/claude-sonnet-4-0\n\
-         memory:\n  enabled: false\n\
-         providers:\n  anthropic:\n    key: {}\n    base_url: {}\n",
-        client.kubectl().display(),
-        super::API_KEY,
-        mock.base_url(vibectl::llm::ProviderKind::Anthropic),
-    ));
+    client.write(&crate::support::yaml::config(&[
+        (
+            key::CORE_KUBECTL_COMMAND,
+            client.kubectl().display().to_string(),
+        ),
+        (key::LLM_MODEL, "anthropic/claude-sonnet-4-0".to_owned()),
+        (key::MEMORY_ENABLED, "false".to_owned()),
+        (key::PROVIDERS_ANTHROPIC_KEY, super::API_KEY.to_owned()),
+        (
+            key::PROVIDERS_ANTHROPIC_BASE_URL,
+            mock.base_url(ProviderKind::Anthropic),
+        ),
+    ]));
     let out = client.run(&["vibe", "show pods", "--yes"]);
     out.assert_success();
     assert_eq!(
@@ -284,4 +290,88 @@ async fn anthropic_models_plan_with_a_forced_tool_and_stream_the_summary() {
     assert_eq!(reqs[0]["body"]["model"], "claude-sonnet-4-0");
     assert!(reqs[0]["body"]["tools"][0]["input_schema"].is_object());
     assert_eq!(reqs[1]["body"]["stream"], true);
+}
+
+#[tokio::test]
+async fn core_kubeconfig_is_passed_to_every_kubectl_run() {
+    let mock = MockProvider::start(&[]);
+    let client = Client::with_pods();
+    client.configure(&mock, true, "");
+    client.run(&["get", "pods"]).assert_success();
+    let kubeconfig = client.path().join("team.kubeconfig");
+    let path = kubeconfig.display().to_string();
+    client
+        .run(&["config", "set", key::CORE_KUBECONFIG, &path])
+        .assert_success();
+    client.run(&["get", "pods"]).assert_success();
+    assert_eq!(
+        client.kubectl_runs(),
+        [
+            "get pods".to_owned(),
+            format!("--kubeconfig {} get pods", kubeconfig.display()),
+        ],
+        "without and then with {}",
+        key::CORE_KUBECONFIG
+    );
+}
+
+/// Each provider's key is read from its `key_file` (Ollama's from `key` too) and sent to its
+/// `base_url`; the mock refuses any other key.
+#[tokio::test]
+async fn provider_keys_come_from_key_files_and_reach_each_base_url() {
+    const FILE_KEY: &str = "sk-kept-in-a-file";
+    let cases = [
+        (
+            "gpt-4o-mini",
+            ProviderKind::OpenAi,
+            key::PROVIDERS_OPENAI_KEY_FILE,
+            key::PROVIDERS_OPENAI_BASE_URL,
+        ),
+        (
+            "claude-sonnet-4-0",
+            ProviderKind::Anthropic,
+            key::PROVIDERS_ANTHROPIC_KEY_FILE,
+            key::PROVIDERS_ANTHROPIC_BASE_URL,
+        ),
+        (
+            "ollama/llama3.2",
+            ProviderKind::Ollama,
+            key::PROVIDERS_OLLAMA_KEY_FILE,
+            key::PROVIDERS_OLLAMA_BASE_URL,
+        ),
+        (
+            "ollama/llama3.2",
+            ProviderKind::Ollama,
+            key::PROVIDERS_OLLAMA_KEY,
+            key::PROVIDERS_OLLAMA_BASE_URL,
+        ),
+    ];
+    for (model, kind, key_key, url_key) in cases {
+        let mock = MockProvider::start(&["--api-key", FILE_KEY]);
+        let client = Client::with_pods();
+        let file = client.path().join("provider.key");
+        std::fs::write(&file, format!("{FILE_KEY}\n")).expect("write the key file");
+        let key_value = if key_key.ends_with("_file") {
+            format!("{:?}", file.display().to_string())
+        } else {
+            FILE_KEY.to_owned()
+        };
+        client.write(&crate::support::yaml::config(&[
+            (
+                key::CORE_KUBECTL_COMMAND,
+                client.kubectl().display().to_string(),
+            ),
+            (key::LLM_MODEL, model.to_owned()),
+            (key_key, key_value),
+            (url_key, mock.base_url(kind)),
+        ]));
+        let out = client.run(&["get", "pods"]);
+        assert!(out.status.success(), "{key_key} and {url_key}\n{out}");
+        let sent = mock.last_request().await;
+        let (header, want) = match kind {
+            ProviderKind::Anthropic => ("x-api-key", FILE_KEY.to_owned()),
+            _ => ("authorization", format!("Bearer {FILE_KEY}")),
+        };
+        assert_eq!(sent["headers"][header], want, "{key_key}: {sent}");
+    }
 }

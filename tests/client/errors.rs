@@ -5,10 +5,13 @@
 
 use std::net::TcpListener;
 
+use vibectl::config::generated::client::key;
+
 use crate::client::{Client, LIMIT};
 use crate::interop::harness::{ConfigDir, OTHER_SECRET, OurServer, Spec, mock, s};
 use crate::support::mock::MockProvider;
 use crate::support::process::{self, Output};
+use crate::support::yaml::{self, entry};
 use crate::tls::Pki;
 
 /// What the client logs (at debug) before each retry of a proxy call.
@@ -18,14 +21,22 @@ const RETRY_LINE: &str = "retrying the proxy call";
 /// `url` is given) an active profile `prod` for it.
 fn client_with(kubectl_stdout: &str, retries: u32, url: Option<&str>) -> Client {
     let mut client = Client::new(kubectl_stdout, "", 0);
-    let profile = url
-        .map(|u| format!("  active: prod\n  profiles:\n    prod:\n      server_url: {u}\n"))
-        .unwrap_or_default();
-    client.write(&format!(
-        "core:\n  kubectl_command: {}\nmemory:\n  enabled: false\n\
-         proxy:\n  retry_attempts: {retries}\n{profile}",
-        client.kubectl().display()
-    ));
+    let mut pairs = vec![
+        (
+            key::CORE_KUBECTL_COMMAND.to_owned(),
+            client.kubectl().display().to_string(),
+        ),
+        (key::MEMORY_ENABLED.to_owned(), "false".to_owned()),
+        (key::PROXY_RETRY_ATTEMPTS.to_owned(), retries.to_string()),
+    ];
+    if let Some(u) = url {
+        pairs.push((key::PROXY_ACTIVE.to_owned(), "prod".to_owned()));
+        pairs.push((
+            entry(key::PROXY_PROFILES_PROFILE_SERVER_URL, "prod"),
+            u.to_owned(),
+        ));
+    }
+    client.write(&yaml::config(&pairs));
     client.env = vec![("RUST_LOG".into(), "vibectl=debug".into())];
     client
 }
@@ -54,6 +65,22 @@ fn retries(out: &Output) -> usize {
 fn dead_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("addr").port()
+}
+
+#[test]
+fn a_profile_retry_attempts_overrides_the_proxy_default() {
+    let url = format!("vibectl-server-insecure://127.0.0.1:{}", dead_port());
+    let client = client(0, Some(&url));
+    let unreachable = format!("cannot reach the vibectl server at {url}");
+    let hint = "check the server is running";
+    let out = fails_with(&client, &["get", "pods"], &unreachable, hint);
+    assert_eq!(retries(&out), 0, "{} = 0\n{out}", key::PROXY_RETRY_ATTEMPTS);
+    let profile = entry(key::PROXY_PROFILES_PROFILE_RETRY_ATTEMPTS, "prod");
+    client
+        .run(&["config", "set", &profile, "2"])
+        .assert_success();
+    let out = fails_with(&client, &["get", "pods"], &unreachable, hint);
+    assert_eq!(retries(&out), 2, "{profile} = 2 over the default\n{out}");
 }
 
 #[test]

@@ -20,10 +20,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use tempfile::TempDir;
+use vibectl::config::generated::client::key;
 use vibectl::llm::ProviderKind;
 
 use crate::support::mock::MockProvider;
 use crate::support::process::{self, Output};
+use crate::support::yaml;
 
 /// Longest run of one `vibectl` command.
 pub const LIMIT: Duration = Duration::from_secs(60);
@@ -117,20 +119,21 @@ impl Client {
     /// A config using the fake kubectl, [`MODEL`], and the mock as the OpenAI endpoint (with
     /// [`API_KEY`] unless `key` is false); `extra` is appended as is.
     pub fn configure(&self, mock: &MockProvider, key: bool, extra: &str) {
-        let key_line = if key {
-            format!("    key: {API_KEY}\n")
-        } else {
-            String::new()
-        };
-        self.write(&format!(
-            "{COMMENT}\n\
-             core:\n  kubectl_command: {kubectl}   # the fake one\n\
-             llm:\n  model: {MODEL}\n\
-             providers:\n  openai:\n{key_line}    base_url: {base}\n\
-             {extra}",
-            kubectl = self.kubectl().display(),
-            base = mock.base_url(ProviderKind::OpenAi),
+        let mut pairs = vec![
+            (
+                key::CORE_KUBECTL_COMMAND,
+                format!("{}   # the fake one", self.kubectl().display()),
+            ),
+            (key::LLM_MODEL, MODEL.to_owned()),
+        ];
+        if key {
+            pairs.push((key::PROVIDERS_OPENAI_KEY, API_KEY.to_owned()));
+        }
+        pairs.push((
+            key::PROVIDERS_OPENAI_BASE_URL,
+            mock.base_url(ProviderKind::OpenAi),
         ));
+        self.write(&format!("{COMMENT}\n{}{extra}", yaml::config(&pairs)));
     }
 
     pub fn write(&self, text: &str) {

@@ -7,12 +7,14 @@ use assert_cmd::Command;
 use futures_util::StreamExt;
 use tonic::Code;
 use vibectl::config::Secret;
+use vibectl::config::generated::server::key;
 use vibectl::proto::{StreamChunk, execute_response, stream_chunk::ChunkType};
 use vibectl::server::auth;
 
-use super::{Served, config_text, refusal, slow};
+use super::{Served, config_text, limits, refusal, slow};
 use crate::support::mock::MockProvider;
 use crate::support::server::{LIMIT, authorized, request, within};
+use crate::support::yaml::entry;
 
 /// Execute `n` quick calls; the successes and the refusals' (limit type, retry hint).
 async fn burst(
@@ -65,21 +67,23 @@ async fn rpm_lets_exactly_n_quick_calls_through_and_says_when_to_retry() {
 async fn per_token_limits_key_on_the_verified_sub() {
     let mock = MockProvider::start(&[]);
     let secret = "governance-test-secret";
-    let limits = "global:\n  max_requests_per_minute: 3\nper_token:\n  alice:\n    max_requests_per_minute: 1";
+    let limits = limits(&[
+        (
+            key::SERVER_LIMITS_GLOBAL_MAX_REQUESTS_PER_MINUTE.to_owned(),
+            "3",
+        ),
+        (
+            entry(
+                key::SERVER_LIMITS_PER_TOKEN_SUB_MAX_REQUESTS_PER_MINUTE,
+                "alice",
+            ),
+            "1",
+        ),
+    ]);
     let extra = format!("jwt:\n  enabled: true\n  secret_key: {secret}\n");
-    let served = Served::start(&config_text(&mock, limits, &extra)).await;
-    let token = |sub: &str| {
-        let t = auth::mint(
-            &Secret::new(secret),
-            "vibectl-server",
-            sub,
-            Some(Duration::from_secs(600)),
-        )
-        .expect("mint");
-        format!("Bearer {t}")
-    };
-    let alice = token("alice");
-    let bob = token("bob");
+    let served = Served::start(&config_text(&mock, &limits, &extra)).await;
+    let alice = bearer(secret, "alice");
+    let bob = bearer(secret, "bob");
     let (ok, refused) = burst(&served, 2, Some(&alice)).await;
     assert_eq!((ok, refused.len()), (1, 1), "alice has her own limit of 1");
     let (ok, refused) = burst(&served, 4, Some(&bob)).await;
@@ -95,6 +99,137 @@ async fn per_token_limits_key_on_the_verified_sub() {
     assert!(
         text.contains(r#"vibectl_rate_limited_total{sub="alice",limit_type="rpm"} 1"#),
         "{text}"
+    );
+}
+
+/// `Bearer TOKEN` for a token of `sub` signed with `secret`.
+fn bearer(secret: &str, sub: &str) -> String {
+    let t = auth::mint(
+        &Secret::new(secret),
+        "vibectl-server",
+        sub,
+        Some(Duration::from_secs(600)),
+    )
+    .expect("mint");
+    format!("Bearer {t}")
+}
+
+/// Each quota, concurrency and timeout limit of a `per_token` entry binds its subject only.
+#[tokio::test]
+async fn per_token_quotas_concurrency_and_timeout_bind_their_sub_only() {
+    let mock = MockProvider::start(&[]);
+    let secret = "governance-test-secret";
+    let limits = limits(&[
+        (
+            entry(key::SERVER_LIMITS_PER_TOKEN_SUB_MAX_TOKENS_PER_DAY, "dora"),
+            "5",
+        ),
+        (
+            entry(
+                key::SERVER_LIMITS_PER_TOKEN_SUB_MAX_TOKENS_PER_MONTH,
+                "mona",
+            ),
+            "5",
+        ),
+        (
+            entry(
+                key::SERVER_LIMITS_PER_TOKEN_SUB_MAX_COST_USD_PER_MONTH,
+                "carl",
+            ),
+            "0.01",
+        ),
+        (
+            entry(
+                key::SERVER_LIMITS_PER_TOKEN_SUB_MAX_CONCURRENT_REQUESTS,
+                "cora",
+            ),
+            "1",
+        ),
+        (
+            entry(
+                key::SERVER_LIMITS_PER_TOKEN_SUB_REQUEST_TIMEOUT_SECONDS,
+                "tim",
+            ),
+            "1",
+        ),
+    ]);
+    let extra = format!("jwt:\n  enabled: true\n  secret_key: {secret}\n");
+    let served = Served::start(&config_text(&mock, &limits, &extra)).await;
+    let mut client = served.client().await;
+    let call = |sub: &str, text: &str| authorized(request(text, None), Some(&bearer(secret, sub)));
+
+    // Tokens per day and per month: one call spends the 5 tokens; frank has no quota.
+    for sub in ["dora", "mona"] {
+        client
+            .execute(call(sub, "spend"))
+            .await
+            .expect("within the quota");
+        let status = client
+            .execute(call(sub, "more"))
+            .await
+            .expect_err("quota spent");
+        assert_eq!(refusal(&status).0, "quota", "{sub}");
+    }
+    // Cost: 4000 input tokens at 3 USD per million are over 0.01 USD.
+    let long = "word ".repeat(4000);
+    client
+        .execute(call("carl", &long))
+        .await
+        .expect("within the budget");
+    let status = client
+        .execute(call("carl", "more"))
+        .await
+        .expect_err("budget spent");
+    assert_eq!(refusal(&status).0, "quota");
+    for i in 0..3 {
+        client
+            .execute(call("frank", &long))
+            .await
+            .unwrap_or_else(|s| panic!("frank has no quota, call {i}: {s:?}"));
+    }
+
+    // Concurrency: cora's second stream waits for her first; frank's does not.
+    let mut first = client
+        .stream_execute(call("cora", &slow(4, 300)))
+        .await
+        .expect("admitted")
+        .into_inner();
+    assert!(matches!(next(&mut first).await, ChunkType::TextChunk(_)));
+    let status = client
+        .stream_execute(call("cora", &slow(4, 300)))
+        .await
+        .expect_err("cora's second stream");
+    assert_eq!(refusal(&status).0, "concurrency");
+    let mut franks = Vec::new();
+    for _ in 0..2 {
+        let mut s = client
+            .stream_execute(call("frank", &slow(4, 300)))
+            .await
+            .expect("frank has no concurrency limit")
+            .into_inner();
+        assert!(matches!(next(&mut s).await, ChunkType::TextChunk(_)));
+        franks.push(s);
+    }
+    drop((first, franks));
+
+    // Timeout: tim's slow call is stopped; frank's waits for its answer.
+    let slow_call = "[[mock:delay_ms=2500]] slow";
+    let resp = within("Execute", client.execute(call("tim", slow_call)))
+        .await
+        .expect("an in-band answer");
+    match resp.into_inner().result {
+        Some(execute_response::Result::Error(e)) => assert_eq!(e.error_code, "TIMEOUT", "{e:?}"),
+        other => panic!("tim's call did not time out: {other:?}"),
+    }
+    let resp = within("Execute", client.execute(call("frank", slow_call)))
+        .await
+        .expect("an in-band answer");
+    assert!(
+        matches!(
+            resp.into_inner().result,
+            Some(execute_response::Result::Success(_))
+        ),
+        "frank has no timeout"
     );
 }
 

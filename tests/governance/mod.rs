@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
+use vibectl::config::generated::server::key;
 use vibectl::llm::ProviderKind;
 use vibectl::proto::vibectl_llm_proxy_client::VibectlLlmProxyClient;
 use vibectl::server::governance::{LIMIT_TYPE_HEADER, RETRY_AFTER_HEADER, USAGE_FILE};
@@ -37,21 +38,57 @@ use vibectl::server::{Governance, RunOptions, ServerError, State};
 
 use crate::support::mock::MockProvider;
 use crate::support::server::{LIMIT, MODEL, UPSTREAM_MODEL, no_env, within};
+use crate::support::yaml::{self, entry};
 
 /// How often the test servers look at their config file.
 const POLL: Duration = Duration::from_millis(50);
 
 /// A config file serving [`MODEL`] (priced) from the mock, with `limits` (YAML nested under
-/// `server.limits`) and `extra` (top-level YAML) added.
+/// `server.limits`, as [`limits`] writes it) and `extra` (top-level YAML) added.
 pub fn config_text(mock: &MockProvider, limits: &str, extra: &str) -> String {
     let limits: String = limits.lines().map(|l| format!("    {l}\n")).collect();
-    format!(
-        "server:\n  default_model: {MODEL}\n  limits:\n{limits}\
-         providers:\n  mock:\n    kind: openai\n    key: test-key\n    base_url: {}\n    max_retries: 0\n\
-         models:\n  {MODEL}:\n    provider: mock\n    upstream_model: {UPSTREAM_MODEL}\n    \
-         input_cost_per_mtok: 3.0\n    output_cost_per_mtok: 15.0\n{extra}",
-        mock.base_url(ProviderKind::OpenAi)
-    )
+    let p = |k: &str| entry(k, "mock");
+    let m = |k: &str| entry(k, MODEL);
+    let rest = yaml::config(&[
+        (p(key::PROVIDERS_PROVIDER_KIND), "openai".to_owned()),
+        (p(key::PROVIDERS_PROVIDER_KEY), "test-key".to_owned()),
+        (
+            p(key::PROVIDERS_PROVIDER_BASE_URL),
+            mock.base_url(ProviderKind::OpenAi),
+        ),
+        (p(key::PROVIDERS_PROVIDER_MAX_RETRIES), "0".to_owned()),
+        (m(key::MODELS_ID_PROVIDER), "mock".to_owned()),
+        (m(key::MODELS_ID_UPSTREAM_MODEL), UPSTREAM_MODEL.to_owned()),
+        (
+            m(key::MODELS_ID_INPUT_COST_PER_MTOK),
+            format!("{INPUT_COST:?}"),
+        ),
+        (
+            m(key::MODELS_ID_OUTPUT_COST_PER_MTOK),
+            format!("{OUTPUT_COST:?}"),
+        ),
+    ]);
+    format!("server:\n  default_model: {MODEL}\n  limits:\n{limits}{rest}{extra}")
+}
+
+/// The price of [`MODEL`] in [`config_text`], in US dollars per million tokens.
+pub const INPUT_COST: f64 = 3.0;
+pub const OUTPUT_COST: f64 = 15.0;
+
+/// The `server.limits` YAML of `pairs` (dotted keys under `server.limits`, values as YAML), as
+/// [`config_text`] takes it.
+pub fn limits<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
+    let text = yaml::config(pairs);
+    let body = text
+        .strip_prefix("server:\n  limits:\n")
+        .unwrap_or_else(|| panic!("not all keys are under server.limits:\n{text}"));
+    body.lines()
+        .map(|l| {
+            l.strip_prefix("    ")
+                .expect("indented under server.limits")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A server run from a config file, with its metrics endpoint and config watcher.

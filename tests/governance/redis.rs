@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use tonic::Code;
 use tonic::transport::Endpoint;
+use vibectl::config::generated::server::key;
 use vibectl::proto::execute_response;
 use vibectl::proto::stream_chunk::ChunkType;
 use vibectl::proto::vibectl_llm_proxy_client::VibectlLlmProxyClient;
@@ -70,7 +71,12 @@ impl Drop for RedisServer {
 
 /// `limits` (YAML under `server.limits`) on the Redis backend at `url`, failing `mode`.
 pub fn redis_limits(url: &str, limits: &str, mode: &str) -> String {
-    format!("{limits}\nbackend: redis\nredis_url: {url}\nredis_failure_mode: {mode}")
+    let backend = super::limits(&[
+        (key::SERVER_LIMITS_BACKEND, "redis"),
+        (key::SERVER_LIMITS_REDIS_URL, url),
+        (key::SERVER_LIMITS_REDIS_FAILURE_MODE, mode),
+    ]);
+    format!("{limits}\n{backend}")
 }
 
 #[tokio::test]
@@ -169,7 +175,13 @@ const TTL: Duration = Duration::from_secs(LEASE_SECONDS);
 fn one_slot(url: &str) -> String {
     redis_limits(
         url,
-        &format!("global:\n  max_concurrent_requests: 1\nlease_seconds: {LEASE_SECONDS}"),
+        &super::limits(&[
+            (
+                key::SERVER_LIMITS_GLOBAL_MAX_CONCURRENT_REQUESTS,
+                "1".to_owned(),
+            ),
+            (key::SERVER_LIMITS_LEASE_SECONDS, LEASE_SECONDS.to_string()),
+        ]),
         "closed",
     )
 }

@@ -6,7 +6,9 @@ use serde_json::Value;
 use vibectl::server::Governance;
 use vibectl::server::governance::{Limits, USAGE_FILE, usage};
 
-use super::{Served, config_text, refusal};
+use vibectl::config::generated::server::key;
+
+use super::{INPUT_COST, OUTPUT_COST, Served, config_text, limits, refusal};
 use crate::support::mock::MockProvider;
 use crate::support::server::{LIMIT, MODEL, request};
 
@@ -15,7 +17,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_vibectl-server");
 #[tokio::test]
 async fn usage_is_logged_and_a_spent_quota_refuses_until_the_day_ends() {
     let mock = MockProvider::start(&[]);
-    let served = Served::start(&config_text(&mock, "global:\n  max_tokens_per_day: 5", "")).await;
+    let quota = limits(&[(key::SERVER_LIMITS_GLOBAL_MAX_TOKENS_PER_DAY, "5")]);
+    let served = Served::start(&config_text(&mock, &quota, "")).await;
     let mut client = served.client().await;
     client
         .execute(request("spend my tokens", None))
@@ -40,7 +43,8 @@ async fn usage_is_logged_and_a_spent_quota_refuses_until_the_day_ends() {
     let r = &records[0];
     assert_eq!((r.sub.as_str(), r.model.as_str()), ("anonymous", MODEL));
     assert!(r.input_tokens > 0 && r.output_tokens > 0, "{r:?}");
-    let expected = (r.input_tokens as f64 * 3.0 + r.output_tokens as f64 * 15.0) / 1e6;
+    let expected =
+        (r.input_tokens as f64 * INPUT_COST + r.output_tokens as f64 * OUTPUT_COST) / 1e6;
     assert!(
         (r.cost_usd.expect("priced") - expected).abs() < 1e-12,
         "{r:?}"
@@ -96,4 +100,29 @@ async fn usage_is_logged_and_a_spent_quota_refuses_until_the_day_ends() {
         text.starts_with("SUB") && !text.contains("anonymous"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_spent_monthly_quota_refuses_until_the_month_ends() {
+    const MONTH_MS: u64 = 31 * 86_400_000;
+    let mock = MockProvider::start(&[]);
+    let quota = limits(&[(key::SERVER_LIMITS_GLOBAL_MAX_TOKENS_PER_MONTH, "5")]);
+    let served = Served::start(&config_text(&mock, &quota, "")).await;
+    let mut client = served.client().await;
+    client
+        .execute(request("spend my tokens", None))
+        .await
+        .expect("within the quota");
+    let status = client
+        .execute(request("and more", None))
+        .await
+        .expect_err("monthly quota spent");
+    let (limit, retry) = refusal(&status);
+    assert_eq!(limit, "quota");
+    let ms = retry.expect("retry-after-ms");
+    assert!(
+        ms > 0 && ms <= MONTH_MS,
+        "retry-after-ms {ms} is not within a month"
+    );
+    assert_eq!(mock.stats().await["requests_total"], 1);
 }

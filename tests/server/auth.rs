@@ -230,6 +230,27 @@ async fn tokens_without_exp_pass_only_with_allow_no_expiry() {
 }
 
 #[tokio::test]
+async fn the_secret_can_come_from_jwt_secret_key_file() {
+    const FILE_SECRET: &str = "a-secret-kept-in-a-file";
+    let mock = MockProvider::start(&[]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("jwt.secret");
+    std::fs::write(&file, format!("{FILE_SECRET}\n")).expect("write the secret file");
+    let mut cfg = auth_config(&mock, false);
+    cfg.jwt.secret_key = None;
+    cfg.jwt.secret_key_file = Some(file);
+    let server = TestServer::start(cfg).await;
+    let good = bearer(&sign(&claims("alice"), FILE_SECRET));
+    assert_eq!(call_all(&server, Some(&good)).await, Outcome::all(Ok(())));
+    let other = bearer(&sign(&claims("alice"), SECRET));
+    assert_eq!(
+        call_all(&server, Some(&other)).await,
+        Outcome::all(Err(Code::Unauthenticated)),
+        "a token signed with another secret"
+    );
+}
+
+#[tokio::test]
 async fn with_auth_off_calls_need_no_header() {
     let mock = MockProvider::start(&[]);
     let server = TestServer::start(config(&mock)).await;

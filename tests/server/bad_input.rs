@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tonic::transport::Channel;
-use vibectl::config::generated::server::{ModelEntry, ProviderEntry};
+use vibectl::config::generated::server::{ModelEntry, ProviderEntry, key};
 use vibectl::proto::stream_chunk::ChunkType;
 use vibectl::proto::vibectl_llm_proxy_client::VibectlLlmProxyClient;
 use vibectl::proto::{ExecuteError, ExecuteRequest, execute_response};
@@ -14,8 +14,10 @@ use vibectl::server::exec::code;
 use super::collect_chunks;
 use crate::support::mock::MockProvider;
 use crate::support::server::{
-    MODEL, PROVIDER, TestServer, assert_still_serves, config, execute, request, within,
+    MODEL, PROVIDER, TestServer, assert_still_serves, config, config_pairs, execute, from_yaml,
+    request, set, unset, within,
 };
+use crate::support::yaml::{self, entry};
 
 /// Execute `req` and return its in-band error (panics on success or a gRPC status).
 async fn execute_error(
@@ -64,9 +66,10 @@ async fn upstream_calls(mock: &MockProvider) -> u64 {
 }
 
 async fn start(mock: &MockProvider, max_retries: i64) -> TestServer {
-    let mut cfg = config(mock);
-    cfg.providers[PROVIDER].max_retries = max_retries;
-    TestServer::start(cfg).await
+    let mut pairs = config_pairs(mock);
+    let retries = entry(key::PROVIDERS_PROVIDER_MAX_RETRIES, PROVIDER);
+    set(&mut pairs, &retries, &max_retries.to_string());
+    TestServer::start(from_yaml(&yaml::config(&pairs))).await
 }
 
 #[tokio::test]
@@ -349,4 +352,63 @@ async fn a_client_that_goes_away_mid_stream_cancels_the_upstream_stream() {
         .await;
     assert_eq!(stats["streams_completed"], 0, "{stats}");
     assert_still_serves(&mut client).await;
+}
+
+#[tokio::test]
+async fn a_provider_slower_than_its_timeout_seconds_fails_and_a_patient_one_waits() {
+    let mock = MockProvider::start(&[]);
+    let slow = "[[mock:delay_ms=1500]] take your time";
+    let mut pairs = config_pairs(&mock);
+    let timeout = entry(key::PROVIDERS_PROVIDER_TIMEOUT_SECONDS, PROVIDER);
+    set(&mut pairs, &timeout, "0.2");
+    let server = TestServer::start(from_yaml(&yaml::config(&pairs))).await;
+    let mut client = server.client().await;
+    let e = execute_error(&mut client, request(slow, None)).await;
+    assert!(
+        [code::TIMEOUT, code::PROVIDER_UNAVAILABLE].contains(&e.error_code.as_str()),
+        "{timeout} = 0.2 and an answer after 1.5 s: {e:?}"
+    );
+    // The fixture's 10 seconds wait for the same answer.
+    let server = TestServer::start(config(&mock)).await;
+    let mut client = server.client().await;
+    match execute(&mut client, request(slow, None)).await.1 {
+        execute_response::Result::Success(s) => assert_eq!(s.actual_model_used, MODEL),
+        execute_response::Result::Error(e) => panic!("{timeout} = 10 did not wait: {e:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_provider_key_file_is_the_key_sent_upstream() {
+    const FILE_KEY: &str = "sk-from-a-file";
+    let mock = MockProvider::start(&["--api-key", FILE_KEY]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("provider.key");
+    std::fs::write(&file, format!("{FILE_KEY}\n")).expect("write the key file");
+    let mut pairs = config_pairs(&mock);
+    unset(&mut pairs, &entry(key::PROVIDERS_PROVIDER_KEY, PROVIDER));
+    let key_file = entry(key::PROVIDERS_PROVIDER_KEY_FILE, PROVIDER);
+    set(
+        &mut pairs,
+        &key_file,
+        &format!("{:?}", file.display().to_string()),
+    );
+    let server = TestServer::start(from_yaml(&yaml::config(&pairs))).await;
+    let mut client = server.client().await;
+    match execute(&mut client, request("hi", None)).await.1 {
+        execute_response::Result::Success(s) => assert_eq!(s.actual_model_used, MODEL),
+        execute_response::Result::Error(e) => panic!("the key of {key_file} was not sent: {e:?}"),
+    }
+    let sent = mock.last_request().await;
+    assert_eq!(
+        sent["headers"]["authorization"],
+        format!("Bearer {FILE_KEY}"),
+        "{sent}"
+    );
+    // Without the file the mock refuses the call.
+    let mut pairs = config_pairs(&mock);
+    unset(&mut pairs, &entry(key::PROVIDERS_PROVIDER_KEY, PROVIDER));
+    let server = TestServer::start(from_yaml(&yaml::config(&pairs))).await;
+    let mut client = server.client().await;
+    let e = execute_error(&mut client, request("hi", None)).await;
+    assert_eq!(e.error_code, code::PROVIDER_AUTH_FAILED, "{e:?}");
 }

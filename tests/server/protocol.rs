@@ -8,8 +8,11 @@ use vibectl::proto::{ExecuteRequest, GetServerInfoRequest, execute_response};
 use super::collect_chunks;
 use crate::support::mock::MockProvider;
 use crate::support::server::{
-    GLOBAL_ALIAS, MODEL, MODEL_ALIAS, TestServer, UPSTREAM_MODEL, config, execute, request, within,
+    GLOBAL_ALIAS, MODEL, MODEL_ALIAS, TestServer, UPSTREAM_MODEL, config, config_pairs, execute,
+    from_yaml, request, set, within,
 };
+use crate::support::yaml::{self, entry};
+use vibectl::config::generated::server::key;
 
 /// The mock's default reply, and its word count (the mock's output token count).
 const REPLY: &str = "Hello from the mock provider.";
@@ -58,6 +61,26 @@ async fn server_info_reports_models_aliases_and_only_configured_limits() {
 
     assert!(!info.server_version.is_empty());
     assert!(!info.server_name.is_empty());
+}
+
+#[tokio::test]
+async fn server_info_says_when_a_model_does_not_stream() {
+    let mock = MockProvider::start(&[]);
+    let mut pairs = config_pairs(&mock);
+    let streaming = entry(key::MODELS_ID_SUPPORTS_STREAMING, MODEL);
+    set(&mut pairs, &streaming, "false");
+    let server = TestServer::start(from_yaml(&yaml::config(&pairs))).await;
+    let mut client = server.client().await;
+    let info = within(
+        "GetServerInfo",
+        client.get_server_info(GetServerInfoRequest {}),
+    )
+    .await
+    .expect("GetServerInfo")
+    .into_inner();
+    let m = &info.available_models[0];
+    assert_eq!(m.model_id, MODEL);
+    assert!(!m.supports_streaming, "{streaming} = false: {m:?}");
 }
 
 #[tokio::test]

@@ -15,13 +15,14 @@ use tonic::Request;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use vibectl::config::ServerConfig;
-use vibectl::config::generated::server::{ModelEntry, ProviderEntry, ProvidersEntryKind};
+use vibectl::config::generated::server::key;
 use vibectl::llm::ProviderKind;
 use vibectl::proto::vibectl_llm_proxy_client::VibectlLlmProxyClient;
 use vibectl::proto::{ExecuteRequest, ExecuteResponse, execute_response};
 use vibectl::server::{RunOptions, ServerError, State};
 
 use super::mock::MockProvider;
+use super::yaml::{self, entry};
 
 /// Bound on any single wait in the server tests.
 pub const LIMIT: Duration = Duration::from_secs(15);
@@ -49,33 +50,71 @@ pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
 /// A config serving one OpenAI-speaking provider entry at the mock, with [`MODEL`] (aliases
 /// [`MODEL_ALIAS`] and [`GLOBAL_ALIAS`]) as the default model, no retries, and auth off.
 pub fn config(mock: &MockProvider) -> ServerConfig {
-    let mut cfg = ServerConfig::default();
-    cfg.providers.insert(
-        PROVIDER.to_owned(),
-        ProviderEntry {
-            kind: Some(ProvidersEntryKind::Openai),
-            key: Some(vibectl::config::Secret::new(API_KEY)),
-            base_url: Some(mock.base_url(ProviderKind::OpenAi)),
-            timeout_seconds: 10.0,
-            max_retries: 0,
-            ..ProviderEntry::default()
-        },
-    );
-    cfg.models.insert(
-        MODEL.to_owned(),
-        ModelEntry {
-            provider: Some(PROVIDER.to_owned()),
-            upstream_model: Some(UPSTREAM_MODEL.to_owned()),
-            display_name: Some("Mock Model".to_owned()),
-            aliases: vec![MODEL_ALIAS.to_owned()],
-            max_context_length: Some(8192),
-            ..ModelEntry::default()
-        },
-    );
-    cfg.model_aliases
-        .insert(GLOBAL_ALIAS.to_owned(), MODEL.to_owned());
-    cfg.server.default_model = Some(MODEL.to_owned());
-    cfg
+    from_yaml(&yaml::config(&config_pairs(mock)))
+}
+
+/// The `(dotted key, YAML value)` pairs of [`config`], to extend before [`from_yaml`].
+pub fn config_pairs(mock: &MockProvider) -> Vec<(String, String)> {
+    let p = |k: &str| entry(k, PROVIDER);
+    let m = |k: &str| entry(k, MODEL);
+    vec![
+        (key::SERVER_DEFAULT_MODEL.to_owned(), MODEL.to_owned()),
+        (p(key::PROVIDERS_PROVIDER_KIND), "openai".to_owned()),
+        (p(key::PROVIDERS_PROVIDER_KEY), API_KEY.to_owned()),
+        (
+            p(key::PROVIDERS_PROVIDER_BASE_URL),
+            mock.base_url(ProviderKind::OpenAi),
+        ),
+        (p(key::PROVIDERS_PROVIDER_TIMEOUT_SECONDS), "10".to_owned()),
+        (p(key::PROVIDERS_PROVIDER_MAX_RETRIES), "0".to_owned()),
+        (m(key::MODELS_ID_PROVIDER), PROVIDER.to_owned()),
+        (m(key::MODELS_ID_UPSTREAM_MODEL), UPSTREAM_MODEL.to_owned()),
+        (m(key::MODELS_ID_DISPLAY_NAME), "Mock Model".to_owned()),
+        (m(key::MODELS_ID_ALIASES), format!("[{MODEL_ALIAS}]")),
+        (m(key::MODELS_ID_MAX_CONTEXT_LENGTH), "8192".to_owned()),
+        (
+            entry(key::MODEL_ALIASES_ALIAS, GLOBAL_ALIAS),
+            MODEL.to_owned(),
+        ),
+    ]
+}
+
+/// Set `key` to `value` in `pairs`: in place when it is there, else after the key it shares the
+/// most sections with, so that [`yaml::config`] keeps each section in one piece.
+pub fn set(pairs: &mut Vec<(String, String)>, key: &str, value: &str) {
+    if let Some(pair) = pairs.iter_mut().find(|(k, _)| k == key) {
+        pair.1 = value.to_owned();
+        return;
+    }
+    let shared = |k: &str| {
+        k.split('.')
+            .zip(key.split('.'))
+            .take_while(|(a, b)| a == b)
+            .count()
+    };
+    let most = pairs.iter().map(|(k, _)| shared(k)).max().unwrap_or(0);
+    let at = pairs
+        .iter()
+        .rposition(|(k, _)| most > 0 && shared(k) == most)
+        .map_or(pairs.len(), |i| i + 1);
+    pairs.insert(at, (key.to_owned(), value.to_owned()));
+}
+
+/// Remove `key` from `pairs`; it must be there.
+pub fn unset(pairs: &mut Vec<(String, String)>, key: &str) {
+    let before = pairs.len();
+    pairs.retain(|(k, _)| k != key);
+    assert_eq!(pairs.len() + 1, before, "{key} is not in the config");
+}
+
+/// A server config read from YAML text as `serve` reads its file (validated, defaults filled),
+/// with an empty environment.
+pub fn from_yaml(text: &str) -> ServerConfig {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("config.yaml");
+    std::fs::write(&file, text).expect("write the config");
+    vibectl::server::reload::load(&file, &[], &no_env)
+        .unwrap_or_else(|p| panic!("the test config does not load: {p:?}\n{text}"))
 }
 
 /// An environment with nothing in it, so no real key or secret of the machine is read.

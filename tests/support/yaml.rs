@@ -3,11 +3,12 @@
 
 /// YAML text setting each `(dotted key, value as YAML)` pair, in order; keys that share a prefix
 /// share its sections.
-pub fn config(pairs: &[(&str, &str)]) -> String {
+pub fn config<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
     let mut out = String::new();
     let mut open: Vec<&str> = Vec::new();
     let mut seen: Vec<Vec<&str>> = Vec::new();
     for (key, value) in pairs {
+        let (key, value) = (key.as_ref(), value.as_ref());
         let segs: Vec<&str> = key.split('.').collect();
         let (leaf, parents) = segs.split_last().expect("a key has a segment");
         assert!(
@@ -24,6 +25,30 @@ pub fn config(pairs: &[(&str, &str)]) -> String {
         out.push_str(&format!("{}{leaf}: {value}\n", "  ".repeat(parents.len())));
     }
     out
+}
+
+/// The concrete path of a key under a map: `template` (a generated `key::` constant such as
+/// `providers.<provider>.kind`) with its `<name>` segment replaced by `name`.
+pub fn entry(template: &str, name: &str) -> String {
+    let segs: Vec<&str> = template.split('.').collect();
+    let holes = segs.iter().filter(|s| s.starts_with('<')).count();
+    assert_eq!(holes, 1, "{template}: one map segment expected");
+    assert!(
+        !name.contains(['.', ':', ' ']),
+        "{name}: not a plain entry name"
+    );
+    segs.iter()
+        .map(|s| if s.starts_with('<') { name } else { s })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+#[test]
+fn entry_fills_the_map_segment() {
+    assert_eq!(
+        entry("models.<id>.aliases", "mock-model"),
+        "models.mock-model.aliases"
+    );
 }
 
 #[test]

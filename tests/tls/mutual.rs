@@ -268,7 +268,18 @@ async fn setup_proxy_saves_the_client_certificate_it_tested_with() {
             && text.contains(&format!("client_key_path: {key_arg}")),
         "{text}"
     );
-    // The saved profile carries the certificate on later calls.
+    use vibectl::config::generated::client::key;
+    for (template, want) in [
+        (key::PROXY_PROFILES_PROFILE_CA_BUNDLE_PATH, &bundle),
+        (key::PROXY_PROFILES_PROFILE_CLIENT_CERT_PATH, &cert_arg),
+        (key::PROXY_PROFILES_PROFILE_CLIENT_KEY_PATH, &key_arg),
+    ] {
+        let saved = crate::support::yaml::entry(template, "prod");
+        let out = run(s(&["config", "get", &saved]));
+        out.assert_success();
+        assert_eq!(out.stdout.trim(), want.as_str(), "{saved}\n{out}");
+    }
+    // The saved profile carries the CA and the certificate on later calls.
     let out = run(s(&["setup-proxy", "test"]));
     out.assert_success();
     assert!(out.stdout.contains("succeeded"), "{out}");

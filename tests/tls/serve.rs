@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use vibectl::config::generated::server::TlsHsts;
 use vibectl::llm::adapter::{AdapterError, LlmRequest, ModelAdapter};
 use vibectl::llm::proxy::{ProxyAdapter, ProxySettings};
 use vibectl::llm::proxy_url::ProxyUrl;
@@ -109,12 +108,10 @@ async fn hsts_is_on_every_response_unary_and_streaming() {
     let mock = MockProvider::start(&["--reply", REPLY]);
     let pki = Pki::new();
     let mut tls = pki.tls();
-    tls.hsts = TlsHsts {
-        enabled: true,
-        max_age: 600,
-        include_subdomains: true,
-        preload: true,
-    };
+    tls.hsts.enabled = true;
+    tls.hsts.max_age = 600;
+    tls.hsts.include_subdomains = true;
+    tls.hsts.preload = true;
     let server = tls_server(&mock, tls).await;
     let mut client = tls_client(server.addr, &pki.bundle(), "localhost")
         .await
@@ -167,6 +164,25 @@ async fn hsts_is_on_every_response_unary_and_streaming() {
     assert_eq!(
         status.metadata().get(HSTS).map(|v| v.to_str().unwrap()),
         Some("max-age=600; includeSubDomains")
+    );
+    server.stop().await;
+
+    // Without includeSubDomains.
+    let mut tls = pki.tls();
+    tls.hsts.enabled = true;
+    tls.hsts.max_age = 600;
+    tls.hsts.include_subdomains = false;
+    let server = tls_server(&mock, tls).await;
+    let mut client = tls_client(server.addr, &pki.bundle(), "localhost")
+        .await
+        .expect("connect");
+    let info = client
+        .get_server_info(GetServerInfoRequest {})
+        .await
+        .expect("GetServerInfo");
+    assert_eq!(
+        info.metadata().get(HSTS).map(|v| v.to_str().unwrap()),
+        Some("max-age=600")
     );
     server.stop().await;
 }
