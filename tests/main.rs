@@ -21,3 +21,5 @@ mod config_samples;
 mod generated_fresh;
 mod harness;
 mod no_key_literals;
+
+mod redact;

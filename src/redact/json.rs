@@ -225,6 +225,7 @@ impl<'a, S: Source> Scanner<'a, S> {
         }
         let parent = self.stack.last_mut().map(|p| &mut p.pending);
         resolve(
+            self.text,
             f.is_secret,
             f.name_kind,
             f.value,

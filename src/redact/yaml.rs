@@ -50,7 +50,7 @@ pub(super) fn find(text: &str, out: &mut Vec<Span>) {
         if skip {
             if indent == 0 && s < e && b[s] != b'#' {
                 // A document boundary, or a line of JSON: no YAML mapping goes on over it.
-                close_to(&mut stack, 0, out);
+                close_to(text, &mut stack, 0, out);
             }
             pos = eol + 1;
             continue;
@@ -70,9 +70,9 @@ pub(super) fn find(text: &str, out: &mut Vec<Span>) {
         }
         let key = key_at(text, pos + col, eol);
         match (dash, key) {
-            (Some(d), _) => close_to(&mut stack, d + 1, out),
-            (None, Some(_)) => close_to(&mut stack, col + 1, out),
-            (None, None) => close_to(&mut stack, indent, out),
+            (Some(d), _) => close_to(text, &mut stack, d + 1, out),
+            (None, Some(_)) => close_to(text, &mut stack, col + 1, out),
+            (None, None) => close_to(text, &mut stack, indent, out),
         }
         let Some((key, colon)) = key else {
             pos = eol + 1;
@@ -90,7 +90,7 @@ pub(super) fn find(text: &str, out: &mut Vec<Span>) {
         on_key(&mut stack, text, key, &v, out);
         pos = v.next.max(eol) + 1;
     }
-    close_to(&mut stack, 0, out);
+    close_to(text, &mut stack, 0, out);
 }
 
 /// A plain `key:` at `at`: the key and the position of its colon.
@@ -149,10 +149,10 @@ fn on_key<'a>(
 }
 
 /// Closes the mappings at column `col` and deeper (all of them from `col` 0).
-fn close_to(stack: &mut Vec<Map>, col: usize, out: &mut Vec<Span>) {
+fn close_to(text: &str, stack: &mut Vec<Map>, col: usize, out: &mut Vec<Span>) {
     while stack.last().is_some_and(|m| m.col >= col) {
         let Some(m) = stack.pop() else { break };
-        close(m, stack.last_mut(), out);
+        close(text, m, stack.last_mut(), out);
     }
 }
 
@@ -160,6 +160,7 @@ fn close_to(stack: &mut Vec<Map>, col: usize, out: &mut Vec<Span>) {
 /// a Secret's data (`is_secret`: `None` while the object's kind is unknown, so its data moves
 /// up to the parent, which may be the object).
 pub(super) fn resolve(
+    text: &str,
     is_secret: Option<bool>,
     name_kind: Option<Kind>,
     value: Option<(usize, usize)>,
@@ -167,7 +168,9 @@ pub(super) fn resolve(
     parent_pending: Option<&mut Vec<(usize, usize)>>,
     out: &mut Vec<Span>,
 ) {
-    if let (Some(k), Some((s, e))) = (name_kind, value) {
+    if let (Some(k), Some((s, e))) = (name_kind, value)
+        && !keys::not_a_secret(&text[s..e])
+    {
         out.push(Span::new(s, e, k));
     }
     match is_secret {
@@ -185,11 +188,12 @@ pub(super) fn resolve(
     }
 }
 
-fn close(mut m: Map, parent: Option<&mut Map>, out: &mut Vec<Span>) {
+fn close(text: &str, mut m: Map, parent: Option<&mut Map>, out: &mut Vec<Span>) {
     let unquote = |v: &str| v.trim_matches(['"', '\'']).to_owned();
     let is_secret = m.kind.map(|k| unquote(k) == "Secret");
     let name_kind = m.name.and_then(|n| keys::classify(&unquote(n)));
     resolve(
+        text,
         is_secret,
         name_kind,
         m.value,
