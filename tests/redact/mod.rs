@@ -89,8 +89,8 @@ fn planted() -> Vec<Planted> {
         case(
             fixture!("kubeconfig-raw.yaml"),
             &[
-                "Q0VSVElGSUNBVEUtLS0tLQpNSUlESVRDQ0FnbWdBd0lCQWdJSWFkbWluX2NlcnRfZGF0YQ",
-                "UlNBIFBSSVZBVEUgS0VZLS0tLS0KTUlJRW93SUJBQUtDQVFFQWFkbWluX2tleV9kYXRh",
+                "Ck1JSURJVENDQWdtZ0F3SUJBZ0lJYWRtaW5fY2VydF9kYXRh",
+                "NSUlFb3dJQkFBS0NBUUVBYWRtaW5fa2V5X2RhdGE=",
                 "k8stok.7f6e5d4c3b2a1908",
                 "Legacy-Basic-Pa55",
             ],
