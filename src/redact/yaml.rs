@@ -79,7 +79,11 @@ pub(super) fn find(text: &str, out: &mut Vec<Span>) {
             continue;
         };
         if dash.is_some() || stack.last().is_none_or(|m| m.col < col) {
-            let opener = stack.last().and_then(|m| m.last_key);
+            // Secret data holds strings: anything nested in it is not data of the object.
+            let opener = stack
+                .last()
+                .filter(|m| !matches!(m.opener, Some("data" | "stringData")))
+                .and_then(|m| m.last_key);
             stack.push(Map {
                 col,
                 opener,
@@ -157,10 +161,12 @@ fn close_to(text: &str, stack: &mut Vec<Map>, col: usize, out: &mut Vec<Span>) {
 }
 
 /// What a closed mapping or object proves: an env entry whose name says secret (`name_kind`),
-/// a Secret's data (`is_secret`: `None` while the object's kind is unknown, so its data moves
-/// up to the parent, which may be the object).
+/// a Secret's data (`is_secret`). The values of a `data`/`stringData` mapping (`is_data`) move
+/// up to its parent, the object whose kind decides; each value moves once, so this is linear.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn resolve(
     text: &str,
+    is_data: bool,
     is_secret: Option<bool>,
     name_kind: Option<Kind>,
     value: Option<(usize, usize)>,
@@ -173,19 +179,18 @@ pub(super) fn resolve(
     {
         out.push(Span::new(s, e, k));
     }
-    match is_secret {
-        Some(true) => out.extend(
+    if is_data {
+        if let Some(p) = parent_pending {
+            p.append(pending);
+        }
+    } else if is_secret == Some(true) {
+        out.extend(
             pending
                 .drain(..)
                 .map(|(s, e)| Span::new(s, e, Kind::K8sSecretData)),
-        ),
-        Some(false) => pending.clear(),
-        None => {
-            if let Some(p) = parent_pending {
-                p.append(pending);
-            }
-        }
+        );
     }
+    pending.clear();
 }
 
 fn close(text: &str, mut m: Map, parent: Option<&mut Map>, out: &mut Vec<Span>) {
@@ -194,6 +199,7 @@ fn close(text: &str, mut m: Map, parent: Option<&mut Map>, out: &mut Vec<Span>) 
     let name_kind = m.name.and_then(|n| keys::classify(&unquote(n)));
     resolve(
         text,
+        matches!(m.opener, Some("data" | "stringData")),
         is_secret,
         name_kind,
         m.value,
