@@ -3,8 +3,10 @@
 //! `Redactor::redact`, each with a fresh redactor. `--show FILE` prints what the redactor makes
 //! of a file instead.
 //!
-//!   cargo run --release --example bench_redact -- [--runs N]
+//!   cargo run --release --example bench_redact -- [--runs N] [--large]
 //!   cargo run --release --example bench_redact -- --show output.txt
+//!
+//! `--large` adds 50 MB of Secrets (3 runs): large input must stay linear in time and memory.
 
 use std::time::{Duration, Instant};
 
@@ -32,18 +34,21 @@ fn main() {
             .unwrap_or_else(|| fail("--runs needs a positive number")),
         None => 15,
     };
-    let inputs = [
+    let mut inputs = vec![
         ("get secrets -A -o yaml", secrets_yaml(MB)),
         ("get secrets -A -o yaml", secrets_yaml(10 * MB)),
         ("get pods -A -o yaml (no secrets)", pods_yaml(MB)),
     ];
+    if args.iter().any(|a| a == "--large") {
+        inputs.push(("get secrets -A -o yaml", secrets_yaml(50 * MB)));
+    }
     println!("| input | size | median | min to max | throughput | found |");
     println!("|---|---:|---:|---:|---:|---|");
     for (name, text) in &inputs {
-        let n = if text.len() > 4 * MB {
-            runs.div_ceil(3).max(3)
-        } else {
-            runs
+        let n = match text.len() {
+            l if l > 20 * MB => 3,
+            l if l > 4 * MB => runs.div_ceil(3).max(3),
+            _ => runs,
         };
         let mut times = Vec::with_capacity(n);
         let mut found = Found::new();
