@@ -23,3 +23,5 @@ mod dead_keys;
 mod generated_fresh;
 mod harness;
 mod no_key_literals;
+
+mod redact;

@@ -190,7 +190,9 @@ impl<'a, S: Source> Scanner<'a, S> {
     }
 
     fn open(&mut self, array: bool) {
+        // Secret data holds strings: anything nested in it is not data of the object.
         let opener = match self.stack.last() {
+            Some(f) if f.opener == Opener::Data => Opener::Other,
             Some(f) if f.array => f.opener,
             Some(_) => Opener::of(&self.key),
             None => Opener::Other,
@@ -225,6 +227,8 @@ impl<'a, S: Source> Scanner<'a, S> {
         }
         let parent = self.stack.last_mut().map(|p| &mut p.pending);
         resolve(
+            self.text,
+            f.opener == Opener::Data,
             f.is_secret,
             f.name_kind,
             f.value,

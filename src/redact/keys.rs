@@ -87,7 +87,8 @@ fn words(name: &str) -> Vec<String> {
 
 /// Whether a value found under a secret-looking name is not a secret after all: empty, a
 /// boolean or null, a `<...>` description, a `$(VAR)`/`${VAR}`/`$VAR` reference, a size
-/// (`953 bytes`), a mask kubectl prints (`DATA+OMITTED`, `REDACTED`, `***`), or a placeholder.
+/// (`953 bytes`), a mask kubectl prints (`DATA+OMITTED`, `REDACTED`, `***`), a namespaced
+/// object name (`secret=shop/checkout-db` in a controller's log), or a placeholder.
 pub(super) fn not_a_secret(value: &str) -> bool {
     let v = value.trim();
     if v.is_empty() || v == "\"\"" || v == "''" {
@@ -113,7 +114,7 @@ pub(super) fn not_a_secret(value: &str) -> bool {
     if v.starts_with('<') && v.contains('>') || v.bytes().all(|b| b == b'*') {
         return true;
     }
-    if is_reference(v) || is_size(v) || placeholder::is_placeholder(v) {
+    if is_reference(v) || is_size(v) || is_object_ref(v) || placeholder::is_placeholder(v) {
         return true;
     }
     false
@@ -139,6 +140,21 @@ fn is_reference(v: &str) -> bool {
                 || b == b'_'
                 || (!upper_only && (b.is_ascii_lowercase() || b == b'.'))
         })
+}
+
+/// `namespace/name` in the lower-case DNS names Kubernetes allows.
+fn is_object_ref(v: &str) -> bool {
+    let dns = |s: &str, dots: bool| {
+        !s.is_empty()
+            && s.len() <= 253
+            && s.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || (dots && b == b'.')
+            })
+            && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+    };
+    v.split_once('/')
+        .is_some_and(|(ns, name)| ns.len() <= 63 && dns(ns, false) && dns(name, true))
 }
 
 /// `953 bytes`: the size `kubectl describe secret` prints instead of a value.
@@ -255,11 +271,14 @@ mod tests {
             "REDACTED",
             "*****",
             "[REDACTED:password:3]",
+            "shop/checkout-db",
         ] {
             assert!(not_a_secret(v), "{v:?}");
         }
         for v in [
             "hunter2",
+            "Shop/Pa55",
+            "a/b/c",
             "0",
             "12345678",
             "$ecret",

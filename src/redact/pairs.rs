@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::keys;
-use super::scalar::{self, line_end, line_start};
+use super::scalar::{self, line_end};
 use super::span::Span;
 
 /// The words a secret-looking name contains; each hit is checked by `keys::classify`.
@@ -64,8 +64,7 @@ fn value_after(b: &[u8], ks: usize, ke: usize) -> Option<(usize, usize, usize)> 
         if quoted {
             return json_string(b, skip_blank(b, p + 1));
         }
-        let ls = line_start(b, ks);
-        let at_line_start = b[ls..ks].iter().all(|c| matches!(c, b' ' | b'\t' | b'-'));
+        let (ls, at_line_start) = indentation_start(b, ks);
         let spaced = b
             .get(p + 1)
             .is_none_or(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'));
@@ -79,6 +78,16 @@ fn value_after(b: &[u8], ks: usize, ke: usize) -> Option<(usize, usize, usize)> 
         return flag_value(b, ks, p);
     }
     None
+}
+
+/// Where the indentation (spaces, tabs, `- ` markers) before `ks` starts, and whether it starts
+/// its line. Only the indentation is read, so each call is short however long the line.
+fn indentation_start(b: &[u8], ks: usize) -> (usize, bool) {
+    let mut i = ks;
+    while i > 0 && matches!(b[i - 1], b' ' | b'\t' | b'-') {
+        i -= 1;
+    }
+    (i, i == 0 || b[i - 1] == b'\n')
 }
 
 /// The quote a name is in (`"`, `'` or `\"` inside a JSON string), if any.
@@ -157,7 +166,11 @@ fn flag_value(b: &[u8], ks: usize, p: usize) -> Option<(usize, usize, usize)> {
             i
         }
         b'\n' | b'\r' => {
-            let prefix = &b[line_start(b, ks)..ks];
+            let (ls, at_line_start) = indentation_start(b, ks);
+            if !at_line_start {
+                return None;
+            }
+            let prefix = &b[ls..ks];
             let next = q + if b[q] == b'\r' { 2 } else { 1 };
             if !b.get(next..)?.starts_with(prefix) {
                 return None;

@@ -168,14 +168,6 @@ pub(super) fn line_end(b: &[u8], from: usize) -> usize {
         .map_or(b.len(), |i| from + i)
 }
 
-/// The start of the line holding position `at`.
-pub(super) fn line_start(b: &[u8], at: usize) -> usize {
-    b[..at]
-        .iter()
-        .rposition(|&c| c == b'\n')
-        .map_or(0, |i| i + 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

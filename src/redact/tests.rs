@@ -289,11 +289,29 @@ fn redacting_twice_changes_nothing_more() {
 }
 
 #[test]
-fn large_input_is_linear_enough_to_finish() {
-    // 2 MB of one pathological line: many BEGINs without END, many `{\"` and `://`.
+fn pathological_input_is_handled_in_one_pass() {
+    // Shapes that made earlier versions quadratic: many BEGINs without an END, escaped JSON
+    // that never closes, data nested in data 60,000 deep, many `key: value` hits
+    // on one long line. A regression shows as a test that does not finish.
     let unit = "-----BEGIN PRIVATE KEY----- {\\\"a\\\":{\\\" x://y:z password= eyJ";
-    let text = unit.repeat(2_000_000 / unit.len());
-    let (out, f) = redact(&text);
-    assert!(f.contains_key(&Kind::PrivateKey));
-    assert!(out.len() < text.len());
+    let begins = unit.repeat(1_000_000 / unit.len());
+    let (out, f) = redact(&begins);
+    let units = 1_000_000 / unit.len();
+    assert_eq!(
+        f.get(&Kind::PrivateKey),
+        Some(&units),
+        "each cut-off block to its body's end"
+    );
+    assert!(out.len() < begins.len());
+
+    let depth = 60_000;
+    let nested = format!(
+        "{}{}",
+        "{\"data\":{\"x\":\"y\",".repeat(depth),
+        "}".repeat(2 * depth)
+    );
+    assert_eq!(redact(&nested), (nested.clone(), Found::new()));
+
+    let line = "a token: x ".repeat(100_000);
+    assert_eq!(redact(&line), (line.clone(), Found::new()));
 }

@@ -50,7 +50,7 @@ pub(super) fn find(text: &str, out: &mut Vec<Span>) {
         if skip {
             if indent == 0 && s < e && b[s] != b'#' {
                 // A document boundary, or a line of JSON: no YAML mapping goes on over it.
-                close_to(&mut stack, 0, out);
+                close_to(text, &mut stack, 0, out);
             }
             pos = eol + 1;
             continue;
@@ -70,16 +70,20 @@ pub(super) fn find(text: &str, out: &mut Vec<Span>) {
         }
         let key = key_at(text, pos + col, eol);
         match (dash, key) {
-            (Some(d), _) => close_to(&mut stack, d + 1, out),
-            (None, Some(_)) => close_to(&mut stack, col + 1, out),
-            (None, None) => close_to(&mut stack, indent, out),
+            (Some(d), _) => close_to(text, &mut stack, d + 1, out),
+            (None, Some(_)) => close_to(text, &mut stack, col + 1, out),
+            (None, None) => close_to(text, &mut stack, indent, out),
         }
         let Some((key, colon)) = key else {
             pos = eol + 1;
             continue;
         };
         if dash.is_some() || stack.last().is_none_or(|m| m.col < col) {
-            let opener = stack.last().and_then(|m| m.last_key);
+            // Secret data holds strings: anything nested in it is not data of the object.
+            let opener = stack
+                .last()
+                .filter(|m| !matches!(m.opener, Some("data" | "stringData")))
+                .and_then(|m| m.last_key);
             stack.push(Map {
                 col,
                 opener,
@@ -90,7 +94,7 @@ pub(super) fn find(text: &str, out: &mut Vec<Span>) {
         on_key(&mut stack, text, key, &v, out);
         pos = v.next.max(eol) + 1;
     }
-    close_to(&mut stack, 0, out);
+    close_to(text, &mut stack, 0, out);
 }
 
 /// A plain `key:` at `at`: the key and the position of its colon.
@@ -149,17 +153,20 @@ fn on_key<'a>(
 }
 
 /// Closes the mappings at column `col` and deeper (all of them from `col` 0).
-fn close_to(stack: &mut Vec<Map>, col: usize, out: &mut Vec<Span>) {
+fn close_to(text: &str, stack: &mut Vec<Map>, col: usize, out: &mut Vec<Span>) {
     while stack.last().is_some_and(|m| m.col >= col) {
         let Some(m) = stack.pop() else { break };
-        close(m, stack.last_mut(), out);
+        close(text, m, stack.last_mut(), out);
     }
 }
 
 /// What a closed mapping or object proves: an env entry whose name says secret (`name_kind`),
-/// a Secret's data (`is_secret`: `None` while the object's kind is unknown, so its data moves
-/// up to the parent, which may be the object).
+/// a Secret's data (`is_secret`). The values of a `data`/`stringData` mapping (`is_data`) move
+/// up to its parent, the object whose kind decides; each value moves once, so this is linear.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn resolve(
+    text: &str,
+    is_data: bool,
     is_secret: Option<bool>,
     name_kind: Option<Kind>,
     value: Option<(usize, usize)>,
@@ -167,29 +174,32 @@ pub(super) fn resolve(
     parent_pending: Option<&mut Vec<(usize, usize)>>,
     out: &mut Vec<Span>,
 ) {
-    if let (Some(k), Some((s, e))) = (name_kind, value) {
+    if let (Some(k), Some((s, e))) = (name_kind, value)
+        && !keys::not_a_secret(&text[s..e])
+    {
         out.push(Span::new(s, e, k));
     }
-    match is_secret {
-        Some(true) => out.extend(
+    if is_data {
+        if let Some(p) = parent_pending {
+            p.append(pending);
+        }
+    } else if is_secret == Some(true) {
+        out.extend(
             pending
                 .drain(..)
                 .map(|(s, e)| Span::new(s, e, Kind::K8sSecretData)),
-        ),
-        Some(false) => pending.clear(),
-        None => {
-            if let Some(p) = parent_pending {
-                p.append(pending);
-            }
-        }
+        );
     }
+    pending.clear();
 }
 
-fn close(mut m: Map, parent: Option<&mut Map>, out: &mut Vec<Span>) {
+fn close(text: &str, mut m: Map, parent: Option<&mut Map>, out: &mut Vec<Span>) {
     let unquote = |v: &str| v.trim_matches(['"', '\'']).to_owned();
     let is_secret = m.kind.map(|k| unquote(k) == "Secret");
     let name_kind = m.name.and_then(|n| keys::classify(&unquote(n)));
     resolve(
+        text,
+        matches!(m.opener, Some("data" | "stringData")),
         is_secret,
         name_kind,
         m.value,
