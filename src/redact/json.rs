@@ -173,11 +173,7 @@ impl<'a, S: Source> Scanner<'a, S> {
                         _ => Expect::Value,
                     }
                 }
-                b'"' => {
-                    if !self.string(out) {
-                        self.reset();
-                    }
-                }
+                b'"' => self.string(out),
                 c if c.is_ascii_whitespace() => {}
                 _ if self.expect == Expect::Value => self.expect = Expect::Comma,
                 _ => {}
@@ -244,8 +240,15 @@ impl<'a, S: Source> Scanner<'a, S> {
         self.expect = Expect::Value;
     }
 
-    /// Reads a string whose opening quote was just read; false if it runs off its line.
-    fn string(&mut self, out: &mut Vec<Span>) -> bool {
+    /// Reads a string whose opening quote was just read; one that runs off its line (or off
+    /// the source) is not JSON, so the scan starts again.
+    fn string(&mut self, out: &mut Vec<Span>) {
+        if !self.read_string(out) {
+            self.reset();
+        }
+    }
+
+    fn read_string(&mut self, out: &mut Vec<Span>) -> bool {
         let mut decoded = Vec::new();
         let mut start = None;
         let mut end = self.src.pos();

@@ -315,3 +315,33 @@ fn pathological_input_is_handled_in_one_pass() {
     let line = "a token: x ".repeat(100_000);
     assert_eq!(redact(&line), (line.clone(), Found::new()));
 }
+
+#[test]
+fn a_pem_certificate_in_a_configmap_goes_the_rest_stays() {
+    let text = "apiVersion: v1\ndata:\n  ca.crt: |\n    -----BEGIN CERTIFICATE-----\n    MIIDBTCCAe2gAwIBAgIIQ2FfZm9yX3Rlc3Q\n    \
+                -----END CERTIFICATE-----\n  region: eu-west-1\nkind: ConfigMap\nmetadata:\n  name: kube-root-ca.crt\n";
+    let (out, f) = redact(text);
+    assert_eq!(
+        out,
+        "apiVersion: v1\ndata:\n  ca.crt: |\n    [REDACTED:certificate:1]\n  region: eu-west-1\nkind: ConfigMap\n\
+         metadata:\n  name: kube-root-ca.crt\n"
+    );
+    assert_eq!(f, found(&[(Kind::Certificate, 1)]));
+}
+
+#[test]
+fn string_data_block_scalars_in_a_multi_document_manifest() {
+    let text = "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: app\nstringData:\n  config.yaml: |\n    \
+                user: app\n    retries: 3\n  pin: \"0000\"\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n\
+                data:\n  config.yaml: |\n    user: app\n";
+    let (out, f) = redact(text);
+    assert!(
+        out.contains("stringData:\n  config.yaml: |\n    [REDACTED:k8s-secret-data:1]\n  pin: \"[REDACTED:k8s-secret-data:2]\"\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("data:\n  config.yaml: |\n    user: app\n"),
+        "{out}"
+    );
+    assert_eq!(f, found(&[(Kind::K8sSecretData, 2)]));
+}
