@@ -16,18 +16,8 @@ use crate::support::rust_source::{Token, rust_files, tokens};
 const PENDING: &[&str] = &[
     // Not named yet by the test that shows their effect (most are set as nested YAML or through
     // a fixture); each comes off when its test names it. Listed in the report of branch deadkeys.
-    "warnings.warn_no_output",
-    "proxy.timeout_seconds",
-    "proxy.profiles.<profile>.jwt_path",
-    "system.log_level",
-    "server.max_workers",
-    "server.log_level",
-    "tls.ca_bundle_file",
-    "tls.min_version",
     "acme.auto_renew",
     "acme.renew_days_before_expiry",
-    "metrics.enabled",
-    "metrics.listen",
 ];
 
 /// Files under `tests/` that name keys as data about the schema, not to show a key's effect,
