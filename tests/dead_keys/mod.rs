@@ -17,7 +17,6 @@ const PENDING: &[&str] = &[
     // Not named yet by the test that shows their effect (most are set as nested YAML or through
     // a fixture); each comes off when its test names it. Listed in the report of branch deadkeys.
     "acme.auto_renew",
-    "acme.renew_days_before_expiry",
 ];
 
 /// Files under `tests/` that name keys as data about the schema, not to show a key's effect,
