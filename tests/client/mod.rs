@@ -8,6 +8,7 @@ mod commands;
 mod confirm;
 mod errors;
 mod follow;
+mod keys;
 mod memory;
 mod profile_security;
 mod proxy;

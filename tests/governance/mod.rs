@@ -15,6 +15,7 @@ mod metrics;
 pub(crate) mod redis;
 mod reload;
 mod serve;
+mod startup;
 mod usage;
 
 use std::net::SocketAddr;

@@ -173,6 +173,10 @@ fn acme_config(acme: &Acme) -> ConfigDir {
     if let Some(p) = &acme.ca_cert_file {
         pairs.push((key::ACME_CA_CERT_FILE, format!("\"{}\"", p.display())));
     }
+    pairs.push((
+        key::ACME_RENEW_DAYS_BEFORE_EXPIRY,
+        acme.renew_days_before_expiry.to_string(),
+    ));
     pairs.extend([
         (key::ACME_CHALLENGE_TYPE, acme.challenge.r#type.to_string()),
         (key::ACME_CHALLENGE_HTTP_HOST, "127.0.0.1".to_owned()),
@@ -411,4 +415,42 @@ async fn a_due_certificate_is_kept_while_the_ca_is_down_and_renewed_when_it_is_b
     let info = vibectl::server::ca::inspect(&renewed.cert).expect("inspect");
     assert!(info.days_left() > 30, "{info:?}");
     renewed.load().expect("the new certificate and key match");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_renews_a_stored_certificate_only_within_renew_days_before_expiry() {
+    // A stored certificate 10 days from expiry: kept when renewal is due 5 days before expiry,
+    // replaced by Pebble's at startup when it is due 30 days before.
+    let pki = Pki::new();
+    server_cli(
+        pki.dir.path(),
+        &["ca", "create-server-cert", "soon.example", "--days", "10"],
+    )
+    .assert_success();
+    let pebble = Pebble::start(false, false);
+    for (days, renewed) in [(5, false), (30, true)] {
+        let mut cfg = pebble.acme();
+        cfg.renew_days_before_expiry = days;
+        let config = acme_config(&cfg);
+        let dir = config.dir.path().to_owned();
+        let files = acme::cert_files(&dir);
+        std::fs::create_dir_all(dir.join(acme::DIR)).expect("mkdir");
+        std::fs::copy(pki.path("ca/server_certs/soon.example.crt"), &files.cert).expect("copy");
+        std::fs::copy(pki.path("ca/server_certs/soon.example.key"), &files.key).expect("copy");
+        let old = std::fs::read(&files.cert).unwrap();
+        // The startup decision is made before the server listens.
+        let server = OurServer::start_in(config);
+        let now = std::fs::read(&files.cert).unwrap();
+        assert_eq!(
+            now != old,
+            renewed,
+            "{} {days}\n{}",
+            key::ACME_RENEW_DAYS_BEFORE_EXPIRY,
+            server.diagnostics()
+        );
+        let days_left = vibectl::server::ca::inspect(&files.cert)
+            .expect("inspect")
+            .days_left();
+        assert_eq!(days_left > 10, renewed, "{days_left} days left");
+    }
 }

@@ -8,6 +8,7 @@ mod mutual;
 mod python;
 mod rotation;
 mod serve;
+mod served;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -154,6 +154,12 @@ pub fn run(file: &Path, args: &ServeArgs) -> CmdResult {
             .map(|n| n.get())
             .unwrap_or(1),
     );
+    tracing::debug!(
+        config = %file.display(),
+        "{} is {}; running {workers} worker threads, at most one per CPU",
+        key::SERVER_MAX_WORKERS,
+        cfg.server.max_workers
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
@@ -173,8 +179,9 @@ pub fn run(file: &Path, args: &ServeArgs) -> CmdResult {
             None => "auth off".to_owned(),
         };
         let auth = format!(
-            "{}, {auth}",
-            if tls.is_some() { "TLS" } else { "plaintext" }
+            "{}, {auth}, {workers} worker thread{}",
+            if tls.is_some() { "TLS" } else { "plaintext" },
+            if workers == 1 { "" } else { "s" }
         );
         crate::cli::out(&format!("vibectl-server listening on {local} ({auth})\n"));
         if acme && cfg.acme.auto_renew {
