@@ -533,9 +533,25 @@ pub fn spawn_renewal(cfg: Acme, dir: PathBuf) -> tokio::task::JoinHandle<()> {
                 tokio::time::sleep(wait.min(RENEW_CHECK)).await;
                 continue;
             }
-            if let Err(e) = obtain(&cfg, &dir).await {
-                tracing::warn!("ACME renewal failed, keeping the current certificate: {e}");
-                tokio::time::sleep(RENEW_RETRY).await;
+            match obtain(&cfg, &dir).await {
+                Err(e) => {
+                    tracing::warn!("ACME renewal failed, keeping the current certificate: {e}");
+                    tokio::time::sleep(RENEW_RETRY).await;
+                }
+                // A CA issuing certificates shorter than the renewal window would otherwise be
+                // asked again at once, for ever.
+                Ok(_) => {
+                    if stored_expiry(&cert_files(&dir))
+                        .is_some_and(|t| due(t, cfg.renew_days_before_expiry))
+                    {
+                        tracing::warn!(
+                            "the renewed certificate is already due for renewal: the CA issues \
+                             certificates shorter than acme.renew_days_before_expiry; next try \
+                             in {RENEW_RETRY:?}"
+                        );
+                        tokio::time::sleep(RENEW_RETRY).await;
+                    }
+                }
             }
         }
     })

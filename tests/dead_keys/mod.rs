@@ -13,12 +13,7 @@ use crate::support::rust_source::{Token, rust_files, tokens};
 
 /// Keys whose tests are written but not merged yet. Each entry must be a key that is not
 /// `compat` and that no test names yet; once one is named, it comes off this list.
-const PENDING: &[&str] = &[
-    // Read only by the background renewal loop (`server::acme::spawn_renewal`), which renews a
-    // due certificate at a moment no test can wait on; showing that it does not renew when off
-    // needs an event to wait for (a renewal log line or a trigger), which does not exist yet.
-    "acme.auto_renew",
-];
+const PENDING: &[&str] = &[];
 
 /// Files under `tests/` that name keys as data about the schema, not to show a key's effect,
 /// each with the reason; `tests/dead_keys/` itself is skipped too.

@@ -22,6 +22,8 @@ use crate::support::yaml::config as yaml_config;
 const PEBBLE: &str = "/usr/bin/pebble";
 /// Longest wait for Pebble to listen.
 const PEBBLE_START: Duration = Duration::from_secs(20);
+/// Longest wait for a background renewal.
+const RENEWAL_LIMIT: Duration = Duration::from_secs(60);
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -47,6 +49,11 @@ impl Pebble {
     /// `validate`: really check the challenges (off: `PEBBLE_VA_ALWAYS_VALID`, no connection
     /// back); `eab_required`: refuse accounts without external account binding.
     fn start(eab_required: bool, validate: bool) -> Pebble {
+        Pebble::start_with(eab_required, validate, None)
+    }
+
+    /// As [`Pebble::start`], issuing certificates valid `validity` seconds when given.
+    fn start_with(eab_required: bool, validate: bool, validity: Option<u64>) -> Pebble {
         assert!(
             Path::new(PEBBLE).exists(),
             "{PEBBLE} is not installed: run scripts/ci-deps (it installs Debian's pebble package)"
@@ -54,7 +61,7 @@ impl Pebble {
         let pki = Pki::new();
         let (listen, mgmt) = (free_port(), free_port());
         let (http_port, tls_port) = (free_port(), free_port());
-        let config = serde_json::json!({ "pebble": {
+        let mut config = serde_json::json!({ "pebble": {
             "listenAddress": format!("127.0.0.1:{listen}"),
             "managementListenAddress": format!("127.0.0.1:{mgmt}"),
             "certificate": pki.cert(),
@@ -64,6 +71,9 @@ impl Pebble {
             "ocspResponderURL": "",
             "externalAccountBindingRequired": eab_required,
         }});
+        if let Some(v) = validity {
+            config["pebble"]["certificateValidityPeriod"] = v.into();
+        }
         let file = pki.path("pebble.json");
         std::fs::write(&file, config.to_string()).expect("write pebble.json");
         let log = pki.path("pebble.log");
@@ -177,6 +187,7 @@ fn acme_config(acme: &Acme) -> ConfigDir {
         key::ACME_RENEW_DAYS_BEFORE_EXPIRY,
         acme.renew_days_before_expiry.to_string(),
     ));
+    pairs.push((key::ACME_AUTO_RENEW, acme.auto_renew.to_string()));
     pairs.extend([
         (key::ACME_CHALLENGE_TYPE, acme.challenge.r#type.to_string()),
         (key::ACME_CHALLENGE_HTTP_HOST, "127.0.0.1".to_owned()),
@@ -453,4 +464,42 @@ async fn serve_renews_a_stored_certificate_only_within_renew_days_before_expiry(
             .days_left();
         assert_eq!(days_left > 10, renewed, "{days_left} days left");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_renew_renews_a_due_certificate_in_the_background_and_off_leaves_it() {
+    // Pebble issues certificates for 10 days and renewal is due 30 days before expiry, so each
+    // server's first certificate is due the moment it is served. The server with renewal off
+    // starts first: had it a renewal loop, it would have renewed before the other one does.
+    let pebble = Pebble::start_with(false, false, Some(10 * 24 * 3600));
+    let start = |auto_renew: bool| {
+        let mut cfg = pebble.acme();
+        cfg.renew_days_before_expiry = 30;
+        cfg.auto_renew = auto_renew;
+        let config = acme_config(&cfg);
+        let files = acme::cert_files(config.dir.path());
+        let server = OurServer::start_in(config);
+        let first = std::fs::read(&files.cert).expect("the certificate obtained at startup");
+        (server, files, first)
+    };
+    let (off, off_files, off_first) = start(false);
+    let (on, on_files, on_first) = start(true);
+    let deadline = Instant::now() + RENEWAL_LIMIT;
+    while std::fs::read(&on_files.cert).expect("read") == on_first {
+        assert!(
+            Instant::now() < deadline,
+            "{} true: no renewal\n{}\n{}",
+            key::ACME_AUTO_RENEW,
+            on.diagnostics(),
+            pebble.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        std::fs::read(&off_files.cert).expect("read"),
+        off_first,
+        "{} false: renewed anyway\n{}",
+        key::ACME_AUTO_RENEW,
+        off.diagnostics()
+    );
 }
