@@ -158,7 +158,7 @@ fn tokens_and_keys_never_print() {
     assert!(!shown.contains("sekrit"), "{shown}");
     // Complaints about a URL quote the part at fault, not the token before its `@`.
     for url in [
-        format!("vibectl-server://{TOKEN}/x@host:1"),
+        format!("vibectl-server://base64/{TOKEN}@host:1"),
         format!("{TOKEN}@host:1"),
         format!("{TOKEN}@vibectl-server://host:1"),
     ] {
