@@ -119,6 +119,30 @@ fn list(problems: &[Problem]) -> String {
 }
 
 impl ConfigError {
+    /// The same error with the offending value replaced by `**REDACTED**`, for a `sensitive`
+    /// key: a secret is never printed, even when it is the wrong type.
+    pub fn redacted(self) -> ConfigError {
+        let hidden = || super::secret::REDACTED.to_owned();
+        match self {
+            ConfigError::BadValue { key, expected, .. } => ConfigError::BadValue {
+                key,
+                value: hidden(),
+                expected,
+            },
+            ConfigError::OutOfRange { key, range, .. } => ConfigError::OutOfRange {
+                key,
+                value: hidden(),
+                range,
+            },
+            ConfigError::NotAllowed { key, allowed, .. } => ConfigError::NotAllowed {
+                key,
+                value: hidden(),
+                allowed,
+            },
+            other => other,
+        }
+    }
+
     /// What is wrong with a value, without the key (for messages that name the key themselves).
     pub fn detail(&self) -> String {
         match self {

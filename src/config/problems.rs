@@ -108,8 +108,16 @@ impl Engine {
     }
 }
 
-/// What is wrong with `v` as the value of `spec`, if anything.
+/// What is wrong with `v` as the value of `spec`, if anything; the value of a `sensitive` key
+/// is described by its type only, never quoted.
 fn leaf_problem(spec: &KeySpec, v: &Value) -> Option<String> {
+    let describe = |v: &Value| {
+        if spec.sensitive {
+            format!("{} ({})", document::kind(v), super::secret::REDACTED)
+        } else {
+            describe(v)
+        }
+    };
     if v.is_null() {
         return (!spec.nullable).then(|| format!("expected {}, found null", spec.type_text()));
     }
@@ -144,7 +152,12 @@ fn leaf_problem(spec: &KeySpec, v: &Value) -> Option<String> {
     }
     let n = v.as_f64()?;
     let outside = spec.min.is_some_and(|m| n < m) || spec.max.is_some_and(|m| n > m);
-    outside.then(|| format!("{v} is out of range ({})", range(spec)))
+    let shown = if spec.sensitive {
+        super::secret::REDACTED.to_owned()
+    } else {
+        v.to_string()
+    };
+    outside.then(|| format!("{shown} is out of range ({})", range(spec)))
 }
 
 /// Whether `v` (not null) has the JSON shape of type `ty`.

@@ -5,8 +5,13 @@ use serde_json::{Number, Value};
 use super::error::ConfigError;
 use super::schema::{KeySpec, KeyType};
 
-/// Parse `text` as the value of `spec` (named `key` in errors).
+/// Parse `text` as the value of `spec` (named `key` in errors; the value of a `sensitive` key is
+/// never quoted).
 pub fn parse(spec: &KeySpec, key: &str, text: &str) -> Result<Value, ConfigError> {
+    parse_value(spec, key, text).map_err(|e| if spec.sensitive { e.redacted() } else { e })
+}
+
+fn parse_value(spec: &KeySpec, key: &str, text: &str) -> Result<Value, ConfigError> {
     if spec.nullable && matches!(text, "null" | "~") {
         return Ok(Value::Null);
     }
@@ -130,8 +135,13 @@ pub fn is_url(text: &str) -> bool {
     }
 }
 
-/// Check a value already typed (from a file or a flag) against the key's rules.
+/// Check a value already typed (from a file or a flag) against the key's rules (the value of a
+/// `sensitive` key is never quoted).
 pub fn check(spec: &KeySpec, key: &str, value: &Value) -> Result<(), ConfigError> {
+    check_value(spec, key, value).map_err(|e| if spec.sensitive { e.redacted() } else { e })
+}
+
+fn check_value(spec: &KeySpec, key: &str, value: &Value) -> Result<(), ConfigError> {
     if value.is_null() {
         return if spec.nullable || spec.ty == KeyType::Map {
             Ok(())

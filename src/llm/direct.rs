@@ -76,11 +76,26 @@ fn keys_of(kind: ProviderKind) -> (&'static str, &'static str) {
 }
 
 /// One provider as configured: where it is and its key (or why the key cannot be read).
-#[derive(Debug, Clone)]
+/// `Debug` prints the key as `**REDACTED**`.
+#[derive(Clone)]
 struct Endpoint {
     kind: ProviderKind,
     base_url: Option<String>,
     key: Result<Option<String>, String>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = self
+            .key
+            .as_ref()
+            .map(|k| k.as_ref().map(|_| crate::config::secret::REDACTED));
+        f.debug_struct("Endpoint")
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("key", &key)
+            .finish()
+    }
 }
 
 /// The adapter over the providers of the client config.
@@ -270,6 +285,18 @@ impl ModelAdapter for DirectAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_endpoint_never_prints_its_key() {
+        let e = Endpoint {
+            kind: ProviderKind::OpenAi,
+            base_url: None,
+            key: Ok(Some("sk-live-0123456789".into())),
+        };
+        let shown = format!("{e:?}");
+        assert!(!shown.contains("sk-live"), "{shown}");
+        assert!(shown.contains(crate::config::secret::REDACTED), "{shown}");
+    }
 
     #[test]
     fn provider_slash_model_and_bare_names_route() {

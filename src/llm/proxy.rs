@@ -22,8 +22,9 @@ use crate::proto::{
     ExecuteRequest, ExecutionMetrics, GetServerInfoRequest, execute_response, stream_chunk,
 };
 
-/// Where a proxy adapter connects and how patient it is.
-#[derive(Debug, Clone)]
+/// Where a proxy adapter connects and how patient it is. `Debug` prints the token as
+/// `**REDACTED**` (the URL prints its own token as `***`).
+#[derive(Clone)]
 pub struct ProxySettings {
     pub url: ProxyUrl,
     /// The token, already looked up (URL, then the profile's jwt_path, then VIBECTL_JWT_TOKEN).
@@ -34,6 +35,22 @@ pub struct ProxySettings {
     pub client_identity: Option<ClientIdentity>,
     pub timeout: Duration,
     pub retry_attempts: u32,
+}
+
+impl std::fmt::Debug for ProxySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxySettings")
+            .field("url", &self.url)
+            .field(
+                "token",
+                &self.token.as_ref().map(|_| crate::config::secret::REDACTED),
+            )
+            .field("ca_bundle", &self.ca_bundle)
+            .field("client_identity", &self.client_identity)
+            .field("timeout", &self.timeout)
+            .field("retry_attempts", &self.retry_attempts)
+            .finish()
+    }
 }
 
 /// PEM files of a client certificate (with any intermediates) and its private key.

@@ -1,5 +1,6 @@
 //! `vibectl-server://[TOKEN@]host[:port]` URLs: parsing with exact complaints, and printing with
-//! the token redacted.
+//! the token redacted. A complaint that quotes part of the input quotes it with anything up to
+//! an `@` (where a token would be) replaced by `***`.
 
 use std::fmt;
 
@@ -37,20 +38,28 @@ pub enum UrlError {
     Extra(String),
 }
 
+/// `text` as a complaint may quote it: everything up to its last `@` replaced by `***`.
+fn quoted(text: &str) -> String {
+    match text.rsplit_once('@') {
+        Some((_, after)) => format!("***@{after}"),
+        None => text.to_owned(),
+    }
+}
+
 impl ProxyUrl {
     pub fn parse(input: &str) -> Result<ProxyUrl, UrlError> {
         let s = input.trim();
         let (scheme, rest) = s
             .split_once("://")
-            .ok_or_else(|| UrlError::NoScheme(s.to_owned()))?;
+            .ok_or_else(|| UrlError::NoScheme(quoted(s)))?;
         let tls = match scheme {
             SCHEME_TLS => true,
             SCHEME_PLAIN => false,
-            other => return Err(UrlError::Scheme(other.to_owned())),
+            other => return Err(UrlError::Scheme(quoted(other))),
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if let Some(i) = rest.find(['/', '?', '#']) {
-            return Err(UrlError::Extra(rest[i..].to_owned()));
+            return Err(UrlError::Extra(quoted(&rest[i..])));
         }
         let (token, hostport) = match rest.rsplit_once('@') {
             Some((t, h)) => (Some(t.to_owned()), h),

@@ -17,7 +17,7 @@ pub const ENV_SECRET: &str = "VIBECTL_JWT_SECRET";
 pub const ENV_SECRET_FILE: &str = "VIBECTL_JWT_SECRET_FILE";
 /// The file, in the server config directory, where a generated secret is kept.
 pub const GENERATED_SECRET_FILE: &str = "jwt-secret";
-/// Clock skew tolerated on `exp` and `iat`, in seconds.
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
 const LEEWAY_SECS: u64 = 30;
 /// Most tokens a [`Verifier`] remembers as verified; the memory is emptied when it is full.
 const VERIFIED_CACHE_CAP: usize = 4096;
@@ -32,6 +32,9 @@ pub struct Claims {
     pub exp: Option<i64>,
     #[serde(default)]
     pub jti: Option<String>,
+    /// Not valid before this time (vibectl does not write it; other minting tools may).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +47,8 @@ pub enum AuthError {
     Invalid(String),
     #[error("the token has expired")]
     Expired,
+    #[error("the token is not valid yet (nbf is in the future)")]
+    NotYetValid,
     #[error("the token has no exp claim, and jwt.allow_no_expiry is off")]
     NoExpiry,
     #[error("the token has been revoked")]
@@ -160,8 +165,9 @@ pub fn mint(
         sub: sub.to_owned(),
         iss: issuer.to_owned(),
         iat,
-        exp: ttl.map(|d| iat + d.as_secs() as i64),
+        exp: ttl.map(|d| iat.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))),
         jti: Some(uuid::Uuid::new_v4().to_string()),
+        nbf: None,
     };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -171,7 +177,11 @@ pub fn mint(
     .map_err(|e| AuthError::Sign(e.to_string()))
 }
 
-/// Parse `30d`, `6m` (= 180 days), `1y` (= 365 days), `12h`, `2w`, or a bare number of days.
+/// The longest token lifetime, in days (100 years, the most `jwt.expiration_days` allows).
+pub const MAX_TOKEN_DAYS: u64 = 36_500;
+
+/// Parse `30d`, `6m` (= 180 days), `1y` (= 365 days), `12h`, `2w`, or a bare number of days;
+/// at most [`MAX_TOKEN_DAYS`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let (num, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
@@ -184,19 +194,24 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if n == 0 {
         return Err(format!("`{text}` is zero; a token must live a while"));
     }
-    let hours = match unit {
-        "h" => n,
-        "d" => n * 24,
-        "w" => n * 24 * 7,
-        "m" => n * 24 * 30,
-        "y" => n * 24 * 365,
+    let hours_per = match unit {
+        "h" => 1,
+        "d" => 24,
+        "w" => 24 * 7,
+        "m" => 24 * 30,
+        "y" => 24 * 365,
         _ => {
             return Err(format!(
                 "`{text}` has an unknown unit `{unit}` (use h, d, w, m or y)"
             ));
         }
     };
-    Ok(Duration::from_secs(hours * 3600))
+    match n.checked_mul(hours_per) {
+        Some(hours) if hours <= MAX_TOKEN_DAYS * 24 => Ok(Duration::from_secs(hours * 3600)),
+        _ => Err(format!(
+            "`{text}` is longer than the longest token lifetime, {MAX_TOKEN_DAYS} days"
+        )),
+    }
 }
 
 /// Checks tokens against the secret, issuer, expiry rule and revocation lists.
@@ -221,6 +236,7 @@ impl Verifier {
         with_exp.set_issuer(&[&jwt.issuer]);
         with_exp.set_required_spec_claims(&["exp", "iss", "sub"]);
         with_exp.leeway = LEEWAY_SECS;
+        with_exp.validate_nbf = true;
         let without_exp = jwt.allow_no_expiry.then(|| {
             let mut v = with_exp.clone();
             v.set_required_spec_claims(&["iss", "sub"]);
@@ -257,7 +273,7 @@ impl Verifier {
         if let Some(claims) = verified.get(token) {
             if claims
                 .exp
-                .is_some_and(|exp| exp + (LEEWAY_SECS as i64) < now)
+                .is_some_and(|exp| exp.saturating_add(LEEWAY_SECS as i64) < now)
             {
                 verified.remove(token);
                 return Err(AuthError::Expired);
@@ -278,6 +294,7 @@ impl Verifier {
         use jsonwebtoken::errors::ErrorKind;
         let map = |e: jsonwebtoken::errors::Error| match e.kind() {
             ErrorKind::ExpiredSignature => AuthError::Expired,
+            ErrorKind::ImmatureSignature => AuthError::NotYetValid,
             ErrorKind::MissingRequiredClaim(c) if c == "exp" => AuthError::NoExpiry,
             _ => AuthError::Invalid(e.to_string()),
         };
@@ -294,7 +311,11 @@ impl Verifier {
                 _ => return Err(map(e)),
             },
         };
-        if claims.iat > now + LEEWAY_SECS as i64 {
+        let latest = now.saturating_add(LEEWAY_SECS as i64);
+        if claims.nbf.is_some_and(|nbf| nbf > latest) {
+            return Err(AuthError::NotYetValid);
+        }
+        if claims.iat > latest {
             return Err(AuthError::Invalid(
                 "the token was issued in the future".into(),
             ));

@@ -23,6 +23,33 @@ pub struct ModelDef {
     /// USD per million input and output tokens, when priced.
     pub input_cost_per_mtok: Option<f64>,
     pub output_cost_per_mtok: Option<f64>,
+    /// Whether the id is a key of `models` (else the client named it: an open route).
+    pub configured: bool,
+}
+
+/// Longest model name kept in a usage record for a model the client named (not configured).
+pub const MAX_USAGE_MODEL_BYTES: usize = 64;
+
+impl ModelDef {
+    /// The model as usage records name it: its id when configured, else the requested name cut
+    /// to [`MAX_USAGE_MODEL_BYTES`] (names are printable ASCII, checked before the lookup, so
+    /// the cut falls on a character boundary; any other byte is replaced).
+    pub fn usage_name(&self) -> String {
+        if self.configured {
+            return self.id.clone();
+        }
+        self.id
+            .bytes()
+            .take(MAX_USAGE_MODEL_BYTES)
+            .map(|b| {
+                if crate::server::governance::fields::is_model_byte(b) {
+                    b as char
+                } else {
+                    '?'
+                }
+            })
+            .collect()
+    }
 }
 
 /// Why a model request cannot be served.
@@ -114,6 +141,7 @@ impl Catalog {
                     supports_streaming: m.supports_streaming,
                     input_cost_per_mtok: m.input_cost_per_mtok,
                     output_cost_per_mtok: m.output_cost_per_mtok,
+                    configured: true,
                 },
             );
         }
@@ -204,6 +232,7 @@ impl Catalog {
             supports_streaming: true,
             input_cost_per_mtok: None,
             output_cost_per_mtok: None,
+            configured: false,
         })
     }
 }

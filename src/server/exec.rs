@@ -1,5 +1,10 @@
 //! Running one request upstream: model resolution, the provider call with retries and backoff,
 //! and the wire metrics and errors of the result.
+//!
+//! A client-facing error says what failed (the error code, the provider entry's name, the model
+//! id, the kind of failure) but never the provider's own text, which can echo the request's
+//! `Authorization` header, nor an upstream address: that detail is logged on the server,
+//! scrubbed of keys and tokens by [`scrub`].
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -69,10 +74,27 @@ pub fn prepare(state: &State, req: &ExecuteRequest) -> Result<Prepared, ExecuteE
             None,
         )
     })?;
-    let client = upstream
-        .client
-        .clone()
-        .map_err(|e| error(code::PROVIDER_NOT_CONFIGURED, e, None))?;
+    let client = upstream.client.clone().map_err(|e| {
+        // The missing-key hint names config keys and env vars only; anything else (a key file
+        // path, a base URL) stays in the server log.
+        let hint = super::upstream::missing_key_message(&model.provider);
+        if e == hint {
+            return error(code::PROVIDER_NOT_CONFIGURED, hint, None);
+        }
+        tracing::warn!(
+            provider = %model.provider,
+            "provider cannot be called: {}",
+            scrub(&e)
+        );
+        error(
+            code::PROVIDER_NOT_CONFIGURED,
+            format!(
+                "provider `{}` is not set up on the server (see the server log)",
+                model.provider
+            ),
+            None,
+        )
+    })?;
     let response_schema = match req
         .response_model_schema
         .as_deref()
@@ -102,8 +124,42 @@ pub fn prepare(state: &State, req: &ExecuteRequest) -> Result<Prepared, ExecuteE
     })
 }
 
-/// The wire error for a provider failure after `retries` retries.
+/// `text` with the keys and tokens in it (Bearer tokens, `Authorization` values, JWTs,
+/// `key=value` secrets, passwords in URLs) replaced by placeholders, for the server log.
+pub fn scrub(text: &str) -> String {
+    crate::redact::Redactor::new().redact(text).0
+}
+
+/// What the client is told of a provider failure: its kind, without the provider's text.
+fn client_message(e: &ProviderError) -> String {
+    match e {
+        ProviderError::Auth { status, .. } => {
+            format!("the provider rejected the server's credentials (HTTP {status})")
+        }
+        ProviderError::NotFound { .. } => "the provider has no such model".to_owned(),
+        ProviderError::RateLimited { .. } => "the provider's rate limit was reached".to_owned(),
+        ProviderError::Overloaded { .. } => "the provider is overloaded".to_owned(),
+        ProviderError::Server { status, .. } => format!("the provider failed (HTTP {status})"),
+        ProviderError::Timeout { .. } => "the provider did not answer in time".to_owned(),
+        ProviderError::Connect { .. } => "the provider could not be reached".to_owned(),
+        ProviderError::BadResponse { .. } => "the provider sent a bad response".to_owned(),
+        ProviderError::BadRequest { status, .. } => {
+            format!("the provider rejected the request (HTTP {status})")
+        }
+        ProviderError::Config { .. } => "the provider is not set up on the server".to_owned(),
+    }
+}
+
+/// The wire error for a provider failure after `retries` retries; the provider's own text is
+/// logged (scrubbed), not sent.
 pub fn provider_error(e: &ProviderError, model: &ModelDef, retries: u32) -> ExecuteError {
+    tracing::warn!(
+        provider = %model.provider,
+        model = %model.id,
+        retries,
+        "provider call failed: {}",
+        scrub(&e.to_string())
+    );
     let c = match e {
         ProviderError::Auth { .. } => code::PROVIDER_AUTH_FAILED,
         ProviderError::NotFound { .. } => code::UPSTREAM_MODEL_NOT_FOUND,
@@ -123,7 +179,13 @@ pub fn provider_error(e: &ProviderError, model: &ModelDef, retries: u32) -> Exec
         "retry_after_ms": e.retry_after().map(|d| d.as_millis() as u64),
         "retry_count": retries,
     });
-    error(c, e.to_string(), Some(details.to_string()))
+    let message = format!(
+        "{} (provider `{}`, model `{}`; see the server log)",
+        client_message(e),
+        model.provider,
+        model.id
+    );
+    error(c, message, Some(details.to_string()))
 }
 
 /// How long to wait before retry number `attempt` (0-based), or `None` to give up.

@@ -207,7 +207,7 @@ async fn run_complete(p: Prepared, started: Instant, mut meter: Meter) -> execut
             }
             Err(e) => match exec::backoff(&e, attempt, p.max_retries) {
                 Some(wait) => {
-                    tracing::debug!(error = %e, attempt, ?wait, "retrying upstream call");
+                    tracing::debug!(error = %exec::scrub(&e.to_string()), attempt, ?wait, "retrying upstream call");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }

@@ -60,6 +60,7 @@ fn sample_metrics() -> String {
         supports_streaming: true,
         input_cost_per_mtok: Some(1.0),
         output_cost_per_mtok: Some(1.0),
+        configured: true,
     };
     m.request("alice");
     m.refused("alice", LimitType::Rpm);

@@ -3,6 +3,13 @@
 //!
 //! - [`cancel`]: a stream dropped, timed out or broken off mid-way is charged what it used.
 //! - [`reload`]: an empty, half-written or weakening config is refused and the old one serves.
+//! - [`names`]: made-up model names are bounded, and never labels or usage records as sent.
+//! - [`input`]: the input limit covers the schema; schema and request id have caps of their own.
+//! - [`secrets`]: provider text, addresses, tokens and keys stay out of what clients and logs
+//!   see; token lifetimes cannot overflow; private files stay private.
 
 mod cancel;
+mod input;
+mod names;
 mod reload;
+mod secrets;

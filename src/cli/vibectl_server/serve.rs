@@ -124,8 +124,25 @@ pub fn load_config(file: &Path, args: &ServeArgs) -> Result<ServerConfig, CmdErr
     Ok(cfg)
 }
 
+/// A warning when the config file holds a key (the JWT secret, a provider's API key, a token
+/// in a URL) and its group or others can read it; `None` when it holds none or is private.
+pub fn key_file_warning(file: &Path) -> Option<String> {
+    let loaded = SERVER.load(file).ok()?;
+    if !SERVER.holds_secret(&loaded.file) || crate::config::store::mode_ok(file, true) {
+        return None;
+    }
+    Some(format!(
+        "{} holds a key and can be read by other users; run `chmod 600 {}`",
+        file.display(),
+        file.display()
+    ))
+}
+
 pub fn run(file: &Path, args: &ServeArgs) -> CmdResult {
     let cfg = load_config(file, args)?;
+    if let Some(warning) = key_file_warning(file) {
+        crate::cli::warn(&warning);
+    }
     let dir = file.parent().unwrap_or(Path::new(".")).to_owned();
     let state = State::build(cfg.clone(), &dir, &process_env).map_err(|problems| {
         let list: Vec<String> = problems

@@ -4,16 +4,23 @@
 //!
 //! The first three names are the ones vibectl 0.11.6 documents: `vibectl_requests_total{sub}`,
 //! `vibectl_rate_limited_total{sub,limit_type}`, `vibectl_concurrent_in_flight{sub}`.
+//!
+//! No label takes a value a client chose: a `model` label is a configured model id, or
+//! [`OTHER`] for a model the client named through an open route; and each family keyed by
+//! subject, model or provider holds at most [`MAX_LABEL_SETS`] label sets, those that come
+//! after counted under [`OTHER`] (the fixed labels, like `direction`, kept).
 
+use std::collections::HashSet;
 use std::future::Future;
-use std::sync::Arc;
+use std::hash::Hash;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
@@ -24,6 +31,55 @@ use crate::server::catalog::ModelDef;
 
 /// The content type of OpenMetrics text.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Most label sets a family keyed by subject, model or provider holds before it counts new
+/// ones under [`OTHER`].
+pub const MAX_LABEL_SETS: usize = 1000;
+/// The label value of a model the catalog does not configure, and of label sets past the cap.
+pub const OTHER: &str = "other";
+
+/// A label set whose free values (subject, model, provider) can be folded into [`OTHER`].
+trait Overflow {
+    fn overflow(self) -> Self;
+}
+
+/// A family that holds at most [`MAX_LABEL_SETS`] label sets (plus their [`OTHER`] forms).
+struct Capped<L, M, C = fn() -> M> {
+    family: Family<L, M, C>,
+    seen: Mutex<HashSet<L>>,
+}
+
+impl<L, M, C> Capped<L, M, C>
+where
+    L: Clone + Hash + Eq + Overflow + EncodeLabelSet + std::fmt::Debug,
+    C: MetricConstructor<M>,
+{
+    fn new(family: Family<L, M, C>) -> Self {
+        Capped {
+            family,
+            seen: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// `labels`, or their [`OTHER`] form once the family is full.
+    fn admit(&self, labels: L) -> L {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.contains(&labels) {
+            return labels;
+        }
+        let labels = if seen.len() < MAX_LABEL_SETS {
+            labels
+        } else {
+            labels.overflow()
+        };
+        seen.insert(labels.clone());
+        labels
+    }
+
+    fn with(&self, labels: L, f: impl FnOnce(&M)) {
+        let labels = self.admit(labels);
+        f(&self.family.get_or_create(&labels));
+    }
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SubLabels {
@@ -82,6 +138,59 @@ struct ResultLabels {
     result: String,
 }
 
+impl Overflow for SubLabels {
+    fn overflow(self) -> Self {
+        SubLabels { sub: OTHER.into() }
+    }
+}
+
+impl Overflow for LimitLabels {
+    fn overflow(self) -> Self {
+        LimitLabels {
+            sub: OTHER.into(),
+            ..self
+        }
+    }
+}
+
+impl Overflow for ModelLabels {
+    fn overflow(self) -> Self {
+        ModelLabels {
+            provider: OTHER.into(),
+            model: OTHER.into(),
+        }
+    }
+}
+
+impl Overflow for UsageLabels {
+    fn overflow(self) -> Self {
+        UsageLabels {
+            sub: OTHER.into(),
+            model: OTHER.into(),
+        }
+    }
+}
+
+impl Overflow for TokenLabels {
+    fn overflow(self) -> Self {
+        TokenLabels {
+            sub: OTHER.into(),
+            model: OTHER.into(),
+            ..self
+        }
+    }
+}
+
+impl Overflow for ErrorLabels {
+    fn overflow(self) -> Self {
+        ErrorLabels {
+            provider: OTHER.into(),
+            model: OTHER.into(),
+            ..self
+        }
+    }
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Latency buckets from 5 ms to about 80 s.
@@ -91,15 +200,15 @@ fn latency() -> Histogram {
 
 pub struct Metrics {
     registry: Registry,
-    requests: Family<SubLabels, Counter>,
-    rate_limited: Family<LimitLabels, Counter>,
-    in_flight: Family<SubLabels, Gauge>,
+    requests: Capped<SubLabels, Counter>,
+    rate_limited: Capped<LimitLabels, Counter>,
+    in_flight: Capped<SubLabels, Gauge>,
     request_duration: Histograms<MethodLabels>,
-    upstream_duration: Histograms<ModelLabels>,
-    first_chunk: Histograms<ModelLabels>,
-    tokens: Family<TokenLabels, Counter>,
-    cost: Family<UsageLabels, Counter<f64, AtomicU64>>,
-    upstream_errors: Family<ErrorLabels, Counter>,
+    upstream_duration: Capped<ModelLabels, Histogram>,
+    first_chunk: Capped<ModelLabels, Histogram>,
+    tokens: Capped<TokenLabels, Counter>,
+    cost: Capped<UsageLabels, Counter<f64, AtomicU64>>,
+    upstream_errors: Capped<ErrorLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
     redis_failures: Family<ModeLabels, Counter>,
     usage_records: Family<StatusLabels, Counter>,
@@ -116,15 +225,15 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::default();
         let m = Metrics {
-            requests: Family::default(),
-            rate_limited: Family::default(),
-            in_flight: Family::default(),
+            requests: Capped::new(Family::new_with_constructor(Counter::default)),
+            rate_limited: Capped::new(Family::new_with_constructor(Counter::default)),
+            in_flight: Capped::new(Family::new_with_constructor(Gauge::default)),
             request_duration: Family::new_with_constructor(latency),
-            upstream_duration: Family::new_with_constructor(latency),
-            first_chunk: Family::new_with_constructor(latency),
-            tokens: Family::default(),
-            cost: Family::default(),
-            upstream_errors: Family::default(),
+            upstream_duration: Capped::new(Family::new_with_constructor(latency)),
+            first_chunk: Capped::new(Family::new_with_constructor(latency)),
+            tokens: Capped::new(Family::new_with_constructor(Counter::default)),
+            cost: Capped::new(Family::new_with_constructor(Counter::default)),
+            upstream_errors: Capped::new(Family::new_with_constructor(Counter::default)),
             reloads: Family::default(),
             redis_failures: Family::default(),
             usage_records: Family::default(),
@@ -135,17 +244,17 @@ impl Metrics {
         r.register(
             "vibectl_requests",
             "Execute and StreamExecute calls, by token subject",
-            m.requests.clone(),
+            m.requests.family.clone(),
         );
         r.register(
             "vibectl_rate_limited",
             "Calls refused by a limit, by subject and limit type",
-            m.rate_limited.clone(),
+            m.rate_limited.family.clone(),
         );
         r.register(
             "vibectl_concurrent_in_flight",
             "Calls in flight, by subject",
-            m.in_flight.clone(),
+            m.in_flight.family.clone(),
         );
         r.register(
             "vibectl_request_duration_seconds",
@@ -155,27 +264,27 @@ impl Metrics {
         r.register(
             "vibectl_upstream_duration_seconds",
             "Time of the provider call, retries included",
-            m.upstream_duration.clone(),
+            m.upstream_duration.family.clone(),
         );
         r.register(
             "vibectl_time_to_first_chunk_seconds",
             "Time from the provider call to the first streamed text",
-            m.first_chunk.clone(),
+            m.first_chunk.family.clone(),
         );
         r.register(
             "vibectl_tokens",
             "Tokens used, by subject, model and direction (input or output)",
-            m.tokens.clone(),
+            m.tokens.family.clone(),
         );
         r.register(
             "vibectl_cost_usd",
             "Cost in US dollars of the tokens used, by subject and model",
-            m.cost.clone(),
+            m.cost.family.clone(),
         );
         r.register(
             "vibectl_upstream_errors",
             "Failed provider calls, by provider, model and error kind",
-            m.upstream_errors.clone(),
+            m.upstream_errors.family.clone(),
         );
         r.register(
             "vibectl_config_reloads",
@@ -211,28 +320,37 @@ impl Metrics {
     }
 
     pub fn request(&self, sub: &str) {
-        self.requests
-            .get_or_create(&SubLabels {
+        self.requests.with(
+            SubLabels {
                 sub: sub.to_owned(),
-            })
-            .inc();
+            },
+            |c| {
+                c.inc();
+            },
+        );
     }
 
     pub fn refused(&self, sub: &str, limit: LimitType) {
-        self.rate_limited
-            .get_or_create(&LimitLabels {
+        self.rate_limited.with(
+            LimitLabels {
                 sub: sub.to_owned(),
                 limit_type: limit.as_str().to_owned(),
-            })
-            .inc();
+            },
+            |c| {
+                c.inc();
+            },
+        );
     }
 
     pub fn in_flight(&self, sub: &str, delta: i64) {
-        self.in_flight
-            .get_or_create(&SubLabels {
+        self.in_flight.with(
+            SubLabels {
                 sub: sub.to_owned(),
-            })
-            .inc_by(delta);
+            },
+            |g| {
+                g.inc_by(delta);
+            },
+        );
     }
 
     pub fn request_done(&self, method: &str, seconds: f64) {
@@ -243,17 +361,25 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// A model's `model` label: its id when the catalog configures it, else [`OTHER`].
+    fn model_label(model: &ModelDef) -> String {
+        if model.configured {
+            model.id.clone()
+        } else {
+            OTHER.to_owned()
+        }
+    }
+
     fn model_labels(model: &ModelDef) -> ModelLabels {
         ModelLabels {
             provider: model.provider.clone(),
-            model: model.id.clone(),
+            model: Self::model_label(model),
         }
     }
 
     pub fn first_chunk(&self, model: &ModelDef, seconds: f64) {
         self.first_chunk
-            .get_or_create(&Self::model_labels(model))
-            .observe(seconds);
+            .with(Self::model_labels(model), |h| h.observe(seconds));
     }
 
     pub fn finished(
@@ -266,38 +392,45 @@ impl Metrics {
         cost: Option<f64>,
     ) {
         self.upstream_duration
-            .get_or_create(&Self::model_labels(model))
-            .observe(seconds);
+            .with(Self::model_labels(model), |h| h.observe(seconds));
         for (direction, n) in [("input", input), ("output", output)] {
-            self.tokens
-                .get_or_create(&TokenLabels {
+            self.tokens.with(
+                TokenLabels {
                     sub: sub.to_owned(),
-                    model: model.id.clone(),
+                    model: Self::model_label(model),
                     direction: direction.to_owned(),
-                })
-                .inc_by(n);
+                },
+                |c| {
+                    c.inc_by(n);
+                },
+            );
         }
         if let Some(c) = cost {
-            self.cost
-                .get_or_create(&UsageLabels {
+            self.cost.with(
+                UsageLabels {
                     sub: sub.to_owned(),
-                    model: model.id.clone(),
-                })
-                .inc_by(c);
+                    model: Self::model_label(model),
+                },
+                |counter| {
+                    counter.inc_by(c);
+                },
+            );
         }
     }
 
     pub fn upstream_error(&self, model: &ModelDef, kind: &str, seconds: f64) {
         self.upstream_duration
-            .get_or_create(&Self::model_labels(model))
-            .observe(seconds);
-        self.upstream_errors
-            .get_or_create(&ErrorLabels {
+            .with(Self::model_labels(model), |h| h.observe(seconds));
+        self.upstream_errors.with(
+            ErrorLabels {
                 provider: model.provider.clone(),
-                model: model.id.clone(),
+                model: Self::model_label(model),
                 kind: kind.to_owned(),
-            })
-            .inc();
+            },
+            |c| {
+                c.inc();
+            },
+        );
     }
 
     pub fn redis_failure(&self, open: bool) {

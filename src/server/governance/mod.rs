@@ -11,10 +11,12 @@
 //! - [`usage`]: tokens and cost per subject and model in `usage.jsonl`; the quota totals.
 //! - [`meter`]: the drop guard that charges each call once, however it ends.
 //! - [`metrics`]: the Prometheus registry and the `/metrics`, `/healthz`, `/readyz` endpoint.
+//! - [`fields`]: bounds on the fields a client names freely (model name, request id, schema).
 //!
-//! The input length is checked by the service (it needs the decoded message, which a layer on
-//! the HTTP body does not have), through [`Governance::check_input`].
+//! The input length and the fields are checked by the service (it needs the decoded message,
+//! which a layer on the HTTP body does not have), through [`Governance::check_input`].
 
+pub mod fields;
 pub mod layer;
 pub mod limiter;
 pub mod meter;
@@ -220,13 +222,16 @@ impl Governance {
         self.ready.store(ready, Ordering::SeqCst);
     }
 
-    /// Refuse a request whose system and user text together exceed the subject's limit.
+    /// Refuse a request with a field out of bounds ([`fields`]: INVALID_ARGUMENT naming it), or
+    /// whose text sent upstream (system and user fragments and the response schema) together
+    /// exceeds the subject's limit.
     pub fn check_input(
         &self,
         sub: &str,
         limits: &Limits,
         req: &ExecuteRequest,
     ) -> Result<(), Status> {
+        fields::check_request(req).map_err(fields::FieldError::into_status)?;
         let Some(max) = limits.input_chars else {
             return Ok(());
         };
@@ -239,7 +244,8 @@ impl Governance {
             limit: LimitType::Input,
             retry_after: None,
             message: format!(
-                "the request has {chars} characters of system and user text; the limit is {max}"
+                "the request has {chars} characters of system and user text and response schema; \
+                 the limit is {max}"
             ),
         }
         .into_status())
@@ -285,7 +291,7 @@ impl Call {
         let record = usage::Record {
             ts: usage::now_unix(),
             sub: self.sub.clone(),
-            model: model.id.clone(),
+            model: model.usage_name(),
             input_tokens: input,
             output_tokens: output,
             cost_usd: cost,
@@ -321,11 +327,14 @@ impl Call {
     }
 }
 
-/// Characters of system and user text in a request.
+/// Characters of everything a request sends upstream: its system and user text and its
+/// response schema.
 pub fn request_chars(req: &ExecuteRequest) -> u64 {
     req.system_fragments
         .iter()
         .chain(&req.user_fragments)
+        .map(String::as_str)
+        .chain(req.response_model_schema.as_deref())
         .map(|f| f.chars().count() as u64)
         .sum()
 }

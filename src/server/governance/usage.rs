@@ -7,6 +7,9 @@
 //! buffer out every [`FLUSH_EVERY`], and [`UsageStore::flush`] (called when the server stops)
 //! writes what is left. So a slow disk never stalls the runtime's workers, at the price of the
 //! last fraction of a second of records if the process is killed.
+//!
+//! The log says who called, how much and when, so it is created 0600, and an existing one that
+//! group or others can read is narrowed to 0600 when it is opened.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -170,7 +173,7 @@ impl UsageStore {
                 }
                 Err(e) => tracing::warn!("cannot read the usage log {}: {e}", path.display()),
             }
-            match OpenOptions::new().create(true).append(true).open(&path) {
+            match open_private(&path) {
                 Ok(mut f) => {
                     // Start on a fresh line after a torn one.
                     if !ends_with_newline(&path) {
@@ -294,6 +297,35 @@ impl Drop for UsageStore {
         }
         self.flush();
     }
+}
+
+/// The mode of the usage log: owner read and write only.
+#[cfg(unix)]
+const LOG_MODE: u32 = 0o600;
+
+/// Open `path` for appending, created [`LOG_MODE`]; an existing file open to group or others
+/// is narrowed to it.
+fn open_private(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(LOG_MODE);
+        let file = options.open(path)?;
+        let mode = file.metadata()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "the usage log {} was readable by others (mode {:o}); narrowing it to {LOG_MODE:o}",
+                path.display(),
+                mode & 0o777
+            );
+            file.set_permissions(std::fs::Permissions::from_mode(LOG_MODE))?;
+        }
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    options.open(path)
 }
 
 /// Whether the file is empty or ends with a newline.
