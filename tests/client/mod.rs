@@ -10,7 +10,7 @@ mod errors;
 mod follow;
 mod memory;
 mod profile_security;
-mod proxy;
+pub(crate) mod proxy;
 mod read_only;
 mod redaction;
 mod theme;
