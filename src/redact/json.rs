@@ -174,7 +174,8 @@ impl<'a, S: Source> Scanner<'a, S> {
                     }
                 }
                 b'"' => {
-                    if !self.string(out) {
+                    let complete = self.string(out);
+                    if !complete {
                         self.reset();
                     }
                 }
