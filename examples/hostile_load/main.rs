@@ -91,7 +91,9 @@ fn bearer(token: &str) -> MetadataValue<tonic::metadata::Ascii> {
 async fn good_calls(addr: SocketAddr, token: &str, n: usize) -> usize {
     let mut ok = 0;
     for _ in 0..n {
-        let Ok(ch) = channel(addr).await else { continue };
+        let Ok(ch) = channel(addr).await else {
+            continue;
+        };
         let mut client = VibectlLlmProxyClient::new(ch);
         let mut req = tonic::Request::new(GetServerInfoRequest {});
         req.metadata_mut().insert("authorization", bearer(token));
@@ -121,7 +123,10 @@ async fn watch_streams(
     token: &str,
     n: usize,
     per: usize,
-) -> (Vec<tonic::Streaming<tonic_health::pb::HealthCheckResponse>>, usize) {
+) -> (
+    Vec<tonic::Streaming<tonic_health::pb::HealthCheckResponse>>,
+    usize,
+) {
     let mut open = Vec::with_capacity(n);
     let mut failed = 0;
     let mut client = None;
@@ -159,7 +164,8 @@ async fn main() -> Result<(), String> {
     let idle_calls_ok = good_calls(a.addr, &a.token, a.calls).await;
     let idle_open = sockets.len();
     drop(sockets);
-    let (streams, streams_failed) = watch_streams(a.addr, &a.token, a.streams, a.per_connection).await;
+    let (streams, streams_failed) =
+        watch_streams(a.addr, &a.token, a.streams, a.per_connection).await;
     let streams_kb = rss_kb(a.pid);
     let streams_calls_ok = good_calls(a.addr, &a.token, a.calls).await;
     let streams_open = streams.len();

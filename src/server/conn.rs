@@ -456,9 +456,10 @@ impl<B: HttpBody + Unpin> HttpBody for Counted<B> {
     }
 }
 
-/// The connection limits of the metrics listener: a scraper needs one or two connections, and
-/// a connection there counts no calls, so it lives at most the idle timeout.
-pub const METRICS_LIMITS: Limits = Limits {
+/// The connection limits of the side listeners (metrics, ACME validation): their clients need
+/// a few connections, and a connection there counts no calls, so it lives at most the idle
+/// timeout.
+pub const SIDE_LIMITS: Limits = Limits {
     max_connections: 64,
     max_streams: 1,
     preface_timeout: Duration::from_secs(10),

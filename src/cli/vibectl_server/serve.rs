@@ -245,7 +245,7 @@ async fn start_governance(
             .map_err(|e| CmdError::new(e.to_string()))?;
         crate::cli::out(&format!("metrics on http://{local}/metrics\n"));
         let done = stop.clone().cancelled_owned();
-        let listener = server::conn::LimitedListener::new(listener, server::conn::METRICS_LIMITS)
+        let listener = server::conn::LimitedListener::new(listener, server::conn::SIDE_LIMITS)
             .map_err(|e| CmdError::new(e.to_string()))?;
         let app = governance::metrics::router(gov.clone());
         tokio::spawn(async move {
