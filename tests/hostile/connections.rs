@@ -2,7 +2,7 @@
 //! streams: hundreds of sockets that never send the HTTP/2 preface (the server starting with
 //! a 512-file soft limit, as in the review that found the problem), HTTP/2 streams past the
 //! per-connection limit from a hand-written client that ignores SETTINGS_MAX_CONCURRENT_STREAMS,
-//! and health `Watch` streams without a token. Throughout, a well-behaved client's calls succeed.
+//! connections left open without a call, and health `Watch` streams without a token. Throughout, a well-behaved client's calls succeed.
 
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
@@ -42,9 +42,17 @@ const STREAMS_PER_CONNECTION: usize = 300;
 /// How much the server's resident memory may grow while the flood's streams are open.
 const RSS_GROWTH_CEILING_KB: u64 = 16 * 1024;
 
+/// `server.connections.idle_timeout_seconds` of the idle-timeout test's server.
+const IDLE_TIMEOUT_SECONDS: u64 = 1;
+
 /// A server with small connection limits; its soft open-file limit starts at
 /// [`SERVER_SOFT_FILES`] (or the hard limit, if lower).
 fn serve(mock: &MockProvider) -> Server {
+    serve_with(mock, None)
+}
+
+/// [`serve`], with `server.connections.idle_timeout_seconds` set when given.
+fn serve_with(mock: &MockProvider, idle_timeout_seconds: Option<u64>) -> Server {
     let env = |k: &str| {
         KEYS.iter()
             .find(|s| s.path == k)
@@ -64,6 +72,12 @@ fn serve(mock: &MockProvider) -> Server {
             env(key::SERVER_CONNECTIONS_PREFACE_TIMEOUT_SECONDS),
             PREFACE_TIMEOUT_SECONDS.to_string(),
         );
+        if let Some(idle) = idle_timeout_seconds {
+            cmd.env(
+                env(key::SERVER_CONNECTIONS_IDLE_TIMEOUT_SECONDS),
+                idle.to_string(),
+            );
+        }
         // SAFETY: between fork and exec only getrlimit and setrlimit run, both async-signal-safe.
         unsafe {
             cmd.pre_exec(|| {
@@ -189,6 +203,23 @@ async fn streams_past_the_limit_are_refused_and_the_server_memory_stays_bounded(
         FLOOD_CONNECTIONS * MAX_STREAMS
     );
     drop(flood);
+    assert_good_call(&server, &token).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_without_calls_is_closed_after_the_idle_timeout_and_one_with_a_watch_is_not() {
+    let mock = MockProvider::start(&[]);
+    let server = serve_with(&mock, Some(IDLE_TIMEOUT_SECONDS));
+    let token = server.token();
+    let target = addr(&server);
+    let mut watching = RawH2::connect(target).await;
+    let ids = watching.send_watch_headers(1, &token).await;
+    watching.start_watches(&ids).await;
+    // Opened after the Watch started, so by the time it is closed, `watching` has gone longer
+    // than the idle timeout with its Watch open.
+    let mut silent = RawH2::connect(target).await;
+    silent.await_close().await;
+    watching.ping().await;
     assert_good_call(&server, &token).await;
 }
 
@@ -332,6 +363,31 @@ impl RawH2 {
                     self.write(&frame(PING, ACK, 0, &payload)).await;
                 }
                 ty => return (ty, head[4], stream, payload),
+            }
+        }
+    }
+
+    /// Read until the server closes the connection (end of stream, or a reset).
+    async fn await_close(&mut self) {
+        let mut buf = [0u8; 1024];
+        loop {
+            match within("the server closing the connection", self.tcp.read(&mut buf)).await {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+                Err(e) => panic!("reading until the server closes: {e}"),
+            }
+        }
+    }
+
+    /// Send a PING and read until its acknowledgement: the connection is open and served.
+    async fn ping(&mut self) {
+        let payload = *b"still-up";
+        self.write(&frame(PING, 0, 0, &payload)).await;
+        loop {
+            let (ty, flags, _, body) = self.read_frame().await;
+            if ty == PING && flags & ACK != 0 && body == payload {
+                return;
             }
         }
     }
