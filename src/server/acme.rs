@@ -334,6 +334,13 @@ async fn responder(cfg: &Acme) -> Result<Responder, AcmeError> {
             let app = axum::Router::new()
                 .route("/.well-known/acme-challenge/{token}", get(answer))
                 .with_state(tokens.clone());
+            let listener = super::conn::LimitedListener::new(listener, super::conn::SIDE_LIMITS)
+                .map_err(|source| AcmeError::Responder {
+                    key: key::ACME_CHALLENGE_HTTP_PORT,
+                    challenge: cfg.challenge.r#type,
+                    addr: format!("{}:{}", cfg.challenge.http_host, cfg.challenge.http_port),
+                    source,
+                })?;
             tokio::spawn(async move {
                 let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async move {
@@ -372,37 +379,36 @@ async fn responder(cfg: &Acme) -> Result<Responder, AcmeError> {
 }
 
 /// Complete the TLS handshakes of tls-alpn-01 validation connections, then close them, until
-/// `stopped` fires or its sender is dropped.
+/// `stopped` fires or its sender is dropped. The connections go through the server's one
+/// accept loop ([`super::conn::incoming`]), with its limits and accept backoff.
 async fn serve_validations(
     listener: tokio::net::TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
+    use futures_util::StreamExt;
+    let limits = super::conn::Limits {
+        preface_timeout: HANDSHAKE_TIMEOUT,
+        ..super::conn::SIDE_LIMITS
+    };
+    let mut conns = Box::pin(super::conn::incoming(listener, limits, move |tcp| {
+        acceptor.accept(tcp)
+    }));
     loop {
-        let (tcp, peer) = tokio::select! {
+        let conn = tokio::select! {
             _ = &mut stopped => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::debug!("tls-alpn-01 responder: accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            conn = conns.next() => conn,
         };
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(mut tls)) => {
-                    tracing::debug!(%peer, "answered a tls-alpn-01 validation");
+        match conn {
+            Some(Ok(mut tls)) => {
+                tokio::spawn(async move {
+                    tracing::debug!("answered a tls-alpn-01 validation");
                     let _ = tls.shutdown().await;
-                }
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, "tls-alpn-01 responder: handshake failed: {e}")
-                }
-                Err(_) => tracing::debug!(%peer, "tls-alpn-01 responder: handshake timed out"),
+                });
             }
-        });
+            Some(Err(e)) => tracing::debug!("tls-alpn-01 responder: {e}"),
+            None => return,
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! - [`catalog`]: models, aliases and routing to providers.
 //! - [`upstream`]: the provider clients and their API keys.
 //! - [`exec`]: one request upstream, with retries, metrics and wire errors.
+//! - [`conn`]: connection limits, handshake and idle timeouts, the accept loop.
 //! - [`tls`], [`hsts`], [`ca`], [`acme`]: TLS serving, the HSTS header, the private CA, ACME.
 //! - [`service`]: the gRPC service.
 //! - [`governance`]: auth and limits as a tower layer, usage and quotas, metrics.
@@ -15,6 +16,7 @@ pub mod acme;
 pub mod auth;
 pub mod ca;
 pub mod catalog;
+pub mod conn;
 mod drain;
 pub mod exec;
 pub mod governance;
@@ -33,7 +35,6 @@ use arc_swap::ArcSwap;
 use futures_util::StreamExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::TcpIncoming;
 
 use crate::proto::vibectl_llm_proxy_server::VibectlLlmProxyServer;
 pub use governance::Governance;
@@ -50,6 +51,11 @@ pub enum ServerError {
     #[error("cannot set up reflection: {0}")]
     Reflection(String),
 }
+
+/// How often an HTTP/2 ping checks a connection that has sent nothing for that long.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a ping may go unanswered before its connection is closed as dead.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Options of a running server that are not in the config file.
 #[derive(Debug, Clone)]
@@ -69,51 +75,6 @@ impl Default for RunOptions {
             governance: None,
         }
     }
-}
-
-/// Longest a TLS handshake may take before the connection is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Accept TCP connections, complete TLS handshakes off the accept loop, yield the streams.
-fn tls_incoming(
-    listener: TcpListener,
-    config: Arc<rustls::ServerConfig>,
-) -> impl futures_util::Stream<
-    Item = Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, std::io::Error>,
-> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let (tx, rx) = tokio::sync::mpsc::channel(128);
-    tokio::spawn(async move {
-        loop {
-            // Stop (and close the listener) as soon as the server drops the stream, not at
-            // the next connection.
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = tx.closed() => break,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = tcp.set_nodelay(true);
-            let acceptor = acceptor.clone();
-            let conn_tx = tx.clone();
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => {
-                        let _ = conn_tx.send(Ok(tls)).await;
-                    }
-                    Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                }
-            });
-        }
-    });
-    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 /// Serve until `shutdown` resolves; then stop accepting, let calls finish up to the deadline.
@@ -145,8 +106,13 @@ pub async fn run(
     let mut stop_rx2 = stop_rx.clone();
     let govern = governance::layer::GovernLayer::new(state.clone(), gov.clone());
     let hsts = hsts::HstsLayer::new(options.tls.is_some(), &state.load().config.tls.hsts);
+    let limits = conn::Limits::from_config(&state.load().config.server.connections);
     let router = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(60)))
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .max_concurrent_streams(limits.max_streams)
+        // Outermost, so every call is counted, refused ones too.
+        .layer(conn::CallCountLayer)
         .layer(hsts)
         .layer(govern)
         .add_service(health_service)
@@ -163,13 +129,13 @@ pub async fn run(
         Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>,
     > = match options.tls.clone() {
         Some(config) => {
-            let incoming = tls_incoming(listener, config)
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            let incoming = conn::incoming(listener, limits, move |tcp| acceptor.accept(tcp))
                 .map(move |conn| conn.map(|io| drain::Cuttable::new(io, &cut_conns)));
             Box::pin(router.serve_with_incoming_shutdown(incoming, stopped))
         }
         None => {
-            let incoming = TcpIncoming::from(listener)
-                .with_nodelay(Some(true))
+            let incoming = conn::incoming(listener, limits, conn::first_byte)
                 .map(move |conn| conn.map(|io| drain::Cuttable::new(io, &cut_conns)));
             Box::pin(router.serve_with_incoming_shutdown(incoming, stopped))
         }

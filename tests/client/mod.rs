@@ -11,7 +11,7 @@ mod follow;
 mod keys;
 mod memory;
 mod profile_security;
-mod proxy;
+pub(crate) mod proxy;
 mod read_only;
 mod redaction;
 mod theme;

@@ -18,10 +18,10 @@ const START_LIMIT: Duration = Duration::from_secs(30);
 const SECRET: &str = "client-test-secret-0123456789abcdef0123";
 
 /// Our server, serving [`MODEL`] from the mock with [`API_KEY`], auth on.
-pub(super) struct Server {
+pub(crate) struct Server {
     dir: TempDir,
-    pub(super) addr: String,
-    _child: KillOnDrop,
+    pub(crate) addr: String,
+    child: KillOnDrop,
 }
 
 impl Server {
@@ -43,6 +43,16 @@ impl Server {
     /// With `tls`, the server serves a certificate for 127.0.0.1 from a CA made by `ca init`
     /// (its bundle is [`Server::ca_bundle`]).
     fn start_with(mock: &MockProvider, tls: bool) -> Server {
+        Self::start_custom(mock, tls, |_| {})
+    }
+
+    /// [`Server::start_with`], with `customize` applied to the `serve` command (environment,
+    /// limits of the process) before it starts.
+    pub(crate) fn start_custom(
+        mock: &MockProvider,
+        tls: bool,
+        customize: impl FnOnce(&mut Command),
+    ) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("vibectl-client-server-")
             .tempdir()
@@ -77,7 +87,9 @@ impl Server {
             std::fs::write(dir.path().join("config.yaml"), &yaml).expect("write");
         }
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log");
-        let child = Self::command(&dir)
+        let mut serve = Self::command(&dir);
+        customize(&mut serve);
+        let child = serve
             .args(["serve", "--port", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -106,18 +118,19 @@ impl Server {
             })
             .to_owned();
         assert!(addr.starts_with("127.0.0.1:"), "{addr}");
-        Server {
-            dir,
-            addr,
-            _child: child,
-        }
+        Server { dir, addr, child }
+    }
+
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.0.id()
     }
 
     fn ca_bundle(&self) -> std::path::PathBuf {
         self.dir.path().join("ca/ca-bundle.crt")
     }
 
-    pub(super) fn token(&self) -> String {
+    pub(crate) fn token(&self) -> String {
         let out = process::run(
             Self::command(&self.dir).args(["generate-token", "client-test"]),
             super::LIMIT,

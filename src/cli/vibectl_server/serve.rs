@@ -165,6 +165,7 @@ pub fn run(file: &Path, args: &ServeArgs) -> CmdResult {
         None
     };
     crate::cli::init_logging(cfg.server.log_level.as_str());
+    check_open_files(&cfg);
     let workers = usize::try_from(cfg.server.max_workers).unwrap_or(1).clamp(
         1,
         std::thread::available_parallelism()
@@ -220,6 +221,28 @@ pub fn run(file: &Path, args: &ServeArgs) -> CmdResult {
     })
 }
 
+/// File descriptors the server needs besides its gRPC connections: metrics connections, the
+/// usage and audit files, upstream connections, the runtime.
+const OTHER_FILES: u64 = 256;
+
+/// Raise the open-file limit to the hard limit and warn when the connection limit does not fit
+/// under it, since accept then fails with EMFILE before the connection limit is reached.
+fn check_open_files(cfg: &ServerConfig) {
+    match server::conn::raise_open_files_limit() {
+        Ok(limit) => {
+            let max = u64::try_from(cfg.server.connections.max).unwrap_or(0);
+            if max.saturating_add(OTHER_FILES) > limit {
+                tracing::warn!(
+                    "{} is {max} but the open-file limit is {limit}; connections past about {} fail with EMFILE",
+                    key::SERVER_CONNECTIONS_MAX,
+                    limit.saturating_sub(OTHER_FILES)
+                );
+            }
+        }
+        Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
+    }
+}
+
 /// The usage log, the metrics endpoint (when enabled) and the config watcher (file changes and
 /// SIGHUP), all stopped by `stop`.
 async fn start_governance(
@@ -246,7 +269,14 @@ async fn start_governance(
             .map_err(|e| CmdError::new(e.to_string()))?;
         crate::cli::out(&format!("metrics on http://{local}/metrics\n"));
         let done = stop.clone().cancelled_owned();
-        tokio::spawn(governance::metrics::serve(gov.clone(), listener, done));
+        let listener = server::conn::LimitedListener::new(listener, server::conn::SIDE_LIMITS)
+            .map_err(|e| CmdError::new(e.to_string()))?;
+        let app = governance::metrics::router(gov.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(done)
+                .await
+        });
     }
     let nudge = Arc::new(tokio::sync::Notify::new());
     tokio::spawn(reload::watch(

@@ -47,6 +47,31 @@ impl std::fmt::Display for ServerLogLevel {
     }
 }
 
+/// Bounds on the connections of the gRPC listener, so that clients that open many sockets or streams and then do nothing cannot exhaust the server's file descriptors or memory. They take effect at start; a reload that changes them waits for a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConnections {
+    /// The most connections the gRPC listener holds open at once. At the limit a new connection displaces the oldest one that has not yet sent a byte or finished its TLS handshake; when every connection is past that point, the new one waits in the kernel's listen backlog until one closes. The server raises its open-file limit to the hard limit at start; keep this well under that limit.
+    pub max: i64,
+    /// The most HTTP/2 streams one connection may have open at once, health Watch streams included. It is sent to clients as SETTINGS_MAX_CONCURRENT_STREAMS, and a stream beyond it is refused with REFUSED_STREAM.
+    pub max_streams: i64,
+    /// How long, in seconds, a new connection may take to send its first byte, or with TLS to finish its handshake, before the server closes it.
+    pub preface_timeout_seconds: i64,
+    /// How long, in seconds, a connection with no call in flight stays open before the server closes it. A health Watch stream is a call in flight, so it keeps its connection open.
+    pub idle_timeout_seconds: i64,
+}
+
+impl Default for ServerConnections {
+    fn default() -> Self {
+        Self {
+            max: 1024_i64,
+            max_streams: 100_i64,
+            preface_timeout_seconds: 10_i64,
+            idle_timeout_seconds: 300_i64,
+        }
+    }
+}
+
 /// Limits that apply to every client unless per_token sets its own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -218,6 +243,8 @@ pub struct Server {
     pub log_level: ServerLogLevel,
     /// Whether a hot reload may weaken a server bound to an address other than loopback: turn jwt.enabled off or jwt.allow_no_expiry on, remove a subject or jti from jwt.revoked_subs or jwt.revoked_jtis, raise or remove a limit of server.limits, open its redis_failure_mode, or move its counters (backend, redis_url). When false such a reload is refused, the running config keeps serving, and a restart applies the change. The value of the running config decides, so on such a server a reload cannot turn it on. An empty file, or one that does not parse or validate, is refused whatever this says.
     pub reload_allow_weakening: bool,
+    /// Bounds on the connections of the gRPC listener, so that clients that open many sockets or streams and then do nothing cannot exhaust the server's file descriptors or memory. They take effect at start; a reload that changes them waits for a restart.
+    pub connections: ServerConnections,
     /// Limits on the requests clients may make. A limit that is null is not enforced. Values for a token subject in per_token replace the global values for that subject.
     pub limits: ServerLimits,
 }
@@ -231,6 +258,7 @@ impl Default for Server {
             max_workers: 10_i64,
             log_level: ServerLogLevel::Info,
             reload_allow_weakening: false,
+            connections: ServerConnections::default(),
             limits: ServerLimits::default(),
         }
     }
@@ -653,6 +681,10 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { path: "server.max_workers", ty: KeyType::Int, item: None, doc: "The number of worker threads that run requests. It bounds the CPU the server uses, not the number of requests in flight, which server.limits.global.max_concurrent_requests limits. In vibectl 0.11.6 it was the size of the gRPC thread pool.", default: "10", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(1024.0), env: Some("VIBECTL_SERVER_MAX_WORKERS"), old_names: &[], compat: None },
     KeySpec { path: "server.log_level", ty: KeyType::Enum, item: None, doc: "The least severe log messages the server writes to stderr. The --log-level flag overrides it.", default: "\"INFO\"", nullable: false, sensitive: false, values: &["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], min: None, max: None, env: Some("VIBECTL_SERVER_LOG_LEVEL"), old_names: &[], compat: None },
     KeySpec { path: "server.reload_allow_weakening", ty: KeyType::Bool, item: None, doc: "Whether a hot reload may weaken a server bound to an address other than loopback: turn jwt.enabled off or jwt.allow_no_expiry on, remove a subject or jti from jwt.revoked_subs or jwt.revoked_jtis, raise or remove a limit of server.limits, open its redis_failure_mode, or move its counters (backend, redis_url). When false such a reload is refused, the running config keeps serving, and a restart applies the change. The value of the running config decides, so on such a server a reload cannot turn it on. An empty file, or one that does not parse or validate, is refused whatever this says.", default: "false", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_SERVER_RELOAD_ALLOW_WEAKENING"), old_names: &[], compat: None },
+    KeySpec { path: "server.connections.max", ty: KeyType::Int, item: None, doc: "The most connections the gRPC listener holds open at once. At the limit a new connection displaces the oldest one that has not yet sent a byte or finished its TLS handshake; when every connection is past that point, the new one waits in the kernel's listen backlog until one closes. The server raises its open-file limit to the hard limit at start; keep this well under that limit.", default: "1024", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(1000000.0), env: Some("VIBECTL_SERVER_CONNECTIONS_MAX"), old_names: &[], compat: None },
+    KeySpec { path: "server.connections.max_streams", ty: KeyType::Int, item: None, doc: "The most HTTP/2 streams one connection may have open at once, health Watch streams included. It is sent to clients as SETTINGS_MAX_CONCURRENT_STREAMS, and a stream beyond it is refused with REFUSED_STREAM.", default: "100", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(100000.0), env: Some("VIBECTL_SERVER_CONNECTIONS_MAX_STREAMS"), old_names: &[], compat: None },
+    KeySpec { path: "server.connections.preface_timeout_seconds", ty: KeyType::Int, item: None, doc: "How long, in seconds, a new connection may take to send its first byte, or with TLS to finish its handshake, before the server closes it.", default: "10", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(300.0), env: Some("VIBECTL_SERVER_CONNECTIONS_PREFACE_TIMEOUT_SECONDS"), old_names: &[], compat: None },
+    KeySpec { path: "server.connections.idle_timeout_seconds", ty: KeyType::Int, item: None, doc: "How long, in seconds, a connection with no call in flight stays open before the server closes it. A health Watch stream is a call in flight, so it keeps its connection open.", default: "300", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(86400.0), env: Some("VIBECTL_SERVER_CONNECTIONS_IDLE_TIMEOUT_SECONDS"), old_names: &[], compat: None },
     KeySpec { path: "server.limits.global.max_requests_per_minute", ty: KeyType::Int, item: None, doc: "The most requests one client (one token subject) may start in a minute. A request over the limit fails with RESOURCE_EXHAUSTED and a retry-after-ms hint.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(1000000.0), env: Some("VIBECTL_SERVER_LIMITS_GLOBAL_MAX_REQUESTS_PER_MINUTE"), old_names: &[], compat: None },
     KeySpec { path: "server.limits.global.max_concurrent_requests", ty: KeyType::Int, item: None, doc: "The most requests one client (one token subject) may have in flight at once.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(100000.0), env: Some("VIBECTL_SERVER_LIMITS_GLOBAL_MAX_CONCURRENT_REQUESTS"), old_names: &[], compat: None },
     KeySpec { path: "server.limits.global.max_input_length", ty: KeyType::Int, item: None, doc: "The longest request, in characters of system and user text together, the server accepts. A longer request fails before any provider is called.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(100000000.0), env: Some("VIBECTL_SERVER_LIMITS_GLOBAL_MAX_INPUT_LENGTH"), old_names: &[], compat: None },
@@ -729,6 +761,7 @@ pub static KEYS: &[KeySpec] = &[
 /// Every section (and map entry), in schema order.
 pub static SECTIONS: &[SectionSpec] = &[
     SectionSpec { path: "server", doc: "Where the server listens and how it serves requests.", map_entry: false },
+    SectionSpec { path: "server.connections", doc: "Bounds on the connections of the gRPC listener, so that clients that open many sockets or streams and then do nothing cannot exhaust the server's file descriptors or memory. They take effect at start; a reload that changes them waits for a restart.", map_entry: false },
     SectionSpec { path: "server.limits", doc: "Limits on the requests clients may make. A limit that is null is not enforced. Values for a token subject in per_token replace the global values for that subject.", map_entry: false },
     SectionSpec { path: "server.limits.global", doc: "Limits that apply to every client unless per_token sets its own.", map_entry: false },
     SectionSpec { path: "server.limits.per_token.<sub>", doc: "The limits of one token subject.", map_entry: true },
@@ -759,6 +792,10 @@ pub mod key {
     pub const SERVER_MAX_WORKERS: &str = "server.max_workers";
     pub const SERVER_LOG_LEVEL: &str = "server.log_level";
     pub const SERVER_RELOAD_ALLOW_WEAKENING: &str = "server.reload_allow_weakening";
+    pub const SERVER_CONNECTIONS_MAX: &str = "server.connections.max";
+    pub const SERVER_CONNECTIONS_MAX_STREAMS: &str = "server.connections.max_streams";
+    pub const SERVER_CONNECTIONS_PREFACE_TIMEOUT_SECONDS: &str = "server.connections.preface_timeout_seconds";
+    pub const SERVER_CONNECTIONS_IDLE_TIMEOUT_SECONDS: &str = "server.connections.idle_timeout_seconds";
     pub const SERVER_LIMITS_GLOBAL_MAX_REQUESTS_PER_MINUTE: &str = "server.limits.global.max_requests_per_minute";
     pub const SERVER_LIMITS_GLOBAL_MAX_CONCURRENT_REQUESTS: &str = "server.limits.global.max_concurrent_requests";
     pub const SERVER_LIMITS_GLOBAL_MAX_INPUT_LENGTH: &str = "server.limits.global.max_input_length";
@@ -835,6 +872,7 @@ pub mod key {
 /// The dotted path of every section.
 pub mod section {
     pub const SERVER: &str = "server";
+    pub const SERVER_CONNECTIONS: &str = "server.connections";
     pub const SERVER_LIMITS: &str = "server.limits";
     pub const SERVER_LIMITS_GLOBAL: &str = "server.limits.global";
     pub const SERVER_LIMITS_PER_TOKEN_SUB: &str = "server.limits.per_token.<sub>";

@@ -1,6 +1,7 @@
 //! The tower layer in front of the gRPC routes. On the proxy's paths
-//! (`/vibectl.llm_proxy.VibectlLLMProxy/*`, not health or reflection) it checks the bearer token
-//! when auth is on and puts the verified claims and the [`Subject`] into the request
+//! (`/vibectl.llm_proxy.VibectlLLMProxy/*`) and on health `Watch`, a stream that stays open, it
+//! checks the bearer token when auth is on (health `Check`, which probes and load balancers
+//! call without a token, and reflection stay open) and puts the verified claims and the [`Subject`] into the request
 //! extensions; on Execute and StreamExecute it then applies the subject's quota, rate and
 //! concurrency limits. An admitted call holds its concurrency slot in its response body, so a
 //! stream keeps the slot until its body ends or is dropped. With the Redis backend the slot is a
@@ -28,6 +29,14 @@ use crate::server::state::State;
 /// The methods that count against the limits (GetServerInfo does not).
 const LIMITED_METHODS: &[&str] = &["Execute", "StreamExecute"];
 
+/// `/grpc.health.v1.Health/Watch`.
+fn health_watch_path() -> String {
+    format!(
+        "/{}/Watch",
+        <tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService> as NamedService>::NAME
+    )
+}
+
 /// `/vibectl.llm_proxy.VibectlLLMProxy/`.
 fn proxy_prefix() -> String {
     format!(
@@ -41,6 +50,7 @@ pub struct GovernLayer {
     state: Arc<ArcSwap<State>>,
     gov: Arc<Governance>,
     prefix: Arc<str>,
+    health_watch: Arc<str>,
 }
 
 impl GovernLayer {
@@ -49,6 +59,7 @@ impl GovernLayer {
             state,
             gov,
             prefix: proxy_prefix().into(),
+            health_watch: health_watch_path().into(),
         }
     }
 }
@@ -107,8 +118,11 @@ where
         // The ready service is the one to call; keep a fresh clone for the next call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let Some(method) = req.uri().path().strip_prefix(&*self.layer.prefix) else {
-            return pass(inner.call(req));
+        let path = req.uri().path();
+        let method = match path.strip_prefix(&*self.layer.prefix) {
+            Some(method) => method,
+            None if path == &*self.layer.health_watch => "",
+            None => return pass(inner.call(req)),
         };
         let limited = LIMITED_METHODS.contains(&method);
         let method = method.to_owned();

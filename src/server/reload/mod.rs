@@ -10,8 +10,8 @@
 //! refused too, unless the running config sets `server.reload_allow_weakening`. Every accepted
 //! change of auth, revocation or limit keys is logged at info level with its dotted key.
 //!
-//! The listen addresses, TLS and the metrics endpoint are set up at start; a change to them is
-//! logged and waits for a restart.
+//! The listen addresses, connection limits, TLS and the metrics endpoint are set up at start; a
+//! change to them is logged and waits for a restart.
 
 pub mod guard;
 
@@ -99,9 +99,10 @@ pub fn reload(
                 || cfg.server.port != running.server.port
                 || cfg.tls != running.tls
                 || cfg.metrics != running.metrics
+                || cfg.server.connections != running.server.connections
             {
                 tracing::warn!(
-                    "the listen addresses, TLS and metrics settings change only on a restart"
+                    "the listen addresses, connection limits, TLS and metrics settings change only on a restart"
                 );
             }
             let changes = guard::changes(running, &cfg);
