@@ -3,6 +3,8 @@
 //!
 //! - [`cancel`]: a stream dropped, timed out or broken off mid-way is charged what it used.
 //! - [`reload`]: an empty, half-written or weakening config is refused and the old one serves.
+//! - [`upstream`]: a hostile provider cannot hold a call past its bounds or fill the memory.
 
 mod cancel;
 mod reload;
+mod upstream;
