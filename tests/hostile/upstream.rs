@@ -11,7 +11,7 @@
 
 use tonic::transport::Channel;
 use vibectl::config::ServerConfig;
-use vibectl::config::generated::server::{ModelEntry, ProviderEntry};
+use vibectl::config::generated::server::{ModelEntry, ProviderEntry, key};
 use vibectl::proto::stream_chunk::ChunkType;
 use vibectl::proto::vibectl_llm_proxy_client::VibectlLlmProxyClient;
 use vibectl::proto::{ExecuteError, execute_response};
@@ -118,7 +118,11 @@ async fn retries_stop_at_the_call_deadline() {
     // `within`'s limit; the 2.5 s deadline ends the call first.
     let (_server, mut client) = serve(&mock, 10).await;
     let e = execute_error(&mut client, "[[mock:hang]] hello").await;
-    assert_eq!(e.error_code, "TIMEOUT", "{e:?}");
+    let deadline = key::PROVIDERS_PROVIDER_DEADLINE_SECONDS;
+    assert_eq!(
+        e.error_code, "TIMEOUT",
+        "{deadline} did not end the call: {e:?}"
+    );
     assert_still_serves(&mut client).await;
 }
 
@@ -136,7 +140,12 @@ async fn a_trickling_stream_is_cut_at_its_total_deadline() {
     let mock = MockProvider::start(&[]);
     let (_server, mut client) = serve(&mock, 0).await;
     let chunks = stream_all(&mut client, "[[mock:trickle_ms=20]] hello", None).await;
-    assert_eq!(stream_error(&chunks).error_code, "TIMEOUT", "{chunks:?}");
+    let total = key::PROVIDERS_PROVIDER_STREAM_MAX_SECONDS;
+    let e = stream_error(&chunks);
+    assert_eq!(
+        e.error_code, "TIMEOUT",
+        "{total} did not end the stream: {chunks:?}"
+    );
     assert_still_serves(&mut client).await;
 }
 
@@ -145,7 +154,12 @@ async fn a_silent_stream_is_cut_at_its_idle_limit() {
     let mock = MockProvider::start(&[]);
     let (_server, mut client) = serve(&mock, 0).await;
     let chunks = stream_all(&mut client, "[[mock:chunks=5,hold_after=2]] hello", None).await;
-    assert_eq!(stream_error(&chunks).error_code, "TIMEOUT", "{chunks:?}");
+    let idle = key::PROVIDERS_PROVIDER_STREAM_IDLE_SECONDS;
+    let e = stream_error(&chunks);
+    assert_eq!(
+        e.error_code, "TIMEOUT",
+        "{idle} did not end the stream: {chunks:?}"
+    );
     let texts = chunks
         .iter()
         .filter(|c| matches!(c, ChunkType::TextChunk(_)))
