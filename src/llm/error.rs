@@ -222,7 +222,7 @@ pub const RETRY_AFTER_CEILING: Duration = Duration::from_secs(3600);
 /// [`ProviderError::retry_after`].
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let text = |name: &str| headers.get(name)?.to_str().ok();
-    if let Some(ms) = text("retry-after-ms").and_then(|v| parse_retry_after_ms(v)) {
+    if let Some(ms) = text("retry-after-ms").and_then(parse_retry_after_ms) {
         return Some(ms);
     }
     parse_retry_after(text("retry-after")?, std::time::SystemTime::now())

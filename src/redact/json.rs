@@ -174,7 +174,10 @@ impl<'a, S: Source> Scanner<'a, S> {
                     }
                 }
                 b'"' => {
-                    if !self.string(out) {
+                    // Not a match guard: reading the string has effects, and a guard that
+                    // failed would fall through to the arms below.
+                    let whole = self.string(out);
+                    if !whole {
                         self.reset();
                     }
                 }
