@@ -339,6 +339,9 @@ pub(crate) fn decode<D: FrameDecoder>(frames: FrameStream, decoder: D) -> ChatSt
 mod tests {
     use super::*;
 
+    /// A limit no test reaches.
+    const LONG: Duration = Duration::from_secs(600);
+
     struct Counting {
         stop_at: &'static str,
     }
@@ -404,6 +407,59 @@ mod tests {
             items.last(),
             Some(Err(ProviderError::BadResponse { .. }))
         ));
+    }
+
+    fn limits(idle: Duration, max_bytes: u64) -> BodyLimits {
+        BodyLimits {
+            idle,
+            deadline: Instant::now() + Duration::from_secs(600),
+            max_bytes,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_cap_is_refused() {
+        let items: Vec<_> = bounded(body(&["0123456789"; 3]), limits(LONG, 25))
+            .collect()
+            .await;
+        assert_eq!(items.len(), 3);
+        assert!(items[..2].iter().all(Result::is_ok));
+        assert!(matches!(items[2], Err(ProviderError::BadResponse { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_silent_body_is_a_timeout() {
+        let silent = stream::pending().boxed();
+        let items: Vec<_> = bounded(silent, limits(Duration::from_millis(10), 100))
+            .collect()
+            .await;
+        assert!(
+            matches!(items[..], [Err(ProviderError::Timeout { .. })]),
+            "{items:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn frames_after_the_terminator_stop_at_the_drain_budget() {
+        // An endless body after `end`: only the total drain budget ends the stream.
+        let endless = stream::iter([Ok(Bytes::from_static(b"a\nend\n"))])
+            .chain(stream::repeat_with(|| Ok(Bytes::from_static(b"more\n"))))
+            .boxed();
+        let items: Vec<_> = decode(ndjson_frames(endless), Counting { stop_at: "end" })
+            .collect()
+            .await;
+        assert_eq!(items.len(), 2, "{items:?}");
+    }
+
+    #[tokio::test]
+    async fn an_endless_line_fails_at_the_frame_cap() {
+        let piece = Bytes::from(vec![b'x'; 64 * 1024]);
+        let endless = stream::repeat_with(move || Ok(piece.clone())).boxed();
+        let items: Vec<_> = ndjson_frames(endless).collect().await;
+        assert!(
+            matches!(items[..], [Err(ProviderError::BadResponse { .. })]),
+            "{items:?}"
+        );
     }
 
     #[tokio::test]
