@@ -20,6 +20,11 @@
 //! a normal answer: `[[mock:status=500,fail_times=1,fail_id=t1]]` fails once, then succeeds),
 //! `hold_after` (send that many text chunks of a stream, then hold it open until the client
 //! goes away: `[[mock:chunks=5,hold_after=4]]` is cancelled after its 4th chunk, every time).
+//! Hostile keys (see `hostile.rs`): `hang` (no response head, ever), `trickle_ms` (a body of
+//! one filler byte every N ms that never ends), `huge_mb` (a whole answer of N MiB),
+//! `endless_line` (a stream line that never ends), `after_done_ms` (a frame every N ms after
+//! the end marker), `retry_after_raw` (this exact `retry-after` with `status`), `echo_auth`
+//! (the request's credentials in the error message with `status`).
 //! Request bodies may be up to [`MAX_BODY`] bytes.
 //!
 //! The reply: an explicit one (flag or override) is sent as is, and `@echo` replies with
@@ -31,6 +36,7 @@
 //! get the reply as the tool input (a reply that is not a JSON object becomes `{"reply": TEXT}`).
 //! Usage: input tokens = words in the system and user text; output tokens = words in the reply.
 
+mod hostile;
 mod overrides;
 mod schema;
 mod stats;
@@ -266,6 +272,9 @@ async fn handle(
     if b.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(b.delay_ms)).await;
     }
+    if b.hostile.hang {
+        std::future::pending::<()>().await;
+    }
     if let Some(resp) = auth_failure(app, format, headers) {
         return resp;
     }
@@ -281,8 +290,16 @@ async fn handle(
             None => true,
         });
     if let Some(status) = injected {
-        let mut resp = error(format, status, &format!("injected HTTP {status} (mock)"));
+        let message = b
+            .hostile
+            .error_message(format!("injected HTTP {status} (mock)"), headers);
+        let mut resp = error(format, status, &message);
         let h = resp.headers_mut();
+        if let Some(raw) = &b.hostile.retry_after_raw
+            && let Ok(v) = HeaderValue::from_str(raw)
+        {
+            h.insert(header::RETRY_AFTER, v);
+        }
         if let Some(secs) = b.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
@@ -313,6 +330,17 @@ async fn handle(
     };
 
     if !parsed.stream {
+        if let Some(mb) = b.hostile.huge_mb {
+            let body = wire::complete_body(format, &parsed, hostile::PAD_MARK, counts).to_string();
+            let mut resp = json_response(StatusCode::OK, &Value::Null);
+            *resp.body_mut() = hostile::huge(&body, mb);
+            return resp;
+        }
+        if let Some(ms) = b.hostile.trickle_ms {
+            let mut resp = json_response(StatusCode::OK, &Value::Null);
+            *resp.body_mut() = hostile::trickle(format, false, Vec::new(), ms);
+            return resp;
+        }
         let text = if b.garbage {
             "{\"garbage".to_string()
         } else {
@@ -334,6 +362,24 @@ async fn handle(
     }
 
     let frames = wire::stream_frames(format, &parsed, &split(&reply, b.chunks), counts);
+    let hostile_body = if let Some(ms) = b.hostile.trickle_ms {
+        Some(hostile::trickle(format, true, frames.start.clone(), ms))
+    } else if b.hostile.endless_line {
+        Some(hostile::endless_line(format, frames.start.clone()))
+    } else {
+        b.hostile.after_done_ms.map(|ms| {
+            let all = frames.start.iter().chain(&frames.pieces).chain(&frames.end);
+            hostile::after_done(format, all.cloned().collect(), ms)
+        })
+    };
+    if let Some(body) = hostile_body {
+        let mut resp = Response::new(body);
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(wire::content_type(format, true)),
+        );
+        return resp;
+    }
     let mut steps: Vec<Step> = frames.start.into_iter().map(Step::Now).collect();
     let delay = Duration::from_millis(b.chunk_delay_ms);
     let half = frames.pieces.len().div_ceil(2);

@@ -3,6 +3,8 @@
 
 use axum::http::HeaderMap;
 
+use crate::hostile::{self, Hostile};
+
 /// Every override key. As a header, `_` is written `-` (`x-mock-chunk-delay-ms`).
 pub const KEYS: &[&str] = &[
     "reply",
@@ -52,9 +54,11 @@ pub struct Behaviour {
     /// Send this many text chunks of a stream, then hold it open, sending nothing more, until
     /// the client goes away (a stream that is cancelled mid-way, deterministically).
     pub hold_after: Option<usize>,
+    /// Behaviours of a hostile upstream (see `hostile.rs`).
+    pub hostile: Hostile,
 }
 
-fn flag(value: &str) -> Result<bool, String> {
+pub fn flag(value: &str) -> Result<bool, String> {
     match value {
         "" | "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
@@ -62,7 +66,7 @@ fn flag(value: &str) -> Result<bool, String> {
     }
 }
 
-fn number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
+pub fn number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
     value
         .trim()
         .parse()
@@ -101,10 +105,13 @@ impl Behaviour {
                     flag(v).map(|b| self.truncate = if b { Truncate::Clean } else { Truncate::No })
                 }
             },
-            _ => Err(format!(
-                "unknown override `{key}` (known: {})",
-                KEYS.join(", ")
-            )),
+            other => self.hostile.apply(other, value).unwrap_or_else(|| {
+                Err(format!(
+                    "unknown override `{key}` (known: {}, {})",
+                    KEYS.join(", "),
+                    hostile::KEYS.join(", ")
+                ))
+            }),
         };
         res.map_err(|e| format!("mock override {key}: {e}"))
     }

@@ -3,13 +3,13 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use reqwest::Url;
 
 use super::error::ProviderError;
-use super::provider::{ChatRequest, ChatResponse, ProviderKind};
+use super::provider::{ChatRequest, ChatResponse, ProviderKind, StreamEvent};
 use super::stream::{self as chat_stream, ChatStream};
 use super::{anthropic, h1, ollama, openai};
 
@@ -19,6 +19,34 @@ const USER_AGENT: &str = concat!("vibectl/", env!("CARGO_PKG_VERSION"));
 /// Largest error body read to build an error message, in bytes.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
+/// The largest answer body accepted from a provider, whole or streamed, in bytes; a longer one
+/// fails the call with a `BadResponse` instead of being held in memory.
+pub const MAX_RESPONSE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// How long a stream may run in all when the caller sets no limit of its own.
+const DEFAULT_STREAM_TOTAL: Duration = Duration::from_secs(30 * 60);
+
+/// Bounds on the calls of one provider client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallLimits {
+    /// One attempt: connecting, the response head, and for a whole answer its whole body.
+    pub attempt: Duration,
+    /// The longest silence between two pieces of a streamed body.
+    pub stream_idle: Duration,
+    /// How long one streamed body may run in all.
+    pub stream_total: Duration,
+}
+
+impl CallLimits {
+    fn from_options(options: &ProviderOptions) -> CallLimits {
+        CallLimits {
+            attempt: options.request_timeout.unwrap_or(options.read_timeout),
+            stream_idle: options.read_timeout,
+            stream_total: DEFAULT_STREAM_TOTAL,
+        }
+    }
+}
+
 /// Timeouts for upstream calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProviderOptions {
@@ -27,7 +55,8 @@ pub struct ProviderOptions {
     /// Limit on any single wait for bytes: the response head, or the next piece of a body.
     /// For a stream this is the longest silence tolerated between chunks.
     pub read_timeout: Duration,
-    /// Limit on a whole non-streaming call; streams are bounded by `read_timeout` alone.
+    /// Limit on a whole non-streaming call; a stream is bounded by `read_timeout` between
+    /// pieces and by a default total (see [`CallLimits`] to set both per client).
     pub request_timeout: Option<Duration>,
 }
 
@@ -46,9 +75,7 @@ impl Default for ProviderOptions {
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     inner: reqwest::Client,
-    request_timeout: Option<Duration>,
-    connect_timeout: Duration,
-    read_timeout: Duration,
+    options: ProviderOptions,
 }
 
 impl HttpClient {
@@ -68,9 +95,7 @@ impl HttpClient {
             })?;
         Ok(HttpClient {
             inner,
-            request_timeout: options.request_timeout,
-            connect_timeout: options.connect_timeout,
-            read_timeout: options.read_timeout,
+            options: *options,
         })
     }
 }
@@ -86,6 +111,11 @@ pub struct ProviderClient {
     http: HttpClient,
     /// The lean HTTP/1.1 path for whole answers from a plain-`http://` endpoint.
     lean: Option<Arc<h1::Pool>>,
+    limits: CallLimits,
+    /// When the whole call, retries included, must be over.
+    deadline: Option<Instant>,
+    /// Streams are served by a whole call, sent as one piece.
+    whole_only: bool,
 }
 
 impl fmt::Debug for ProviderClient {
@@ -132,16 +162,54 @@ impl ProviderClient {
         let endpoint = Url::parse(&endpoint).map_err(|e| ProviderError::Config {
             detail: format!("invalid endpoint URL `{endpoint}`: {e}"),
         })?;
-        let lean = h1::Pool::for_url(&endpoint, http.connect_timeout, &|v| std::env::var(v).ok())
-            .map(Arc::new);
+        let lean = h1::Pool::for_url(&endpoint, http.options.connect_timeout, &|v| {
+            std::env::var(v).ok()
+        })
+        .map(Arc::new);
         Ok(ProviderClient {
             lean,
             kind,
             base_url,
             endpoint,
             api_key: api_key.filter(|k| !k.is_empty()),
+            limits: CallLimits::from_options(&http.options),
             http: http.clone(),
+            deadline: None,
+            whole_only: false,
         })
+    }
+
+    /// This client with its own bounds (instead of the shared pool's timeouts).
+    pub fn with_limits(mut self, limits: CallLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// This client for one call that must be over by `deadline`, retries included: each
+    /// attempt gets at most what is left.
+    pub fn with_deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// This client answering [`stream`](Self::stream) with one whole call, sent as one piece.
+    pub fn whole_answers_only(mut self) -> Self {
+        self.whole_only = true;
+        self
+    }
+
+    /// The time one attempt may take: its own limit, or what is left of the call's deadline.
+    fn attempt_limit(&self) -> Result<Duration, ProviderError> {
+        let left = self
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        match left {
+            Some(left) if left.is_zero() => Err(ProviderError::Timeout {
+                detail: "the call's deadline passed before another attempt".to_owned(),
+            }),
+            Some(left) => Ok(left.min(self.limits.attempt)),
+            None => Ok(self.limits.attempt),
+        }
     }
 
     pub fn kind(&self) -> ProviderKind {
@@ -179,9 +247,30 @@ impl ProviderClient {
             .body(body)
     }
 
-    /// Send the whole request and wait for the whole answer.
+    /// Send the whole request and wait for the whole answer, within one attempt's limit and
+    /// at most [`MAX_RESPONSE_BYTES`] of body.
     pub async fn complete(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let body = match &self.lean {
+        let limit = self.attempt_limit()?;
+        let body = tokio::time::timeout(limit, self.complete_body(req, limit))
+            .await
+            .map_err(|_| ProviderError::Timeout {
+                detail: format!("no whole answer from the provider within {limit:?}"),
+            })
+            .and_then(|r| r)?;
+        match self.kind {
+            ProviderKind::Anthropic => anthropic::parse_response(&body),
+            ProviderKind::OpenAi => openai::parse_response(&body),
+            ProviderKind::Ollama => ollama::parse_response(&body),
+        }
+    }
+
+    /// The body of a successful whole answer.
+    async fn complete_body(
+        &self,
+        req: &ChatRequest,
+        limit: Duration,
+    ) -> Result<bytes::Bytes, ProviderError> {
+        match &self.lean {
             Some(pool) => {
                 let built =
                     self.request(req, false)
@@ -199,33 +288,37 @@ impl ProviderClient {
                     .and_then(|b| b.as_bytes())
                     .map(bytes::Bytes::copy_from_slice)
                     .unwrap_or_default();
-                let limit = self.http.request_timeout.unwrap_or(self.http.read_timeout);
-                let answer = pool.post(&headers, body, limit).await?;
+                let answer = pool.post(&headers, body, limit, MAX_RESPONSE_BYTES).await?;
                 if !answer.parts.status.is_success() {
                     let body = &answer.body[..answer.body.len().min(MAX_ERROR_BODY)];
-                    return Err(ProviderError::from_status(
+                    return Err(status_error(
                         answer.parts.status,
                         &answer.parts.headers,
                         body,
+                        self.api_key.as_deref(),
                     ));
                 }
-                answer.body
+                Ok(answer.body)
             }
             None => {
-                let mut builder = self.request(req, false);
-                if let Some(t) = self.http.request_timeout {
-                    builder = builder.timeout(t);
+                let resp = send(
+                    self.request(req, false).timeout(limit),
+                    self.api_key.as_deref(),
+                )
+                .await?;
+                if resp
+                    .content_length()
+                    .is_some_and(|n| n > MAX_RESPONSE_BYTES)
+                {
+                    return Err(chat_stream::too_large(MAX_RESPONSE_BYTES));
                 }
-                let resp = send(builder).await?;
-                resp.bytes()
-                    .await
-                    .map_err(|e| ProviderError::from_reqwest(&e))?
+                let limits = chat_stream::BodyLimits {
+                    idle: limit,
+                    deadline: Instant::now() + limit,
+                    max_bytes: MAX_RESPONSE_BYTES,
+                };
+                chat_stream::collect(chat_stream::bounded(chat_stream::body_of(resp), limits)).await
             }
-        };
-        match self.kind {
-            ProviderKind::Anthropic => anthropic::parse_response(&body),
-            ProviderKind::OpenAi => openai::parse_response(&body),
-            ProviderKind::Ollama => ollama::parse_response(&body),
         }
     }
 
@@ -233,20 +326,48 @@ impl ProviderClient {
     /// polled. Dropping the stream drops the HTTP response, which closes the upstream
     /// connection: that is how a cancelled call stops the provider's work.
     pub fn stream(&self, req: &ChatRequest) -> ChatStream {
+        if self.whole_only {
+            let this = self.clone();
+            let req = req.clone();
+            let whole = async move {
+                let resp = this.complete(&req).await?;
+                let text = (!resp.text.is_empty()).then_some(StreamEvent::Text(resp.text));
+                Ok::<_, ProviderError>(stream::iter(
+                    text.into_iter()
+                        .chain([StreamEvent::Usage(resp.usage)])
+                        .map(Ok),
+                ))
+            };
+            return stream::once(whole).try_flatten().boxed();
+        }
         let builder = self.request(req, true);
         let kind = self.kind;
+        let this = self.clone();
         let start = async move {
-            let resp = send(builder).await?;
+            let limit = this.attempt_limit()?;
+            let resp = tokio::time::timeout(limit, send(builder, this.api_key.as_deref()))
+                .await
+                .map_err(|_| ProviderError::Timeout {
+                    detail: format!("no answer from the provider within {limit:?}"),
+                })??;
+            let body = chat_stream::bounded(
+                chat_stream::body_of(resp),
+                chat_stream::BodyLimits {
+                    idle: this.limits.stream_idle,
+                    deadline: Instant::now() + this.limits.stream_total,
+                    max_bytes: MAX_RESPONSE_BYTES,
+                },
+            );
             Ok::<ChatStream, ProviderError>(match kind {
                 ProviderKind::Anthropic => chat_stream::decode(
-                    chat_stream::sse_frames(resp),
+                    chat_stream::sse_frames(body),
                     anthropic::Decoder::default(),
                 ),
                 ProviderKind::OpenAi => {
-                    chat_stream::decode(chat_stream::sse_frames(resp), openai::Decoder::default())
+                    chat_stream::decode(chat_stream::sse_frames(body), openai::Decoder::default())
                 }
                 ProviderKind::Ollama => chat_stream::decode(
-                    chat_stream::ndjson_frames(resp),
+                    chat_stream::ndjson_frames(body),
                     ollama::Decoder::default(),
                 ),
             })
@@ -264,8 +385,37 @@ fn endpoint_of(kind: ProviderKind, base_url: &str) -> String {
     }
 }
 
+/// The error for a non-success answer, with `key` (which a provider may echo back) taken out
+/// of the body before any of it is kept.
+fn status_error(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+    key: Option<&str>,
+) -> ProviderError {
+    let key = key.map(str::as_bytes).filter(|k| !k.is_empty());
+    let Some(key) = key.filter(|k| body.windows(k.len()).any(|w| w == *k)) else {
+        return ProviderError::from_status(status, headers, body);
+    };
+    let mut clean = Vec::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(at) = rest.windows(key.len()).position(|w| w == key) {
+        clean.extend_from_slice(&rest[..at]);
+        clean.extend_from_slice(REDACTED.as_bytes());
+        rest = &rest[at + key.len()..];
+    }
+    clean.extend_from_slice(rest);
+    ProviderError::from_status(status, headers, &clean)
+}
+
+/// What stands in for a secret a provider echoed back.
+const REDACTED: &str = "**REDACTED**";
+
 /// Send, and turn a non-success status into the matching error.
-async fn send(builder: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
+async fn send(
+    builder: reqwest::RequestBuilder,
+    key: Option<&str>,
+) -> Result<reqwest::Response, ProviderError> {
     let resp = builder
         .send()
         .await
@@ -276,7 +426,7 @@ async fn send(builder: reqwest::RequestBuilder) -> Result<reqwest::Response, Pro
     }
     let headers = resp.headers().clone();
     let body = read_capped(resp, MAX_ERROR_BODY).await;
-    Err(ProviderError::from_status(status, &headers, &body))
+    Err(status_error(status, &headers, &body, key))
 }
 
 /// Up to `cap` bytes of a body; a body that fails half-way yields what was read.

@@ -213,22 +213,53 @@ pub(crate) fn truncate(s: &str) -> String {
     }
 }
 
-/// `retry-after-ms` (milliseconds, sent by Anthropic and OpenAI) or `retry-after` (seconds).
+/// The longest wait a `retry-after` or `retry-after-ms` header is read as; a longer (or
+/// absurd) hint is clamped to it, so every caller can do arithmetic on the result.
+pub const RETRY_AFTER_CEILING: Duration = Duration::from_secs(3600);
+
+/// `retry-after-ms` (milliseconds, sent by Anthropic and OpenAI) or `retry-after` (seconds or
+/// an HTTP date). The one reading of these headers: every caller gets it through
+/// [`ProviderError::retry_after`].
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let parse = |name: &str| -> Option<f64> {
-        let v = headers
-            .get(name)?
-            .to_str()
-            .ok()?
-            .trim()
-            .parse::<f64>()
-            .ok()?;
-        (v.is_finite() && v >= 0.0).then_some(v)
-    };
-    if let Some(ms) = parse("retry-after-ms") {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+    let text = |name: &str| headers.get(name)?.to_str().ok();
+    if let Some(ms) = text("retry-after-ms").and_then(parse_retry_after_ms) {
+        return Some(ms);
     }
-    parse("retry-after").map(Duration::from_secs_f64)
+    parse_retry_after(text("retry-after")?, std::time::SystemTime::now())
+}
+
+/// A number of `unit`s (`1.0` for seconds, `0.001` for milliseconds) as a wait, clamped to
+/// [`RETRY_AFTER_CEILING`]; `None` for text that is not a finite, non-negative number.
+fn clamped_number(value: &str, unit: f64) -> Option<Duration> {
+    let n = value.trim().parse::<f64>().ok()?;
+    if !n.is_finite() || n < 0.0 {
+        return None;
+    }
+    let secs = (n * unit).min(RETRY_AFTER_CEILING.as_secs_f64());
+    // `secs` is finite and within 0..=ceiling, so this never panics.
+    Some(
+        Duration::try_from_secs_f64(secs)
+            .map_or(RETRY_AFTER_CEILING, |d| d.min(RETRY_AFTER_CEILING)),
+    )
+}
+
+/// A `retry-after-ms` value.
+pub(crate) fn parse_retry_after_ms(value: &str) -> Option<Duration> {
+    clamped_number(value, 0.001)
+}
+
+/// A `retry-after` value: delay seconds or an HTTP date (a date in the past is no wait), read
+/// against `now` and clamped to [`RETRY_AFTER_CEILING`]. Never panics.
+pub(crate) fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    if let Some(d) = clamped_number(value, 1.0) {
+        return Some(d);
+    }
+    let when = httpdate::parse_http_date(value.trim()).ok()?;
+    Some(
+        when.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(RETRY_AFTER_CEILING),
+    )
 }
 
 /// The error and its sources on one line, so "connection refused" is not hidden behind
@@ -296,6 +327,44 @@ mod tests {
         );
         assert_eq!(retry_after(&headers(&[("retry-after", "soon")])), None);
         assert_eq!(retry_after(&headers(&[("retry-after", "-1")])), None);
+    }
+
+    #[test]
+    fn retry_after_is_clamped_and_reads_dates() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        for huge in ["1e20", "1e308", "18446744073709551616", "inf"] {
+            let got = parse_retry_after(huge, now);
+            assert!(
+                got.is_none() || got == Some(RETRY_AFTER_CEILING),
+                "{huge}: {got:?}"
+            );
+        }
+        assert_eq!(parse_retry_after("1e20", now), Some(RETRY_AFTER_CEILING));
+        assert_eq!(parse_retry_after("NaN", now), None);
+        assert_eq!(parse_retry_after("-0.5", now), None);
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(90));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(90))
+        );
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(90));
+        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after_ms("1e300"), Some(RETRY_AFTER_CEILING));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn retry_after_never_panics_and_stays_under_the_ceiling(value in "\\PC{0,40}", secs in proptest::num::f64::ANY) {
+            let now = std::time::SystemTime::now();
+            for text in [value.clone(), secs.to_string(), format!("{secs:e}")] {
+                if let Some(d) = parse_retry_after(&text, now) {
+                    proptest::prop_assert!(d <= RETRY_AFTER_CEILING);
+                }
+                if let Some(d) = parse_retry_after_ms(&text) {
+                    proptest::prop_assert!(d <= RETRY_AFTER_CEILING);
+                }
+            }
+        }
     }
 
     #[test]

@@ -136,24 +136,29 @@ impl Pool {
         Ok((tx, Box::pin(conn)))
     }
 
-    /// POST `body` with `headers` and read the whole answer, within `limit`.
+    /// POST `body` with `headers` and read the whole answer, within `limit` and at most
+    /// `max_body` bytes of body.
     pub(crate) async fn post(
         &self,
         headers: &http::HeaderMap,
         body: Bytes,
         limit: Duration,
+        max_body: u64,
     ) -> Result<Answer, ProviderError> {
         let exchange = async {
             // A kept-alive connection the server closed unseen fails before the request is
             // written; that one attempt is made again on a new connection.
             if let Some((tx, conn)) = self.checkout() {
-                match self.exchange(tx, conn, headers, body.clone()).await {
+                match self
+                    .exchange(tx, conn, headers, body.clone(), max_body)
+                    .await
+                {
                     Err(Failure::Unsent(_)) => {}
                     other => return other.map_err(Failure::into_error),
                 }
             }
             let (tx, conn) = self.connect().await?;
-            self.exchange(tx, conn, headers, body)
+            self.exchange(tx, conn, headers, body, max_body)
                 .await
                 .map_err(Failure::into_error)
         };
@@ -172,6 +177,7 @@ impl Pool {
         mut conn: Pin<Box<Conn>>,
         headers: &http::HeaderMap,
         body: Bytes,
+        max_body: u64,
     ) -> Result<Answer, Failure> {
         let mut req = http::Request::new(Full::new(body));
         *req.method_mut() = http::Method::POST;
@@ -188,9 +194,21 @@ impl Pool {
                         Failure::Sent(e)
                     }
                 })?;
-                let (parts, body) = resp.into_parts();
-                let body = body.collect().await.map_err(Failure::Sent)?.to_bytes();
-                Ok(Answer { parts, body })
+                let (parts, mut body) = resp.into_parts();
+                // Read piece by piece, so a body past the cap is refused before it is held.
+                let mut whole = bytes::BytesMut::new();
+                while let Some(frame) = body.frame().await {
+                    if let Ok(data) = frame.map_err(Failure::Sent)?.into_data() {
+                        if (whole.len() + data.len()) as u64 > max_body {
+                            return Err(Failure::TooLarge(max_body));
+                        }
+                        whole.extend_from_slice(&data);
+                    }
+                }
+                Ok(Answer {
+                    parts,
+                    body: whole.freeze(),
+                })
             };
             tokio::pin!(work);
             let mut conn_done = false;
@@ -225,6 +243,8 @@ enum Failure {
     Unsent(hyper::Error),
     /// It failed after the request (or part of it) was written.
     Sent(hyper::Error),
+    /// The body is longer than this many bytes.
+    TooLarge(u64),
 }
 
 impl Failure {
@@ -240,6 +260,7 @@ impl Failure {
             Failure::Unsent(e) | Failure::Sent(e) => ProviderError::BadResponse {
                 detail: format!("HTTP error from the provider: {e}"),
             },
+            Failure::TooLarge(max) => super::stream::too_large(max),
         }
     }
 }
@@ -299,7 +320,12 @@ mod tests {
         let headers = http::HeaderMap::new();
         for i in 0..2 {
             let a = pool
-                .post(&headers, Bytes::from_static(b"{}"), Duration::from_secs(5))
+                .post(
+                    &headers,
+                    Bytes::from_static(b"{}"),
+                    Duration::from_secs(5),
+                    u64::MAX,
+                )
                 .await
                 .expect("answered");
             assert_eq!(a.body, format!("answer {i}"));
@@ -319,13 +345,13 @@ mod tests {
         });
         let headers = http::HeaderMap::new();
         let a = pool
-            .post(&headers, Bytes::new(), LIMIT)
+            .post(&headers, Bytes::new(), LIMIT, u64::MAX)
             .await
             .expect("first");
         assert_eq!(a.body, "answer 0");
         tokio::time::sleep(Duration::from_millis(50)).await;
         let b = pool
-            .post(&headers, Bytes::new(), LIMIT)
+            .post(&headers, Bytes::new(), LIMIT, u64::MAX)
             .await
             .expect("second, on a new connection");
         assert_eq!(b.body, "answer 1");
@@ -345,6 +371,7 @@ mod tests {
                 &http::HeaderMap::new(),
                 Bytes::new(),
                 Duration::from_millis(200),
+                u64::MAX,
             )
             .await;
         assert!(

@@ -16,6 +16,7 @@ pub mod direct;
 pub mod error;
 mod h1;
 pub mod keys;
+mod lines;
 pub mod ollama;
 pub mod openai;
 pub mod provider;

@@ -5,13 +5,13 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use eventsource_stream::{EventStreamError, Eventsource};
 use futures_util::stream::{self, BoxStream, Stream, StreamExt};
 
 use super::error::ProviderError;
+use super::lines::{LineDecoder, SseDecoder, TooLong};
 use super::provider::{StreamEvent, Usage};
 
 /// A boxed stream of answer pieces; see [`StreamEvent`] for the order of items.
@@ -40,81 +40,200 @@ pub(crate) trait FrameDecoder: Send + 'static {
     fn usage(&self) -> Usage;
 }
 
-/// How long to keep reading a body after its terminator, so the connection can be reused.
-const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+/// The most time spent reading a body after its terminator, in all, so the connection can be
+/// reused; a provider that keeps sending after it does not hold the caller longer.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+/// The most bytes read from a body after its terminator, in all.
+const DRAIN_BYTES: usize = 64 * 1024;
+
+/// The largest SSE event or NDJSON line accepted from a provider, in bytes.
+pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 
 type FrameStream = Pin<Box<dyn Stream<Item = Result<Frame, ProviderError>> + Send>>;
 
-type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+/// A response body as it arrives, with transport failures already classified.
+pub(crate) type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ProviderError>> + Send>>;
 
-/// Frames of a `text/event-stream` body.
-pub(crate) fn sse_frames(resp: reqwest::Response) -> FrameStream {
+/// Bounds on reading one streamed body.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimits {
+    /// The longest wait for the next piece of the body.
+    pub idle: Duration,
+    /// When the whole body must have arrived.
+    pub deadline: Instant,
+    /// The most bytes the body may have.
+    pub max_bytes: u64,
+}
+
+/// The body of `resp`, as a [`ByteStream`].
+pub(crate) fn body_of(resp: reqwest::Response) -> ByteStream {
     resp.bytes_stream()
-        .eventsource()
-        .map(|item| match item {
-            Ok(ev) => Ok(Frame {
-                event: ev.event,
-                data: ev.data,
-            }),
-            Err(EventStreamError::Transport(e)) => Err(ProviderError::from_reqwest(&e)),
-            Err(e) => Err(ProviderError::bad_response(format!(
-                "invalid event stream: {e}"
-            ))),
-        })
+        .map(|r| r.map_err(|e| ProviderError::from_reqwest(&e)))
         .boxed()
 }
 
-/// Frames of a newline-delimited JSON body; blank lines are skipped.
-pub(crate) fn ndjson_frames(resp: reqwest::Response) -> FrameStream {
-    lines(resp.bytes_stream().boxed())
-}
-
-fn lines(body: ByteStream) -> FrameStream {
+/// `body` within `limits`: a silence longer than `idle` or a body still running at `deadline`
+/// is a `Timeout`, a body longer than `max_bytes` a `BadResponse`; after an error the body is
+/// dropped (closing the connection) and the stream ends.
+pub(crate) fn bounded(body: ByteStream, limits: BodyLimits) -> ByteStream {
     struct State {
-        body: ByteStream,
-        buf: Vec<u8>,
-        eof: bool,
+        body: Option<ByteStream>,
+        read: u64,
     }
     let state = State {
-        body,
-        buf: Vec::new(),
-        eof: false,
+        body: Some(body),
+        read: 0,
+    };
+    stream::unfold(state, move |mut st| async move {
+        let body = st.body.as_mut()?;
+        let idle_end = Instant::now() + limits.idle;
+        let until = idle_end.min(limits.deadline);
+        let item = match tokio::time::timeout_at(until.into(), body.next()).await {
+            Err(_) if until == limits.deadline => Err(ProviderError::Timeout {
+                detail: "the provider's answer was still arriving at its deadline".to_owned(),
+            }),
+            Err(_) => Err(ProviderError::Timeout {
+                detail: format!("the provider sent nothing for {:?}", limits.idle),
+            }),
+            Ok(None) => return None,
+            Ok(Some(Ok(bytes))) => {
+                st.read += bytes.len() as u64;
+                if st.read > limits.max_bytes {
+                    Err(too_large(limits.max_bytes))
+                } else {
+                    Ok(bytes)
+                }
+            }
+            Ok(Some(Err(e))) => Err(e),
+        };
+        if item.is_err() {
+            st.body = None;
+        }
+        Some((item, st))
+    })
+    .boxed()
+}
+
+/// The error for a body longer than `max` bytes.
+pub(crate) fn too_large(max: u64) -> ProviderError {
+    ProviderError::bad_response(format!(
+        "the provider's answer is larger than the {max}-byte limit"
+    ))
+}
+
+/// The whole of `body` (already [`bounded`]).
+pub(crate) async fn collect(mut body: ByteStream) -> Result<Bytes, ProviderError> {
+    let mut out = bytes::BytesMut::new();
+    while let Some(piece) = body.next().await {
+        out.extend_from_slice(&piece?);
+    }
+    Ok(out.freeze())
+}
+
+fn frame_too_long(e: TooLong) -> ProviderError {
+    ProviderError::bad_response(e.to_string())
+}
+
+fn utf8(line: &[u8]) -> Result<&str, ProviderError> {
+    std::str::from_utf8(line)
+        .map_err(|e| ProviderError::bad_response(format!("invalid UTF-8: {e}")))
+}
+
+/// Frames of a body cut into lines: `on_line` turns each line (and `on_end` the end of the
+/// body) into frames. Lines longer than [`MAX_FRAME_BYTES`] fail the stream.
+fn framed<P>(body: ByteStream, parser: P) -> FrameStream
+where
+    P: FnMut(Option<&[u8]>, &mut VecDeque<Result<Frame, ProviderError>>) + Send + 'static,
+{
+    struct State<P> {
+        body: Option<ByteStream>,
+        lines: LineDecoder,
+        parser: P,
+        ready: VecDeque<Result<Frame, ProviderError>>,
+    }
+    let state = State {
+        body: Some(body),
+        lines: LineDecoder::new(MAX_FRAME_BYTES),
+        parser,
+        ready: VecDeque::new(),
     };
     stream::unfold(state, |mut st| async move {
         loop {
-            if let Some(pos) = st.buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = st.buf.drain(..=pos).collect();
-                match line_frame(&line) {
-                    Some(frame) => return Some((frame, st)),
-                    None => continue,
+            if let Some(item) = st.ready.pop_front() {
+                if item.is_err() {
+                    st.body = None;
+                    st.ready.clear();
                 }
+                return Some((item, st));
             }
-            if st.eof {
-                let rest = std::mem::take(&mut st.buf);
-                return line_frame(&rest).map(|frame| (frame, st));
-            }
-            match st.body.next().await {
-                Some(Ok(chunk)) => st.buf.extend_from_slice(&chunk),
-                Some(Err(e)) => {
-                    st.eof = true;
-                    st.buf.clear();
-                    return Some((Err(ProviderError::from_reqwest(&e)), st));
+            let body = st.body.as_mut()?;
+            match body.next().await {
+                Some(Ok(chunk)) => {
+                    st.lines.push(&chunk);
+                    loop {
+                        match st.lines.next_line() {
+                            Ok(Some(line)) => (st.parser)(Some(line), &mut st.ready),
+                            Ok(None) => break,
+                            Err(e) => {
+                                st.ready.push_back(Err(frame_too_long(e)));
+                                break;
+                            }
+                        }
+                    }
                 }
-                None => st.eof = true,
+                Some(Err(e)) => st.ready.push_back(Err(e)),
+                None => {
+                    st.body = None;
+                    match st.lines.finish() {
+                        Ok(line) => {
+                            if let Some(line) = line {
+                                (st.parser)(Some(line), &mut st.ready);
+                            }
+                            (st.parser)(None, &mut st.ready);
+                        }
+                        Err(e) => st.ready.push_back(Err(frame_too_long(e))),
+                    }
+                    return st.ready.pop_front().map(|item| (item, st));
+                }
             }
         }
     })
     .boxed()
 }
 
-fn line_frame(line: &[u8]) -> Option<Result<Frame, ProviderError>> {
-    let text = match std::str::from_utf8(line) {
-        Ok(t) => t.trim(),
-        Err(e) => {
-            return Some(Err(ProviderError::bad_response(format!(
-                "invalid UTF-8: {e}"
-            ))));
+/// Frames of a `text/event-stream` body.
+pub(crate) fn sse_frames(body: ByteStream) -> FrameStream {
+    let mut events = SseDecoder::new(MAX_FRAME_BYTES);
+    framed(body, move |line, out| {
+        let event = match line {
+            None => events.finish(),
+            Some(line) => match utf8(line).and_then(|l| events.line(l).map_err(frame_too_long)) {
+                Ok(event) => event,
+                Err(e) => return out.push_back(Err(e)),
+            },
+        };
+        if let Some(ev) = event {
+            out.push_back(Ok(Frame {
+                event: ev.event,
+                data: ev.data,
+            }));
         }
+    })
+}
+
+/// Frames of a newline-delimited JSON body; blank lines are skipped.
+pub(crate) fn ndjson_frames(body: ByteStream) -> FrameStream {
+    framed(body, |line, out| {
+        if let Some(frame) = line.and_then(line_frame) {
+            out.push_back(frame);
+        }
+    })
+}
+
+fn line_frame(line: &[u8]) -> Option<Result<Frame, ProviderError>> {
+    let text = match utf8(line) {
+        Ok(t) => t.trim(),
+        Err(e) => return Some(Err(e)),
     };
     (!text.is_empty()).then(|| {
         Ok(Frame {
@@ -143,12 +262,17 @@ pub(crate) fn decode<D: FrameDecoder>(frames: FrameStream, decoder: D) -> ChatSt
         decoder: D,
         pending: VecDeque<Result<StreamEvent, ProviderError>>,
         phase: Phase,
+        /// When draining must stop, and how many bytes it may still read.
+        drain_until: Instant,
+        drain_left: usize,
     }
     let state = State {
         frames: Some(frames),
         decoder,
         pending: VecDeque::new(),
         phase: Phase::Running,
+        drain_until: Instant::now(),
+        drain_left: DRAIN_BYTES,
     };
     stream::unfold(state, |mut st| async move {
         let mut out = Vec::new();
@@ -158,9 +282,9 @@ pub(crate) fn decode<D: FrameDecoder>(frames: FrameStream, decoder: D) -> ChatSt
             }
             let frames = st.frames.as_mut()?;
             let next = if st.phase == Phase::Draining {
-                // A provider that keeps the body open after its terminator must not hold
-                // the caller: give up on connection reuse after a short wait.
-                tokio::time::timeout(DRAIN_LIMIT, frames.next())
+                // A provider that keeps the body open (or keeps sending) after its terminator
+                // must not hold the caller: the drain has one budget of time and bytes in all.
+                tokio::time::timeout_at(st.drain_until.into(), frames.next())
                     .await
                     .unwrap_or(None)
             } else {
@@ -174,6 +298,7 @@ pub(crate) fn decode<D: FrameDecoder>(frames: FrameStream, decoder: D) -> ChatSt
                             st.pending
                                 .push_back(Ok(StreamEvent::Usage(st.decoder.usage())));
                             st.phase = Phase::Draining;
+                            st.drain_until = Instant::now() + DRAIN_TIME;
                         }
                     }
                     Err(e) => {
@@ -195,7 +320,11 @@ pub(crate) fn decode<D: FrameDecoder>(frames: FrameStream, decoder: D) -> ChatSt
                     st.phase = Phase::Done;
                     st.frames = None;
                 }
-                (Phase::Draining, Some(Ok(_))) => {}
+                (Phase::Draining, Some(Ok(frame)))
+                    if frame.data.len() + frame.event.len() < st.drain_left =>
+                {
+                    st.drain_left -= frame.data.len() + frame.event.len() + 1;
+                }
                 (_, _) => {
                     st.phase = Phase::Done;
                     st.frames = None;
@@ -209,6 +338,9 @@ pub(crate) fn decode<D: FrameDecoder>(frames: FrameStream, decoder: D) -> ChatSt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A limit no test reaches.
+    const LONG: Duration = Duration::from_secs(600);
 
     struct Counting {
         stop_at: &'static str,
@@ -238,7 +370,7 @@ mod tests {
     }
 
     fn body(chunks: &[&'static str]) -> ByteStream {
-        let items: Vec<Result<Bytes, reqwest::Error>> = chunks
+        let items: Vec<Result<Bytes, ProviderError>> = chunks
             .iter()
             .map(|c| Ok(Bytes::from_static(c.as_bytes())))
             .collect();
@@ -246,7 +378,7 @@ mod tests {
     }
 
     async fn run(chunks: &[&'static str]) -> Vec<Result<StreamEvent, ProviderError>> {
-        decode(lines(body(chunks)), Counting { stop_at: "end" })
+        decode(ndjson_frames(body(chunks)), Counting { stop_at: "end" })
             .collect()
             .await
     }
@@ -275,6 +407,59 @@ mod tests {
             items.last(),
             Some(Err(ProviderError::BadResponse { .. }))
         ));
+    }
+
+    fn limits(idle: Duration, max_bytes: u64) -> BodyLimits {
+        BodyLimits {
+            idle,
+            deadline: Instant::now() + Duration::from_secs(600),
+            max_bytes,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_cap_is_refused() {
+        let items: Vec<_> = bounded(body(&["0123456789"; 3]), limits(LONG, 25))
+            .collect()
+            .await;
+        assert_eq!(items.len(), 3);
+        assert!(items[..2].iter().all(Result::is_ok));
+        assert!(matches!(items[2], Err(ProviderError::BadResponse { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_silent_body_is_a_timeout() {
+        let silent = stream::pending().boxed();
+        let items: Vec<_> = bounded(silent, limits(Duration::from_millis(10), 100))
+            .collect()
+            .await;
+        assert!(
+            matches!(items[..], [Err(ProviderError::Timeout { .. })]),
+            "{items:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn frames_after_the_terminator_stop_at_the_drain_budget() {
+        // An endless body after `end`: only the total drain budget ends the stream.
+        let endless = stream::iter([Ok(Bytes::from_static(b"a\nend\n"))])
+            .chain(stream::repeat_with(|| Ok(Bytes::from_static(b"more\n"))))
+            .boxed();
+        let items: Vec<_> = decode(ndjson_frames(endless), Counting { stop_at: "end" })
+            .collect()
+            .await;
+        assert_eq!(items.len(), 2, "{items:?}");
+    }
+
+    #[tokio::test]
+    async fn an_endless_line_fails_at_the_frame_cap() {
+        let piece = Bytes::from(vec![b'x'; 64 * 1024]);
+        let endless = stream::repeat_with(move || Ok(piece.clone())).boxed();
+        let items: Vec<_> = ndjson_frames(endless).collect().await;
+        assert!(
+            matches!(items[..], [Err(ProviderError::BadResponse { .. })]),
+            "{items:?}"
+        );
     }
 
     #[tokio::test]

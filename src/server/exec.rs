@@ -45,9 +45,20 @@ pub fn error(code: &str, message: impl Into<String>, details: Option<String>) ->
 /// A request ready to send upstream.
 pub struct Prepared {
     pub model: ModelDef,
+    /// The provider's client for this call: its attempts end by `deadline`.
     pub client: ProviderClient,
     pub max_retries: u32,
     pub chat: ChatRequest,
+    /// When the call, retries included, must be over (the provider's `deadline_seconds`).
+    pub deadline: Instant,
+}
+
+impl Prepared {
+    /// How long to wait before retry number `attempt` (0-based), or `None` to give up: the
+    /// provider's retry policy ([`backoff`]), and no retry whose wait would reach the deadline.
+    pub fn backoff(&self, e: &ProviderError, attempt: u32) -> Option<Duration> {
+        backoff(e, attempt, self.max_retries).filter(|wait| Instant::now() + *wait < self.deadline)
+    }
 }
 
 /// Resolve the model and provider and build the provider request.
@@ -74,27 +85,38 @@ pub fn prepare(state: &State, req: &ExecuteRequest) -> Result<Prepared, ExecuteE
             None,
         )
     })?;
-    let client = upstream.client.clone().map_err(|e| {
-        // The missing-key hint names config keys and env vars only; anything else (a key file
-        // path, a base URL) stays in the server log.
-        let hint = super::upstream::missing_key_message(&model.provider);
-        if e == hint {
-            return error(code::PROVIDER_NOT_CONFIGURED, hint, None);
-        }
-        tracing::warn!(
-            provider = %model.provider,
-            "provider cannot be called: {}",
-            scrub(&e)
-        );
-        error(
-            code::PROVIDER_NOT_CONFIGURED,
-            format!(
-                "provider `{}` is not set up on the server (see the server log)",
-                model.provider
-            ),
-            None,
-        )
-    })?;
+    let deadline = Instant::now() + upstream.deadline;
+    let client = upstream
+        .client
+        .clone()
+        .map_err(|e| {
+            // The missing-key hint names config keys and env vars only; anything else (a key file
+            // path, a base URL) stays in the server log.
+            let hint = super::upstream::missing_key_message(&model.provider);
+            if e == hint {
+                return error(code::PROVIDER_NOT_CONFIGURED, hint, None);
+            }
+            tracing::warn!(
+                provider = %model.provider,
+                "provider cannot be called: {}",
+                scrub(&e)
+            );
+            error(
+                code::PROVIDER_NOT_CONFIGURED,
+                format!(
+                    "provider `{}` is not set up on the server (see the server log)",
+                    model.provider
+                ),
+                None,
+            )
+        })?
+        .with_deadline(deadline);
+    // A model that does not stream is asked for a whole answer, sent as one chunk.
+    let client = if model.supports_streaming {
+        client
+    } else {
+        client.whole_answers_only()
+    };
     let response_schema = match req
         .response_model_schema
         .as_deref()
@@ -121,6 +143,7 @@ pub fn prepare(state: &State, req: &ExecuteRequest) -> Result<Prepared, ExecuteE
         model,
         client,
         chat,
+        deadline,
     })
 }
 

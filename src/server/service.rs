@@ -205,7 +205,7 @@ async fn run_complete(p: Prepared, started: Instant, mut meter: Meter) -> execut
                     actual_model_used: p.model.id.clone(),
                 });
             }
-            Err(e) => match exec::backoff(&e, attempt, p.max_retries) {
+            Err(e) => match p.backoff(&e, attempt) {
                 Some(wait) => {
                     tracing::debug!(error = %exec::scrub(&e.to_string()), attempt, ?wait, "retrying upstream call");
                     tokio::time::sleep(wait).await;
@@ -251,7 +251,7 @@ fn run_stream(
                         meter.usage(u);
                     }
                     Err(e) => {
-                        if !sent && let Some(wait) = exec::backoff(&e, attempt, p.max_retries) {
+                        if !sent && let Some(wait) = p.backoff(&e, attempt) {
                             drop(upstream);
                             tokio::time::sleep(wait).await;
                             attempt += 1;

@@ -7,8 +7,15 @@ use indexmap::IndexMap;
 
 use crate::config::generated::server::{ProviderEntry, key};
 use crate::config::{KeyPath, ServerConfig};
+use crate::llm::client::CallLimits;
 use crate::llm::keys::resolve_key;
 use crate::llm::{HttpClient, ProviderClient, ProviderKind, ProviderOptions};
+
+/// The longest connect timeout of the shared pool; a provider's own timeout may be shorter.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The bounds any configured number of seconds is clamped to before it becomes a `Duration`.
+const MIN_SECONDS: f64 = 0.1;
+const MAX_SECONDS: f64 = 86_400.0;
 
 /// One configured provider: a client when it can be called, or why it cannot.
 #[derive(Debug, Clone)]
@@ -17,7 +24,19 @@ pub struct Upstream {
     pub kind: ProviderKind,
     pub client: Result<ProviderClient, String>,
     pub max_retries: u32,
+    /// One attempt (`timeout_seconds`).
     pub timeout: Duration,
+    /// A whole call, retries included (`deadline_seconds`).
+    pub deadline: Duration,
+}
+
+/// `seconds` from the config as a `Duration`, clamped so it never panics.
+fn seconds(seconds: f64) -> Duration {
+    Duration::from_secs_f64(if seconds.is_nan() {
+        MAX_SECONDS
+    } else {
+        seconds.clamp(MIN_SECONDS, MAX_SECONDS)
+    })
 }
 
 /// What to tell an operator whose provider has no key.
@@ -66,40 +85,45 @@ pub fn entry_problems(cfg: &ServerConfig) -> Vec<(String, String)> {
 }
 
 /// Build every upstream client over one HTTP connection pool (TCP_NODELAY, connect and read
-/// timeouts; the read timeout is the longest of the providers' `timeout_seconds`).
+/// timeouts as a backstop); each client then carries its own provider's bounds
+/// (`timeout_seconds`, `stream_idle_seconds`, `stream_max_seconds`), and each call the
+/// provider's `deadline_seconds`.
 pub fn build(
     cfg: &ServerConfig,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> IndexMap<String, Upstream> {
-    let entries = entries(cfg);
-    let timeout_of = |e: &Option<ProviderEntry>| {
-        Duration::from_secs_f64(
-            e.as_ref()
-                .map(|e| e.timeout_seconds)
-                .unwrap_or(60.0)
-                .clamp(0.1, 86_400.0),
-        )
-    };
+    let entries: Vec<(String, ProviderKind, Option<ProviderEntry>, ProviderEntry)> = entries(cfg)
+        .into_iter()
+        .map(|(name, kind, e)| {
+            let settings = e.clone().unwrap_or_default();
+            (name, kind, e, settings)
+        })
+        .collect();
     let longest = entries
         .iter()
-        .map(|(_, _, e)| timeout_of(e))
+        .map(|(_, _, _, e)| seconds(e.timeout_seconds).max(seconds(e.stream_idle_seconds)))
         .max()
-        .unwrap_or(Duration::from_secs(60));
+        .unwrap_or(CONNECT_TIMEOUT);
     let http = HttpClient::new(&ProviderOptions {
-        connect_timeout: Duration::from_secs(10).min(longest),
+        connect_timeout: CONNECT_TIMEOUT.min(longest),
         read_timeout: longest,
         request_timeout: None,
     })
     .map_err(|e| e.to_string());
     let mut out = IndexMap::new();
-    for (name, kind, entry) in entries {
-        let timeout = timeout_of(&entry);
-        let max_retries = entry
-            .as_ref()
-            .map(|e| e.max_retries)
-            .unwrap_or(2)
-            .clamp(0, 10) as u32;
-        let base_url = entry.as_ref().and_then(|e| e.base_url.clone());
+    for (name, kind, entry, settings) in entries {
+        let timeout = seconds(settings.timeout_seconds);
+        let max_retries = settings.max_retries.clamp(0, 10) as u32;
+        let deadline = match settings.deadline_seconds {
+            Some(s) => seconds(s),
+            None => timeout.saturating_mul(max_retries + 1),
+        };
+        let limits = CallLimits {
+            attempt: timeout,
+            stream_idle: seconds(settings.stream_idle_seconds),
+            stream_total: seconds(settings.stream_max_seconds),
+        };
+        let base_url = settings.base_url.clone();
         let client = (|| {
             let api_key = resolve_key(
                 &name,
@@ -117,6 +141,7 @@ pub fn build(
             }
             let http = http.clone()?;
             ProviderClient::with_http(kind, base_url.as_deref(), api_key, &http)
+                .map(|c| c.with_limits(limits))
                 .map_err(|e| e.to_string())
         })();
         out.insert(
@@ -127,6 +152,7 @@ pub fn build(
                 client,
                 max_retries,
                 timeout,
+                deadline,
             },
         );
     }

@@ -10,6 +10,7 @@
 //! - [`input`]: the input limit covers the schema; schema and request id have caps of their own.
 //! - [`secrets`]: provider text, addresses, tokens and keys stay out of what clients and logs
 //!   see; token lifetimes cannot overflow; private files stay private.
+//! - [`upstream`]: a hostile provider cannot hold a call past its bounds or fill the memory.
 
 mod cancel;
 mod connections;
@@ -17,3 +18,4 @@ mod input;
 mod names;
 mod reload;
 mod secrets;
+mod upstream;

@@ -561,8 +561,14 @@ pub struct ProviderEntry {
     pub key_file: Option<std::path::PathBuf>,
     /// The base URL of the provider's API. When it is null the kind's public endpoint is used (for ollama, http://127.0.0.1:11434). Set it for an OpenAI-compatible server, a gateway, a remote Ollama, or a mock provider in tests.
     pub base_url: Option<String>,
-    /// How long, in seconds, the server waits for one call to this provider before it gives up on it.
+    /// How long, in seconds, the server waits for one attempt at a call to this provider before it gives up on it: connecting, the response head and, for a whole answer, its whole body.
     pub timeout_seconds: f64,
+    /// How long, in seconds, one call to this provider may take in all, its retries and the waits between them included; a streamed answer must start within it, and stream_max_seconds bounds the rest. When it is null it is timeout_seconds times one more than max_retries.
+    pub deadline_seconds: Option<f64>,
+    /// The longest silence, in seconds, the server accepts between two pieces of a streamed answer from this provider before it ends the stream with a timeout.
+    pub stream_idle_seconds: f64,
+    /// How long, in seconds, one streamed answer from this provider may run in all before the server ends it with a timeout.
+    pub stream_max_seconds: f64,
     /// How many times the server retries a call to this provider that failed with a connection error, a rate limit or a server error.
     pub max_retries: i64,
 }
@@ -575,6 +581,9 @@ impl Default for ProviderEntry {
             key_file: None,
             base_url: None,
             timeout_seconds: 60.0_f64,
+            deadline_seconds: None,
+            stream_idle_seconds: 60.0_f64,
+            stream_max_seconds: 1800.0_f64,
             max_retries: 2_i64,
         }
     }
@@ -741,7 +750,10 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { path: "providers.<provider>.key", ty: KeyType::String, item: None, doc: "The API key of this provider. When it is null the server tries the file at key_file, then the VIBECTL_<KIND>_API_KEY environment variable, then the provider's own one (such as OPENAI_API_KEY).", default: "null", nullable: true, sensitive: true, values: &[], min: None, max: None, env: None, old_names: &[], compat: None },
     KeySpec { path: "providers.<provider>.key_file", ty: KeyType::Path, item: None, doc: "A file whose content, with surrounding whitespace removed, is the API key of this provider.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[], compat: None },
     KeySpec { path: "providers.<provider>.base_url", ty: KeyType::Url, item: None, doc: "The base URL of the provider's API. When it is null the kind's public endpoint is used (for ollama, http://127.0.0.1:11434). Set it for an OpenAI-compatible server, a gateway, a remote Ollama, or a mock provider in tests.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[], compat: None },
-    KeySpec { path: "providers.<provider>.timeout_seconds", ty: KeyType::Float, item: None, doc: "How long, in seconds, the server waits for one call to this provider before it gives up on it.", default: "60.0", nullable: false, sensitive: false, values: &[], min: Some(0.1), max: Some(3600.0), env: None, old_names: &[], compat: None },
+    KeySpec { path: "providers.<provider>.timeout_seconds", ty: KeyType::Float, item: None, doc: "How long, in seconds, the server waits for one attempt at a call to this provider before it gives up on it: connecting, the response head and, for a whole answer, its whole body.", default: "60.0", nullable: false, sensitive: false, values: &[], min: Some(0.1), max: Some(3600.0), env: None, old_names: &[], compat: None },
+    KeySpec { path: "providers.<provider>.deadline_seconds", ty: KeyType::Float, item: None, doc: "How long, in seconds, one call to this provider may take in all, its retries and the waits between them included; a streamed answer must start within it, and stream_max_seconds bounds the rest. When it is null it is timeout_seconds times one more than max_retries.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(0.1), max: Some(86400.0), env: None, old_names: &[], compat: None },
+    KeySpec { path: "providers.<provider>.stream_idle_seconds", ty: KeyType::Float, item: None, doc: "The longest silence, in seconds, the server accepts between two pieces of a streamed answer from this provider before it ends the stream with a timeout.", default: "60.0", nullable: false, sensitive: false, values: &[], min: Some(0.1), max: Some(3600.0), env: None, old_names: &[], compat: None },
+    KeySpec { path: "providers.<provider>.stream_max_seconds", ty: KeyType::Float, item: None, doc: "How long, in seconds, one streamed answer from this provider may run in all before the server ends it with a timeout.", default: "1800.0", nullable: false, sensitive: false, values: &[], min: Some(0.1), max: Some(86400.0), env: None, old_names: &[], compat: None },
     KeySpec { path: "providers.<provider>.max_retries", ty: KeyType::Int, item: None, doc: "How many times the server retries a call to this provider that failed with a connection error, a rate limit or a server error.", default: "2", nullable: false, sensitive: false, values: &[], min: Some(0.0), max: Some(10.0), env: None, old_names: &[], compat: None },
     KeySpec { path: "models", ty: KeyType::Map, item: None, doc: "The models the server offers, by the model id clients ask for. When the map is empty, the server offers the models its providers are known to serve.", default: "{}", nullable: false, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[], compat: None },
     KeySpec { path: "models.<id>.provider", ty: KeyType::String, item: None, doc: "The name of the entry in providers that serves this model. When it is null, the provider is inferred from the model id: Claude models go to anthropic, ollama:NAME models to ollama, and other models to openai.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[], compat: None },
@@ -853,6 +865,9 @@ pub mod key {
     pub const PROVIDERS_PROVIDER_KEY_FILE: &str = "providers.<provider>.key_file";
     pub const PROVIDERS_PROVIDER_BASE_URL: &str = "providers.<provider>.base_url";
     pub const PROVIDERS_PROVIDER_TIMEOUT_SECONDS: &str = "providers.<provider>.timeout_seconds";
+    pub const PROVIDERS_PROVIDER_DEADLINE_SECONDS: &str = "providers.<provider>.deadline_seconds";
+    pub const PROVIDERS_PROVIDER_STREAM_IDLE_SECONDS: &str = "providers.<provider>.stream_idle_seconds";
+    pub const PROVIDERS_PROVIDER_STREAM_MAX_SECONDS: &str = "providers.<provider>.stream_max_seconds";
     pub const PROVIDERS_PROVIDER_MAX_RETRIES: &str = "providers.<provider>.max_retries";
     pub const MODELS: &str = "models";
     pub const MODELS_ID_PROVIDER: &str = "models.<id>.provider";
