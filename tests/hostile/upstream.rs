@@ -203,8 +203,9 @@ async fn an_echoed_api_key_is_not_passed_on() {
     let (_server, mut client) = serve(&mock, 0).await;
     let e = execute_error(&mut client, "[[mock:status=401,echo_auth]] hello").await;
     assert_eq!(e.error_code, "PROVIDER_AUTH_FAILED", "{e:?}");
-    assert!(e.error_message.contains("authorization"), "{e:?}");
+    // Clients get what failed, never the provider's text (which echoed the header here).
     assert!(!format!("{e:?}").contains(API_KEY), "{e:?}");
+    assert!(!e.error_message.contains("authorization"), "{e:?}");
     assert_still_serves(&mut client).await;
 }
 
@@ -260,12 +261,11 @@ async fn huge_answers_in_this_process() {
     let mock = MockProvider::start(&[]);
     let (_server, mut client) = serve(&mock, 0).await;
     let e = execute_error(&mut client, "[[mock:huge_mb=300]] hello").await;
+    // Which bound was hit ("larger than", "longer than") is in the server log only.
     assert_eq!(e.error_code, "BAD_PROVIDER_RESPONSE", "{e:?}");
-    assert!(e.error_message.contains("larger than"), "{e:?}");
     let chunks = stream_all(&mut client, "[[mock:endless_line]] hello", Some(MODEL)).await;
     let e = stream_error(&chunks);
     assert_eq!(e.error_code, "BAD_PROVIDER_RESPONSE", "{e:?}");
-    assert!(e.error_message.contains("longer than"), "{e:?}");
     let peak = peak_rss_kb();
     println!("peak RSS {peak} kB");
     assert!(
