@@ -2,8 +2,10 @@
 //! and certificate files re-read when they change, so a renewal needs no restart.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use std::time::{Duration, SystemTime};
 
 use rustls::crypto::aws_lc_rs;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
@@ -161,43 +163,51 @@ fn check_validity(path: &Path, leaf: &CertificateDer<'_>) -> Result<(), TlsError
     Ok(())
 }
 
-/// Serves the current certificate; re-reads the files when their modification times change
-/// (checked at most once a second, on a handshake). A bad new file keeps the last good one.
+/// Serves the current certificate, a ready `CertifiedKey` swapped in by a watcher thread that
+/// looks at the files' modification times once a second and re-reads them when they change
+/// (a bad new file keeps the last good one, with one warning per change). Handshakes only load
+/// the current key: no file access and no lock on the runtime's workers. The watcher ends
+/// with the resolver.
 #[derive(Debug)]
 pub struct ReloadingCert {
-    files: CertFiles,
-    current: Mutex<(Instant, Vec<Option<SystemTime>>, Arc<CertifiedKey>)>,
+    current: Arc<ArcSwap<CertifiedKey>>,
 }
 
 impl ReloadingCert {
     pub fn new(files: CertFiles) -> Result<ReloadingCert, TlsError> {
-        let ck = files.load()?;
-        let mtimes = files.mtimes();
-        Ok(ReloadingCert {
-            files,
-            current: Mutex::new((Instant::now(), mtimes, ck)),
-        })
+        let current = Arc::new(ArcSwap::new(files.load()?));
+        let weak = Arc::downgrade(&current);
+        let mut seen = files.mtimes();
+        std::thread::Builder::new()
+            .name("tls-cert-watch".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(RECHECK);
+                    let Some(current) = weak.upgrade() else {
+                        return;
+                    };
+                    let now = files.mtimes();
+                    if now == seen {
+                        continue;
+                    }
+                    seen = now;
+                    match files.load() {
+                        Ok(ck) => {
+                            tracing::info!(cert = %files.cert.display(), "loaded the renewed TLS certificate");
+                            current.store(ck);
+                        }
+                        Err(e) => tracing::warn!("keeping the current TLS certificate: {e}"),
+                    }
+                }
+            })
+            .map_err(|e| TlsError::Rustls(format!("cannot start the certificate watcher: {e}")))?;
+        Ok(ReloadingCert { current })
     }
 }
 
 impl ResolvesServerCert for ReloadingCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let mut cur = self.current.lock().ok()?;
-        if cur.0.elapsed() >= RECHECK {
-            cur.0 = Instant::now();
-            let now = self.files.mtimes();
-            if now != cur.1 {
-                match self.files.load() {
-                    Ok(ck) => {
-                        tracing::info!(cert = %self.files.cert.display(), "loaded the renewed TLS certificate");
-                        cur.1 = now;
-                        cur.2 = ck;
-                    }
-                    Err(e) => tracing::warn!("keeping the current TLS certificate: {e}"),
-                }
-            }
-        }
-        Some(cur.2.clone())
+        Some(self.current.load_full())
     }
 }
 

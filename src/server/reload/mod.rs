@@ -203,7 +203,20 @@ pub fn watch(w: Watch, stop: CancellationToken) -> impl Future<Output = ()> + Se
                     pending = None;
                 }
             }
-            let ok = reload(&w.file, &w.overrides, &*w.env, &w.state, &w.bound).is_ok();
+            // Reading, parsing and validating the file is blocking work: keep it off the
+            // runtime's workers, which serve the calls meanwhile.
+            let (file, overrides, env, state, bound) = (
+                w.file.clone(),
+                w.overrides.clone(),
+                w.env.clone(),
+                w.state.clone(),
+                w.bound.clone(),
+            );
+            let ok = tokio::task::spawn_blocking(move || {
+                reload(&file, &overrides, &*env, &state, &bound).is_ok()
+            })
+            .await
+            .unwrap_or(false);
             w.gov.metrics.reload(ok);
         }
     }
