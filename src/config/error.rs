@@ -216,7 +216,10 @@ impl ConfigError {
                 source,
             } => io_hint(action, path, source),
             ConfigError::BadPath { .. } => {
-                Some(r#"keys look like llm.model or models."gpt-4.1".provider"#.into())
+                Some(format!(
+                    r#"keys look like {} or models."gpt-4.1".provider"#,
+                    crate::config::generated::client::key::LLM_MODEL
+                ))
             }
         }
     }

@@ -552,8 +552,8 @@ pub fn spawn_renewal(cfg: Acme, dir: PathBuf) -> tokio::task::JoinHandle<()> {
                     {
                         tracing::warn!(
                             "the renewed certificate is already due for renewal: the CA issues \
-                             certificates shorter than acme.renew_days_before_expiry; next try \
-                             in {RENEW_RETRY:?}"
+                             certificates shorter than {}; next try in {RENEW_RETRY:?}",
+                            key::ACME_RENEW_DAYS_BEFORE_EXPIRY
                         );
                         tokio::time::sleep(RENEW_RETRY).await;
                     }

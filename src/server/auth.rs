@@ -49,7 +49,7 @@ pub enum AuthError {
     Expired,
     #[error("the token is not valid yet (nbf is in the future)")]
     NotYetValid,
-    #[error("the token has no exp claim, and jwt.allow_no_expiry is off")]
+    #[error("the token has no exp claim, and {} is off", key::JWT_ALLOW_NO_EXPIRY)]
     NoExpiry,
     #[error("the token has been revoked")]
     Revoked,

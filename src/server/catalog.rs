@@ -55,7 +55,7 @@ impl ModelDef {
 /// Why a model request cannot be served.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CatalogError {
-    #[error("no model was requested and server.default_model is not set")]
+    #[error("no model was requested and {} is not set", key::SERVER_DEFAULT_MODEL)]
     NoModel,
     #[error("model `{name}` is not available; available: {}", available.join(", "))]
     NotFound {

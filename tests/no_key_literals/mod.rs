@@ -44,12 +44,30 @@ fn offenders() -> Vec<(PathBuf, usize, String)> {
         }
         let text = std::fs::read_to_string(&f).unwrap();
         for (line, lit) in string_literals(&text) {
-            if keys.contains(&lit) && !ALLOWED.iter().any(|(a, _)| *a == lit) {
-                out.push((rel.clone(), line, lit));
+            // The literal itself, or a key written inside a message or format string.
+            for word in key_like_words(&lit) {
+                if keys.contains(word) && !ALLOWED.iter().any(|(a, _)| *a == word) {
+                    out.push((rel.clone(), line, word.to_owned()));
+                }
             }
         }
     }
     out
+}
+
+/// The dotted words of a literal: runs of `[A-Za-z0-9_.<>"-]` split on anything else, with
+/// dots at their ends trimmed (`set llm.model.` at the end of a sentence).
+fn key_like_words(lit: &str) -> impl Iterator<Item = &str> {
+    lit.split(|c: char| !(c.is_ascii_alphanumeric() || "_.<>-".contains(c)))
+        .map(|w| w.trim_matches('.'))
+        .filter(|w| w.contains('.'))
+}
+
+#[test]
+fn keys_inside_messages_and_format_strings_are_found() {
+    let words: Vec<&str> =
+        key_like_words("fix tls.cert_file and {}, or set llm.model. (see 1.5)").collect();
+    assert_eq!(words, ["tls.cert_file", "llm.model", "1.5"]);
 }
 
 #[test]

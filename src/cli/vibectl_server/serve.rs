@@ -119,7 +119,10 @@ pub fn load_config(file: &Path, args: &ServeArgs) -> Result<ServerConfig, CmdErr
             cfg.server.host,
             key::JWT_ENABLED
         ))
-        .with_hint("pass --require-auth (or set jwt.enabled: true), or --allow-unauthenticated if you mean it"));
+        .with_hint(format!(
+            "pass --require-auth (or set {}: true), or --allow-unauthenticated if you mean it",
+            key::JWT_ENABLED
+        )));
     }
     Ok(cfg)
 }
@@ -157,7 +160,11 @@ pub fn run(file: &Path, args: &ServeArgs) -> CmdResult {
     let tls = if cfg.tls.enabled {
         let config = server::tls::server_config(&cfg.tls).map_err(|e| {
             CmdError::new(format!("TLS is on ({}) but cannot be set up: {e}", key::TLS_ENABLED)).with_hint(
-                "fix tls.cert_file and tls.key_file, or make them with `vibectl-server ca init` and `ca create-server-cert`",
+                format!(
+                    "fix {} and {}, or make them with `vibectl-server ca init` and `ca create-server-cert`",
+                    key::TLS_CERT_FILE,
+                    key::TLS_KEY_FILE
+                ),
             )
         })?;
         Some(Arc::new(config))

@@ -5,6 +5,7 @@ use std::path::Path;
 use clap::Args;
 
 use crate::cli::{CmdResult, out};
+use crate::config::generated::server::key;
 use crate::server::ca;
 
 #[derive(Debug, Args)]
@@ -25,11 +26,14 @@ pub struct CreateArgs {
 pub fn run(dir: &Path, args: &CreateArgs) -> CmdResult {
     let (cert, key) = ca::server_cert(dir, &args.hostname, &args.sans, args.days, args.force)?;
     out(&format!(
-        "certificate: {}\nkey:         {}\nserve with:  vibectl-server config set tls.cert_file {} && vibectl-server config set tls.key_file {} && vibectl-server config set tls.enabled true\n",
+        "certificate: {}\nkey:         {}\nserve with:  vibectl-server config set {} {} && vibectl-server config set {} {} && vibectl-server config set {} true\n",
         cert.display(),
         key.display(),
+        key::TLS_CERT_FILE,
         cert.display(),
-        key.display()
+        key::TLS_KEY_FILE,
+        key.display(),
+        key::TLS_ENABLED
     ));
     Ok(())
 }
