@@ -335,22 +335,17 @@ async fn a_timed_out_stream_ends_with_timeout_and_cancels_the_upstream_call() {
     ))
     .await;
     let mut client = served.client().await;
-    let started = Instant::now();
     let stream = client
         .stream_execute(request(&slow(40, 200), None))
         .await
         .expect("admitted")
         .into_inner();
     let chunks = crate::server::collect_chunks(stream).await;
-    let elapsed = started.elapsed();
     match chunks.last() {
         Some(ChunkType::Error(e)) => assert_eq!(e.error_code, "TIMEOUT", "{e:?}"),
         other => panic!("the stream did not end with a timeout: {other:?}"),
     }
-    assert!(
-        elapsed < Duration::from_secs(5),
-        "the stream ran {elapsed:?}"
-    );
+    // The upstream stream was cut, not run to its end: the proof that the timeout did not wait.
     mock.wait_for_stat("streams_cancelled", 1, LIMIT).await;
     assert_eq!(mock.stats().await["streams_completed"], 0);
     let text = served.gov.metrics.encode();
@@ -420,18 +415,16 @@ async fn a_timed_out_execute_answers_timeout_without_waiting_for_the_provider() 
     ))
     .await;
     let mut client = served.client().await;
-    let started = Instant::now();
+    // The mock never answers this one: an answer at all shows the server did not wait for it.
     let resp = within(
         "Execute",
-        client.execute(request("[[mock:delay_ms=8000]] slow", None)),
+        client.execute(request("[[mock:hang]] slow", None)),
     )
     .await
     .expect("an in-band answer");
-    let elapsed = started.elapsed();
     match resp.into_inner().result {
         Some(execute_response::Result::Error(e)) => assert_eq!(e.error_code, "TIMEOUT", "{e:?}"),
         other => panic!("not a timeout: {other:?}"),
     }
-    assert!(elapsed < Duration::from_secs(5), "the call ran {elapsed:?}");
     assert!(served.gov.metrics.encode().contains(r#"kind="timeout"} 1"#));
 }
