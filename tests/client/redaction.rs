@@ -422,3 +422,27 @@ async fn fifty_megabytes_of_output_with_bytes_that_are_not_utf8_go_out_bounded_a
         "the head kept its Secret, redacted"
     );
 }
+
+#[tokio::test]
+async fn every_kubectl_run_is_audited_version_and_a_failed_one_included() {
+    let mock = MockProvider::start(&["--reply", "Looks fine."]);
+    let client = Client::new("Client Version: v1.31.0\n", "boom\n", 0);
+    client.configure(&mock, true, "memory:\n  enabled: false\n");
+    client.run(&["version"]).assert_success();
+    let failing = Client::new("", "boom\n", 3);
+    failing.configure(&mock, true, "memory:\n  enabled: false\n");
+    failing.fails(&["get", "pods"]);
+    let runs = |c: &Client| -> Vec<Value> {
+        audit_records(&c.dir().join("audit.log"))
+            .into_iter()
+            .filter(|r| r["event_type"] == "command_execution")
+            .collect()
+    };
+    let ok = runs(&client);
+    assert_eq!(ok.len(), 1, "{ok:?}");
+    assert_eq!(ok[0]["command_generated"], "kubectl version");
+    assert_eq!(ok[0]["exit_code"], 0);
+    let failed = runs(&failing);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["exit_code"], 3, "{failed:?}");
+}

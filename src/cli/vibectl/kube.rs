@@ -61,11 +61,7 @@ pub fn run(ctx: &Ctx, verb: &str, args: &KubeArgs) -> CmdResult {
             }
             return summarize(&session, &line, &followed.tail, None, true).await;
         }
-        let (output, status) = kubectl::capture_status(&session.cfg, &full)?;
-        session.guard.audit_run(&line, false, true, status.code())?;
-        if !status.success() {
-            return Err(kubectl::failed(&full, status));
-        }
+        let output = session.run_kubectl(&full, &full, false)?;
         summarize(&session, &line, &output, None, false).await
     })?
 }

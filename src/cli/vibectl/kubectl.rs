@@ -52,16 +52,6 @@ fn not_started(cfg: &ClientConfig, e: &std::io::Error) -> CmdError {
     ))
 }
 
-/// Run kubectl and return what it printed on stdout. Its stderr is passed on to ours; a
-/// failure is an error naming the command and its exit status.
-pub fn capture(cfg: &ClientConfig, args: &[String]) -> Result<String, CmdError> {
-    let (stdout, status) = capture_status(cfg, args)?;
-    if !status.success() {
-        return Err(failed(args, status));
-    }
-    Ok(stdout)
-}
-
 /// Run kubectl and return what it printed on stdout and how it exited (non-UTF-8 output is
 /// converted lossily); its stderr is passed on to ours. Only a kubectl that cannot be
 /// started is an error.

@@ -324,6 +324,28 @@ impl Answer {
 }
 
 impl Session {
+    /// Run kubectl with `real` (the arguments with any placeholder values put back) and return
+    /// its stdout; `shown` is what the user sees and the audit log keeps. The run is recorded
+    /// (`planned` says the model planned it); a failed run is an error naming `shown`.
+    pub fn run_kubectl(
+        &self,
+        shown: &[String],
+        real: &[String],
+        planned: bool,
+    ) -> Result<String, CmdError> {
+        let (output, status) = super::kubectl::capture_status(&self.cfg, real)?;
+        self.guard.audit_run(
+            &super::kubectl::display(shown),
+            planned,
+            true,
+            status.code(),
+        )?;
+        if !status.success() {
+            return Err(super::kubectl::failed(shown, status));
+        }
+        Ok(output)
+    }
+
     /// Whether `line` (of `class`) may run: asks when the policy says so. The memory is shown on
     /// `m`. A yes is remembered for per-session confirmation.
     pub fn confirm(&self, line: &str, class: &Class) -> Result<Answer, CmdError> {

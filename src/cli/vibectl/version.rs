@@ -31,7 +31,7 @@ pub fn run(ctx: &Ctx, args: &KubeArgs) -> CmdResult {
         if session.cfg.display.show_kubectl {
             out(&crate::cli::style::command_line(&line));
         }
-        let output = kubectl::capture(&session.cfg, &full)?;
+        let output = session.run_kubectl(&full, &full, false)?;
         kube::summarize(&session, &line, &output, None, false).await
     })?
 }

@@ -116,10 +116,6 @@ pub async fn carry_out(
             return Ok(());
         }
     }
-    let (output, status) = kubectl::capture_status(&session.cfg, &real)?;
-    session.guard.audit_run(&line, true, true, status.code())?;
-    if !status.success() {
-        return Err(kubectl::failed(&plan.commands, status));
-    }
+    let output = session.run_kubectl(&plan.commands, &real, true)?;
     super::kube::summarize(session, &line, &output, request, false).await
 }
