@@ -62,7 +62,7 @@ fn body_value(req: &ChatRequest, stream: bool) -> Value {
         body["tools"] = json!([{
             "name": RESPONSE_TOOL,
             "description": "Give the answer as a JSON document that follows the input schema.",
-            "input_schema": super::client::clean_schema(schema),
+            "input_schema": super::provider::clean_schema(schema),
         }]);
         body["tool_choice"] = json!({"type": "tool", "name": RESPONSE_TOOL});
     }

@@ -443,16 +443,6 @@ async fn read_capped(resp: reqwest::Response, cap: usize) -> Vec<u8> {
     out
 }
 
-/// The schema as sent upstream: the `$schema` dialect marker is dropped, since some providers
-/// reject keywords they do not know at the top level.
-pub(crate) fn clean_schema(schema: &serde_json::Value) -> serde_json::Value {
-    let mut schema = schema.clone();
-    if let Some(obj) = schema.as_object_mut() {
-        obj.remove("$schema");
-    }
-    schema
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,7 +54,7 @@ pub(crate) fn body(req: &ChatRequest, stream: bool) -> Vec<u8> {
         format: req
             .response_schema
             .as_ref()
-            .map(super::client::clean_schema),
+            .map(super::provider::clean_schema),
         options: req.max_tokens.map(|num_predict| Options { num_predict }),
     };
     serde_json::to_vec(&body).unwrap_or_default()

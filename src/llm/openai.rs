@@ -92,7 +92,7 @@ pub(crate) fn body(req: &ChatRequest, stream: bool) -> Vec<u8> {
             kind: "json_schema",
             json_schema: JsonSchema {
                 name: schema_name(schema),
-                schema: super::client::clean_schema(schema),
+                schema: super::provider::clean_schema(schema),
                 strict: false,
             },
         }),

@@ -225,3 +225,13 @@ pub(crate) fn role_messages(req: &ChatRequest) -> Vec<RoleMessage<'_>> {
     });
     messages
 }
+
+/// The schema as sent upstream: the `$schema` dialect marker is dropped, since some providers
+/// reject keywords they do not know at the top level.
+pub(crate) fn clean_schema(schema: &serde_json::Value) -> serde_json::Value {
+    let mut schema = schema.clone();
+    if let Some(obj) = schema.as_object_mut() {
+        obj.remove("$schema");
+    }
+    schema
+}

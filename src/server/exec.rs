@@ -226,26 +226,23 @@ pub fn backoff(e: &ProviderError, attempt: u32, max_retries: u32) -> Option<Dura
     Some(exp.mul_f64(jitter))
 }
 
-/// The metrics of a finished call.
-pub fn metrics(started: Instant, usage: Usage, model: &ModelDef, retries: u32) -> ExecutionMetrics {
-    let cost = match (
-        model.input_cost_per_mtok,
-        model.output_cost_per_mtok,
-        usage.input_tokens,
-        usage.output_tokens,
-    ) {
-        (Some(pi), Some(po), Some(i), Some(o)) => {
-            Some((f64::from(i) * pi + f64::from(o) * po) / 1_000_000.0)
-        }
-        _ => None,
-    };
+/// The metrics of a finished call. `charged` is what the call's meter charges (the provider's
+/// counts, or estimates where it sent none), so the cost sent to the client is the cost in the
+/// usage record, by the one rule of [`ModelDef::cost_usd`].
+pub fn metrics(
+    started: Instant,
+    usage: Usage,
+    model: &ModelDef,
+    retries: u32,
+    charged: Option<(u64, u64)>,
+) -> ExecutionMetrics {
     let as_i32 = |n: Option<u32>| n.map(|n| n.min(i32::MAX as u32) as i32);
     ExecutionMetrics {
         duration_ms: started.elapsed().as_millis() as i64,
         input_tokens: as_i32(usage.input_tokens),
         output_tokens: as_i32(usage.output_tokens),
         total_tokens: as_i32(usage.total_tokens()),
-        cost_usd: cost,
+        cost_usd: charged.and_then(|(input, output)| model.cost_usd(input, output)),
         retry_count: retries as i32,
         timestamp: SystemTime::now()
             .duration_since(UNIX_EPOCH)
