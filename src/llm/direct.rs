@@ -22,8 +22,8 @@ use super::{
     ChatRequest, HttpClient, ProviderClient, ProviderError, ProviderKind, ProviderOptions,
     StreamEvent, Usage, kind_for_model,
 };
-use crate::config::ClientConfig;
 use crate::config::generated::client::key;
+use crate::config::{ClientConfig, Secret};
 
 /// Longest wait between two retries.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
@@ -76,29 +76,15 @@ fn keys_of(kind: ProviderKind) -> (&'static str, &'static str) {
 }
 
 /// One provider as configured: where it is and its key (or why the key cannot be read).
-/// `Debug` prints the key as `**REDACTED**`.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 struct Endpoint {
     kind: ProviderKind,
     base_url: Option<String>,
-    key: Result<Option<String>, String>,
-}
-
-impl std::fmt::Debug for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let key = self
-            .key
-            .as_ref()
-            .map(|k| k.as_ref().map(|_| crate::config::secret::REDACTED));
-        f.debug_struct("Endpoint")
-            .field("kind", &self.kind)
-            .field("base_url", &self.base_url)
-            .field("key", &key)
-            .finish()
-    }
+    key: Result<Option<Secret>, String>,
 }
 
 /// The adapter over the providers of the client config.
+#[derive(Debug)]
 pub struct DirectAdapter {
     http: HttpClient,
     endpoints: Vec<Endpoint>,
@@ -117,19 +103,19 @@ impl DirectAdapter {
         let sections = [
             (
                 ProviderKind::Anthropic,
-                p.anthropic.key.as_ref().map(|k| k.expose()),
+                p.anthropic.key.as_ref(),
                 p.anthropic.key_file.as_ref(),
                 p.anthropic.base_url.clone(),
             ),
             (
                 ProviderKind::OpenAi,
-                p.openai.key.as_ref().map(|k| k.expose()),
+                p.openai.key.as_ref(),
                 p.openai.key_file.as_ref(),
                 p.openai.base_url.clone(),
             ),
             (
                 ProviderKind::Ollama,
-                p.ollama.key.as_ref().map(|k| k.expose()),
+                p.ollama.key.as_ref(),
                 p.ollama.key_file.as_ref(),
                 p.ollama.base_url.clone().or_else(|| ollama_host(env)),
             ),
@@ -291,7 +277,7 @@ mod tests {
         let e = Endpoint {
             kind: ProviderKind::OpenAi,
             base_url: None,
-            key: Ok(Some("sk-live-0123456789".into())),
+            key: Ok(Some(Secret::new("sk-live-0123456789"))),
         };
         let shown = format!("{e:?}");
         assert!(!shown.contains("sk-live"), "{shown}");

@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Secret;
+
 /// One chat call: what the model is told, and how it must answer.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChatRequest {
@@ -234,4 +236,29 @@ pub(crate) fn clean_schema(schema: &serde_json::Value) -> serde_json::Value {
         obj.remove("$schema");
     }
     schema
+}
+
+/// `builder` with the header `name: PREFIX KEY` when there is a key: the one place a provider key
+/// leaves its [`Secret`]. The value is marked sensitive, so no header dump shows it; a key that
+/// cannot be a header value fails the request when it is sent, as a `Config` error that does
+/// not quote it.
+pub(crate) fn key_header(
+    builder: reqwest::RequestBuilder,
+    name: &'static str,
+    prefix: &str,
+    key: Option<&Secret>,
+) -> reqwest::RequestBuilder {
+    let Some(key) = key else {
+        return builder;
+    };
+    let raw = format!("{prefix}{}", key.expose());
+    match reqwest::header::HeaderValue::try_from(raw) {
+        Ok(mut value) => {
+            value.set_sensitive(true);
+            builder.header(name, value)
+        }
+        // The builder keeps the first bad header as its error, and `send` reports it
+        // (`failed to parse header value`) without the value.
+        Err(_) => builder.header(name, "\n"),
+    }
 }

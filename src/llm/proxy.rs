@@ -17,40 +17,25 @@ use super::adapter::{
     ServerInfo,
 };
 use super::proxy_url::ProxyUrl;
+use crate::config::Secret;
 use crate::proto::vibectl_llm_proxy_client::VibectlLlmProxyClient;
 use crate::proto::{
     ExecuteRequest, ExecutionMetrics, GetServerInfoRequest, execute_response, stream_chunk,
 };
 
-/// Where a proxy adapter connects and how patient it is. `Debug` prints the token as
-/// `**REDACTED**` (the URL prints its own token as `***`).
-#[derive(Clone)]
+/// Where a proxy adapter connects and how patient it is. The token is a [`Secret`] (`Debug`
+/// prints `**REDACTED**`; the URL prints its own token as `***`).
+#[derive(Debug, Clone)]
 pub struct ProxySettings {
     pub url: ProxyUrl,
     /// The token, already looked up (URL, then the profile's jwt_path, then VIBECTL_JWT_TOKEN).
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// A PEM CA bundle to trust instead of the system roots.
     pub ca_bundle: Option<PathBuf>,
     /// A client certificate to present, for servers that require mutual TLS.
     pub client_identity: Option<ClientIdentity>,
     pub timeout: Duration,
     pub retry_attempts: u32,
-}
-
-impl std::fmt::Debug for ProxySettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProxySettings")
-            .field("url", &self.url)
-            .field(
-                "token",
-                &self.token.as_ref().map(|_| crate::config::secret::REDACTED),
-            )
-            .field("ca_bundle", &self.ca_bundle)
-            .field("client_identity", &self.client_identity)
-            .field("timeout", &self.timeout)
-            .field("retry_attempts", &self.retry_attempts)
-            .finish()
-    }
 }
 
 /// PEM files of a client certificate (with any intermediates) and its private key.
@@ -60,8 +45,9 @@ pub struct ClientIdentity {
     pub key: PathBuf,
 }
 
-/// Adds `authorization: Bearer <token>` to every call.
-#[derive(Clone)]
+/// Adds `authorization: Bearer <token>` to every call; the value is marked sensitive, so
+/// `Debug` prints `Sensitive`.
+#[derive(Debug, Clone)]
 pub struct BearerToken(Option<MetadataValue<tonic::metadata::Ascii>>);
 
 impl tonic::service::Interceptor for BearerToken {
@@ -76,6 +62,7 @@ impl tonic::service::Interceptor for BearerToken {
 type Client = VibectlLlmProxyClient<InterceptedService<Channel, BearerToken>>;
 
 /// The adapter over one server.
+#[derive(Debug)]
 pub struct ProxyAdapter {
     client: Client,
     settings: ProxySettings,
@@ -126,10 +113,18 @@ impl ProxyAdapter {
                 .map_err(|e| AdapterError::Config(format!("bad TLS setup: {e}")))?;
         }
         let channel = endpoint.connect_lazy();
+        // The one place the token leaves its `Secret`: the header of every call.
         let header = match &settings.token {
-            Some(t) => Some(MetadataValue::try_from(format!("Bearer {t}")).map_err(|_| {
-                AdapterError::Config("the token has characters not allowed in a header".into())
-            })?),
+            Some(t) => {
+                let mut value =
+                    MetadataValue::try_from(format!("Bearer {}", t.expose())).map_err(|_| {
+                        AdapterError::Config(
+                            "the token has characters not allowed in a header".into(),
+                        )
+                    })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
             None => None,
         };
         Ok(ProxyAdapter {

@@ -128,10 +128,7 @@ pub fn build(
             let api_key = resolve_key(
                 &name,
                 kind,
-                entry
-                    .as_ref()
-                    .and_then(|e| e.key.as_ref())
-                    .map(|k| k.expose()),
+                entry.as_ref().and_then(|e| e.key.as_ref()),
                 entry.as_ref().and_then(|e| e.key_file.as_deref()),
                 env,
             )?;
