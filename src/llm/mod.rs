@@ -22,6 +22,7 @@ pub mod openai;
 pub mod provider;
 pub mod proxy;
 pub mod proxy_url;
+pub mod retry;
 pub mod select;
 pub mod stream;
 

@@ -1,5 +1,6 @@
 //! `ProxyAdapter`: model calls through a vibectl-server over gRPC, on one reused channel, with
-//! the profile's timeout and retries applied (jittered backoff, honouring `retry-after-ms`).
+//! the profile's timeout and retries applied by the shared [`RetryPolicy`] (jittered backoff,
+//! honouring `retry-after-ms`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -16,7 +17,9 @@ use super::adapter::{
     AdapterError, AdapterEvent, AdapterStream, LlmMetrics, LlmRequest, LlmResponse, ModelAdapter,
     ServerInfo,
 };
+use super::error::parse_retry_after_ms;
 use super::proxy_url::ProxyUrl;
+use super::retry::{self, RetryPolicy};
 use crate::config::Secret;
 use crate::proto::vibectl_llm_proxy_client::VibectlLlmProxyClient;
 use crate::proto::{
@@ -69,9 +72,10 @@ pub struct ProxyAdapter {
     info: OnceCell<ServerInfo>,
 }
 
-const BASE_BACKOFF: Duration = Duration::from_millis(250);
-/// Longest wait before one retry, whether ours or the server's `retry-after-ms`.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// The longest `retry-after-ms` a client waits for: a server asking for longer (a spent
+/// per-minute budget: up to 60 s) would refuse every retry before then, so the call fails at
+/// once with the wait.
+const MAX_RETRY_AFTER: Duration = retry::DEFAULT_MAX;
 
 impl ProxyAdapter {
     /// Set up the channel (it connects on first use).
@@ -142,8 +146,8 @@ impl ProxyAdapter {
             Code::ResourceExhausted => AdapterError::RateLimited {
                 limit_type: meta(s, "limit-type").unwrap_or_else(|| "limit".into()),
                 retry_after_ms: meta(s, "retry-after-ms")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
+                    .and_then(|v| parse_retry_after_ms(&v))
+                    .map_or(0, |d| d.as_millis() as u64),
             },
             Code::DeadlineExceeded | Code::Cancelled
                 if msg.contains("Timeout") || s.code() == Code::DeadlineExceeded =>
@@ -182,50 +186,47 @@ impl ProxyAdapter {
         }
     }
 
-    /// Retry `call` on UNAVAILABLE and RESOURCE_EXHAUSTED up to `retry_attempts` times.
+    /// The profile's retries (`retry_attempts`) with the shared backoff; a server's
+    /// `retry-after-ms` is waited when it is no longer than the timeout and [`MAX_RETRY_AFTER`].
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_retry_after: MAX_RETRY_AFTER.min(self.settings.timeout),
+            ..RetryPolicy::new(self.settings.retry_attempts)
+        }
+    }
+
+    /// Retry `call` on UNAVAILABLE and RESOURCE_EXHAUSTED by [`Self::retry_policy`].
     async fn with_retries<T, F, Fut>(&self, mut call: F) -> Result<(T, u32), AdapterError>
     where
         F: FnMut(Client) -> Fut,
         Fut: std::future::Future<Output = Result<T, Status>>,
     {
+        let policy = self.retry_policy();
         let mut attempt = 0u32;
         loop {
             match call(self.client.clone()).await {
                 Ok(v) => return Ok((v, attempt)),
                 Err(s) => {
                     let err = self.map_status(&s);
-                    // A refusal a wait cannot cure (input too long), or one whose wait is longer
-                    // than the call may take (a spent quota), is not retried.
-                    let retryable = match &err {
-                        AdapterError::CertUntrusted { .. } => false,
+                    // A refusal a wait cannot cure (input too long) is not retried; nor is one
+                    // whose wait is longer than the policy sits through (a spent quota): the
+                    // error says how long to wait instead.
+                    let (retryable, retry_after) = match &err {
+                        AdapterError::CertUntrusted { .. } => (false, None),
                         AdapterError::RateLimited {
                             limit_type,
                             retry_after_ms,
-                        } => {
-                            limit_type != "input"
-                                && Duration::from_millis(*retry_after_ms) <= self.settings.timeout
-                        }
-                        _ => s.code() == Code::Unavailable,
+                        } => (
+                            limit_type != "input",
+                            (*retry_after_ms > 0).then(|| Duration::from_millis(*retry_after_ms)),
+                        ),
+                        _ => (s.code() == Code::Unavailable, None),
                     };
-                    if !retryable || attempt >= self.settings.retry_attempts {
+                    let wait = retryable
+                        .then(|| policy.delay(attempt, retry_after, None))
+                        .flatten();
+                    let Some(wait) = wait else {
                         return Err(err);
-                    }
-                    let wait = match &err {
-                        // A server asking for a longer wait than we are willing to sit through
-                        // (a spent per-minute budget: up to 60 s) refuses every retry before
-                        // then: say so now, with the wait, instead of hanging.
-                        AdapterError::RateLimited { retry_after_ms, .. }
-                            if Duration::from_millis(*retry_after_ms) > MAX_BACKOFF =>
-                        {
-                            return Err(err);
-                        }
-                        AdapterError::RateLimited { retry_after_ms, .. } if *retry_after_ms > 0 => {
-                            Duration::from_millis(*retry_after_ms)
-                        }
-                        _ => BASE_BACKOFF
-                            .saturating_mul(1 << attempt.min(8))
-                            .min(MAX_BACKOFF)
-                            .mul_f64(rand::random_range(0.5..1.0)),
                     };
                     tracing::debug!(?wait, attempt, "retrying the proxy call");
                     tokio::time::sleep(wait).await;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::catalog::{CatalogError, ModelDef};
 use super::state::State;
+use crate::llm::retry::RetryPolicy;
 use crate::llm::{ChatRequest, ProviderClient, ProviderError, Usage};
 use crate::proto::{ExecuteError, ExecuteRequest, ExecutionMetrics};
 
@@ -28,12 +29,6 @@ pub mod code {
     pub const TIMEOUT: &str = "TIMEOUT";
 }
 
-/// First backoff delay; doubled per retry, with jitter, up to [`MAX_BACKOFF`].
-const BASE_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// A provider asking for a longer wait than this is not retried.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
-
 pub fn error(code: &str, message: impl Into<String>, details: Option<String>) -> ExecuteError {
     ExecuteError {
         error_code: code.to_owned(),
@@ -47,7 +42,8 @@ pub struct Prepared {
     pub model: ModelDef,
     /// The provider's client for this call: its attempts end by `deadline`.
     pub client: ProviderClient,
-    pub max_retries: u32,
+    /// The provider's retry policy.
+    pub retry: RetryPolicy,
     pub chat: ChatRequest,
     /// When the call, retries included, must be over (the provider's `deadline_seconds`).
     pub deadline: Instant,
@@ -55,9 +51,9 @@ pub struct Prepared {
 
 impl Prepared {
     /// How long to wait before retry number `attempt` (0-based), or `None` to give up: the
-    /// provider's retry policy ([`backoff`]), and no retry whose wait would reach the deadline.
+    /// provider's [`RetryPolicy`], with no retry whose wait would reach the deadline.
     pub fn backoff(&self, e: &ProviderError, attempt: u32) -> Option<Duration> {
-        backoff(e, attempt, self.max_retries).filter(|wait| Instant::now() + *wait < self.deadline)
+        self.retry.after_error(e, attempt, Some(self.deadline))
     }
 }
 
@@ -139,7 +135,7 @@ pub fn prepare(state: &State, req: &ExecuteRequest) -> Result<Prepared, ExecuteE
         max_tokens: None,
     };
     Ok(Prepared {
-        max_retries: upstream.max_retries,
+        retry: upstream.retry,
         model,
         client,
         chat,
@@ -209,21 +205,6 @@ pub fn provider_error(e: &ProviderError, model: &ModelDef, retries: u32) -> Exec
         model.id
     );
     error(c, message, Some(details.to_string()))
-}
-
-/// How long to wait before retry number `attempt` (0-based), or `None` to give up.
-pub fn backoff(e: &ProviderError, attempt: u32, max_retries: u32) -> Option<Duration> {
-    if !e.is_retryable() || attempt >= max_retries {
-        return None;
-    }
-    if let Some(after) = e.retry_after() {
-        return (after <= MAX_RETRY_AFTER).then_some(after);
-    }
-    let exp = BASE_BACKOFF
-        .saturating_mul(1 << attempt.min(10))
-        .min(MAX_BACKOFF);
-    let jitter = rand::random_range(0.75..1.25);
-    Some(exp.mul_f64(jitter))
 }
 
 /// The metrics of a finished call. `charged` is what the call's meter charges (the provider's
