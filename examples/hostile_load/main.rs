@@ -17,8 +17,8 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
-use vibectl::proto::{ExecuteRequest, GetServerInfoRequest};
 use vibectl::proto::vibectl_llm_proxy_client::VibectlLlmProxyClient;
+use vibectl::proto::{ExecuteRequest, GetServerInfoRequest};
 
 /// The longest any one connect, call or first Watch message may take.
 const STEP_LIMIT: Duration = Duration::from_secs(30);
