@@ -18,7 +18,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 use vibectl::proto::vibectl_llm_proxy_client::VibectlLlmProxyClient;
-use vibectl::proto::{ExecuteRequest, GetServerInfoRequest};
+use vibectl::proto::{ExecuteRequest, GetServerInfoRequest, execute_response};
 
 /// The longest any one connect, call or first Watch message may take.
 const STEP_LIMIT: Duration = Duration::from_secs(30);
@@ -116,7 +116,8 @@ const NAME_BYTES: usize = 256;
 
 /// `n` Execute calls on one connection, each naming a model never seen before, as long as the
 /// server allows (`mock/flood-<i>-xxx...`: with no models configured, each is routed to the
-/// provider `mock`). Returns how many calls got an answer (success or in-band error).
+/// provider `mock`). Returns how many calls the model answered (an in-band error is not
+/// counted).
 async fn label_flood(addr: SocketAddr, token: &str, n: usize) -> usize {
     let Ok(ch) = channel(addr).await else {
         return 0;
@@ -134,7 +135,9 @@ async fn label_flood(addr: SocketAddr, token: &str, n: usize) -> usize {
             request_id: String::new(),
         });
         req.metadata_mut().insert("authorization", bearer(token));
-        if let Ok(Ok(_)) = tokio::time::timeout(STEP_LIMIT, client.execute(req)).await {
+        if let Ok(Ok(resp)) = tokio::time::timeout(STEP_LIMIT, client.execute(req)).await
+            && let Some(execute_response::Result::Success(_)) = resp.into_inner().result
+        {
             answered += 1;
         }
     }
