@@ -19,7 +19,7 @@ use super::adapter::{
 };
 use super::error::parse_retry_after_ms;
 use super::proxy_url::ProxyUrl;
-use super::retry::{self, RetryPolicy};
+use super::retry::RetryPolicy;
 use crate::config::Secret;
 use crate::proto::vibectl_llm_proxy_client::VibectlLlmProxyClient;
 use crate::proto::{
@@ -75,7 +75,7 @@ pub struct ProxyAdapter {
 /// The longest `retry-after-ms` a client waits for: a server asking for longer (a spent
 /// per-minute budget: up to 60 s) would refuse every retry before then, so the call fails at
 /// once with the wait.
-const MAX_RETRY_AFTER: Duration = retry::DEFAULT_MAX;
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 impl ProxyAdapter {
     /// Set up the channel (it connects on first use).
