@@ -169,6 +169,36 @@ mod tests {
     }
 
     #[test]
+    fn a_key_goes_into_its_header_marked_sensitive_and_a_bad_one_is_not_quoted() {
+        let http = reqwest::Client::new();
+        let post = || http.post("http://127.0.0.1:9/");
+        let key = Secret::new("sk-good");
+        let req = key_header(post(), "authorization", "Bearer ", Some(&key))
+            .build()
+            .expect("a valid key");
+        let value = &req.headers()["authorization"];
+        assert_eq!(value, "Bearer sk-good");
+        assert!(value.is_sensitive());
+        let none = key_header(post(), "x-api-key", "", None)
+            .build()
+            .expect("no key");
+        assert!(none.headers().get("x-api-key").is_none());
+
+        let bad = Secret::new("sk-bad\nkey");
+        let err = key_header(post(), "x-api-key", "", Some(&bad))
+            .build()
+            .expect_err("a newline cannot be in a header");
+        let mut shown = format!("{err} {err:?}");
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            shown.push_str(&s.to_string());
+            source = s.source();
+        }
+        assert!(err.is_builder(), "{shown}");
+        assert!(!shown.contains("sk-bad"), "{shown}");
+    }
+
+    #[test]
     fn names_imply_providers() {
         assert_eq!(
             kind_for_model("claude-sonnet-4-0"),
