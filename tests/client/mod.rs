@@ -174,6 +174,11 @@ impl Client {
         process::run(&mut self.command(args), LIMIT)
     }
 
+    /// [`Client::run`] with its own limit, for a run that does much work in a debug build.
+    pub fn run_within(&self, args: &[&str], limit: Duration) -> Output {
+        process::run(&mut self.command(args), limit)
+    }
+
     /// Run a command that must fail with exit code 1, an `error:` line, and no change to
     /// the config file.
     pub fn fails(&self, args: &[&str]) -> Output {
