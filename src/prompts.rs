@@ -9,6 +9,10 @@ use serde_json::{Value, json};
 
 use crate::llm::adapter::LlmRequest;
 
+pub mod apply;
+pub mod edit;
+pub mod verbs;
+
 /// Longest kubectl output put in a prompt, in characters; longer output keeps its head and tail.
 pub const MAX_OUTPUT_CHARS: usize = 40_000;
 /// Longest prompt fragment sent, in bytes. Fragments that carry kubectl output are cut to it

@@ -76,6 +76,37 @@ pub fn capture_status(
     ))
 }
 
+/// What a kubectl run printed on stdout and stderr (neither passed on), and how it exited.
+pub struct Captured {
+    pub stdout: String,
+    pub stderr: String,
+    pub status: std::process::ExitStatus,
+}
+
+/// Run kubectl and keep both of its outputs (for the model to read); only a kubectl that
+/// cannot be started is an error.
+pub fn capture_all(cfg: &ClientConfig, args: &[String]) -> Result<Captured, CmdError> {
+    let output = command(cfg, args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| not_started(cfg, &e))?;
+    Ok(Captured {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        status: output.status,
+    })
+}
+
+/// Whether kubectl exiting with `code` for `args` is a normal outcome: any success, and
+/// `diff`'s exit status 1, which says the objects differ (2 and above are errors).
+pub fn succeeded(args: &[String], code: Option<i32>) -> bool {
+    match code {
+        Some(0) => true,
+        Some(1) => super::safety::verb(args) == Some("diff"),
+        _ => false,
+    }
+}
+
 /// Most of a followed run's output kept for the summary, in bytes (the newest part).
 const FOLLOW_TAIL: usize = 64 * 1024;
 
