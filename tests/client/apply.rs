@@ -148,12 +148,8 @@ async fn max_correction_retries_bounds_the_model_attempts_and_nothing_is_applied
         let api = KubeApi::start();
         let mock = MockProvider::start(&[]);
         let mut client = Client::with_pods();
-        let _server = connect(
-            &mut client,
-            &mock,
-            via,
-            &format!("{MEMORY_OFF}features:\n  max_correction_retries: 0\n"),
-        );
+        client.env = vec![("VIBECTL_FEATURES_MAX_CORRECTION_RETRIES".into(), "0".into())];
+        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
         client.use_real_kubectl(&api);
         write_broken(&client, FIXED);
         let out = client.fails(&["apply", "vibe", "web.yaml", "--yes"]);
@@ -176,12 +172,8 @@ async fn max_correction_retries_bounds_the_model_attempts_and_nothing_is_applied
         // Two attempts that the server keeps rejecting: the second correction is the last.
         let mock = MockProvider::start(&[]);
         let mut client = Client::with_pods();
-        let _server = connect(
-            &mut client,
-            &mock,
-            via,
-            &format!("{MEMORY_OFF}features:\n  max_correction_retries: 2\n"),
-        );
+        client.env = vec![("VIBECTL_FEATURES_MAX_CORRECTION_RETRIES".into(), "2".into())];
+        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
         client.use_real_kubectl(&api);
         write_broken(&client, BROKEN);
         let out = client.fails(&["apply", "vibe", "web.yaml", "--yes"]);
@@ -204,12 +196,8 @@ async fn typed_apply_and_apply_vibe_without_intelligent_apply() {
         let plan = super::plan_json(&["apply", "-f", "fixed.yaml"], "apply the file");
         let mock = MockProvider::start(&["--reply", &plan]);
         let mut client = Client::with_pods();
-        let _server = connect(
-            &mut client,
-            &mock,
-            via,
-            &format!("{MEMORY_OFF}features:\n  intelligent_apply: false\n"),
-        );
+        client.env = vec![("VIBECTL_FEATURES_INTELLIGENT_APPLY".into(), "false".into())];
+        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
         client.use_real_kubectl(&api);
         std::fs::write(client.path().join("fixed.yaml"), FIXED).expect("write");
         // Off: a planned `kubectl apply`, as for any verb; no dry run of ours.

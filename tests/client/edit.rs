@@ -85,12 +85,8 @@ async fn an_edit_that_is_not_confirmed_changes_nothing_and_intelligent_edit_off_
         let plan = plan_json(&["edit", "deployment", "web"], "open it");
         let mock = MockProvider::start(&["--reply", &plan]);
         let mut client = Client::with_pods();
-        let _server = connect(
-            &mut client,
-            &mock,
-            via,
-            &format!("{MEMORY_OFF}features:\n  intelligent_edit: false\n"),
-        );
+        client.env = vec![("VIBECTL_FEATURES_INTELLIGENT_EDIT".into(), "false".into())];
+        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
         let out = client.run(&["edit", "vibe", "open web", "--yes"]);
         out.assert_success();
         assert!(
