@@ -255,3 +255,76 @@ async fn plans_naming_another_program_shell_syntax_or_context_are_refused() {
         }
     }
 }
+
+#[tokio::test]
+async fn patch_typed_and_planned_changes_the_object_and_summarizes() {
+    for via in BOTH {
+        let api = KubeApi::start();
+        api.seed(deployment("web", 1));
+        let plan = plan_json(
+            &[
+                "deployment",
+                "web",
+                "--type",
+                "merge",
+                "-p",
+                r#"{"spec":{"replicas":4}}"#,
+            ],
+            "four replicas",
+        );
+        let mock = MockProvider::start(&["--reply", "Patched."]);
+        let mut client = Client::with_pods();
+        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        client.use_real_kubectl(&api);
+        let out = client.run(&[
+            "patch",
+            "deployment",
+            "web",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"replicas":2}}"#,
+        ]);
+        out.assert_success();
+        assert_eq!(out.stdout, "Patched.\n", "{via:?}\n{out}");
+        let web = || api.object("deployments", "default", "web").expect("web");
+        assert_eq!(web()["spec"]["replicas"], 2);
+        let text = mock.requests().await[0]["body"].to_string();
+        assert!(text.contains("deployment.apps/web patched"), "{text}");
+
+        let request = format!("four replicas for web {}", reply_marker(&plan));
+        let out = client.run(&["patch", "vibe", &request, "--yes"]);
+        out.assert_success();
+        assert!(
+            out.stdout.starts_with(
+                "$ kubectl patch deployment web --type merge -p '{\"spec\":{\"replicas\":4}}'\n"
+            ),
+            "{out}"
+        );
+        assert_eq!(web()["spec"]["replicas"], 4, "{via:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_kubectl_that_hangs_is_stopped_after_core_kubectl_timeout_seconds() {
+    for via in BOTH {
+        let mock = MockProvider::start(&[]);
+        let mut client = Client::with_pods();
+        client.env = vec![("VIBECTL_CORE_KUBECTL_TIMEOUT_SECONDS".into(), "1".into())];
+        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        // A kubectl that never answers (a cluster that accepts the connection and says nothing).
+        super::write_executable(&client.kubectl(), "#!/bin/sh\nexec sleep 300\n");
+        let out = client.fails(&["wait", "deployment/web", "--for=condition=Available"]);
+        assert!(
+            out.stderr.contains(
+                "`kubectl wait deployment/web --for=condition=Available` did not finish within 1 seconds (core.kubectl_timeout_seconds)"
+            ),
+            "{via:?}\n{out}"
+        );
+        assert!(out.stderr.contains("hint: "), "{out}");
+        assert!(
+            mock.requests().await.is_empty(),
+            "no summary of a run that never ended"
+        );
+    }
+}

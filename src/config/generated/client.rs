@@ -18,6 +18,8 @@ pub struct Core {
     pub kubeconfig: Option<std::path::PathBuf>,
     /// The kubectl executable that vibectl runs, as a name looked up on PATH or as a full path.
     pub kubectl_command: String,
+    /// How long, in seconds, vibectl lets one kubectl command run before it stops it and says it timed out. Commands that follow output as it comes (logs -f, get -w) run until they end or Ctrl-C instead.
+    pub kubectl_timeout_seconds: i64,
 }
 
 impl Default for Core {
@@ -25,6 +27,7 @@ impl Default for Core {
         Self {
             kubeconfig: None,
             kubectl_command: "kubectl".to_owned(),
+            kubectl_timeout_seconds: 600_i64,
         }
     }
 }
@@ -713,6 +716,7 @@ impl Default for ClientConfig {
 pub static KEYS: &[KeySpec] = &[
     KeySpec { path: "core.kubeconfig", ty: KeyType::Path, item: None, doc: "The kubeconfig file passed to kubectl with --kubeconfig. When it is null, kubectl uses its own default (the KUBECONFIG environment variable, then ~/.kube/config).", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_CORE_KUBECONFIG"), old_names: &["kubeconfig"], compat: None },
     KeySpec { path: "core.kubectl_command", ty: KeyType::String, item: None, doc: "The kubectl executable that vibectl runs, as a name looked up on PATH or as a full path.", default: "\"kubectl\"", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_CORE_KUBECTL_COMMAND"), old_names: &["kubectl_command"], compat: None },
+    KeySpec { path: "core.kubectl_timeout_seconds", ty: KeyType::Int, item: None, doc: "How long, in seconds, vibectl lets one kubectl command run before it stops it and says it timed out. Commands that follow output as it comes (logs -f, get -w) run until they end or Ctrl-C instead.", default: "600", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(86400.0), env: Some("VIBECTL_CORE_KUBECTL_TIMEOUT_SECONDS"), old_names: &[], compat: None },
     KeySpec { path: "display.theme", ty: KeyType::Enum, item: None, doc: "The colour theme of vibectl's own lines (error, warning and hint labels, the kubectl command line, metrics). The accessible theme uses no red or green. Colour is used on a terminal only, never when NO_COLOR is set, and always when CLICOLOR_FORCE is set.", default: "\"default\"", nullable: false, sensitive: false, values: &["default", "dark", "light", "accessible"], min: None, max: None, env: Some("VIBECTL_DISPLAY_THEME"), old_names: &["theme"], compat: None },
     KeySpec { path: "display.show_raw_output", ty: KeyType::Bool, item: None, doc: "Whether vibectl prints the raw kubectl output in addition to the model's summary.", default: "false", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_DISPLAY_SHOW_RAW_OUTPUT"), old_names: &["show_raw_output"], compat: None },
     KeySpec { path: "display.show_vibe", ty: KeyType::Bool, item: None, doc: "Whether vibectl prints the model's summary (the vibe) of each kubectl result.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_DISPLAY_SHOW_VIBE"), old_names: &["show_vibe"], compat: None },
@@ -816,6 +820,7 @@ pub static SCHEMA: ProgramSchema = ProgramSchema {
 pub mod key {
     pub const CORE_KUBECONFIG: &str = "core.kubeconfig";
     pub const CORE_KUBECTL_COMMAND: &str = "core.kubectl_command";
+    pub const CORE_KUBECTL_TIMEOUT_SECONDS: &str = "core.kubectl_timeout_seconds";
     pub const DISPLAY_THEME: &str = "display.theme";
     pub const DISPLAY_SHOW_RAW_OUTPUT: &str = "display.show_raw_output";
     pub const DISPLAY_SHOW_VIBE: &str = "display.show_vibe";
