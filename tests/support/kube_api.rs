@@ -584,8 +584,7 @@ fn serve(
         "/api/v1" => return respond(StatusCode::OK, &discovery("")),
         "/apis/apps/v1" => return respond(StatusCode::OK, &discovery("apps")),
         "/openapi/v2" => {
-            // An empty protobuf document: no schemas, so kubectl validates on the server.
-            let mut r = Response::new(Body::empty());
+            let mut r = Response::new(Body::from(openapi_v2()));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 header::HeaderValue::from_static("application/octet-stream"),
@@ -794,6 +793,63 @@ fn serve(
             json!({}),
         ),
     }
+}
+
+/// A protobuf field of wire type 2 (bytes, strings, messages).
+fn pb(field: u32, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut varint = |mut v: u64| loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            break;
+        }
+        out.push(b | 0x80);
+    };
+    varint(u64::from(field << 3 | 2));
+    varint(bytes.len() as u64);
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// The OpenAPI v2 document kubectl downloads (gnostic's protobuf form): for each kind, the
+/// PATCH of its item path with the `dryRun` query parameter and its group-version-kind, which
+/// is what kubectl 1.20 looks for before a server-side dry run. No schema definitions, so
+/// kubectl leaves validation to the server.
+fn openapi_v2() -> Vec<u8> {
+    let mut paths = Vec::new();
+    for k in KINDS {
+        let prefix = if k.group.is_empty() {
+            "/api/v1".to_owned()
+        } else {
+            format!("/apis/{}/v1", k.group)
+        };
+        let ns = if k.namespaced {
+            "/namespaces/{namespace}"
+        } else {
+            ""
+        };
+        let name = format!("{prefix}{ns}/{}/{{name}}", k.name);
+        // QueryParameterSubSchema{in: 2, name: 4} in NonBodyParameter(3) in Parameter(2) in
+        // ParametersItem(1).
+        let query = [pb(2, b"query"), pb(4, b"dryRun")].concat();
+        let param = pb(1, &pb(2, &pb(3, &query)));
+        let gvk = format!("group: \"{}\"\nkind: {}\nversion: v1\n", k.group, k.kind);
+        // NamedAny{name: 1, value: Any{yaml: 2}}.
+        let ext = [
+            pb(1, b"x-kubernetes-group-version-kind"),
+            pb(2, &pb(2, gvk.as_bytes())),
+        ]
+        .concat();
+        // Operation{parameters: 8, vendor_extension: 13} as PathItem.patch (8).
+        let op = [pb(8, &param), pb(13, &ext)].concat();
+        let item = pb(8, &op);
+        // NamedPathItem{name: 1, value: 2} in Paths.path (2).
+        paths.extend(pb(2, &[pb(1, name.as_bytes()), pb(2, &item)].concat()));
+    }
+    // Document{swagger: 1, paths: 8}.
+    [pb(1, b"2.0"), pb(8, &paths)].concat()
 }
 
 /// The autoscaling/v1 Scale of a deployment.
