@@ -221,3 +221,45 @@ async fn typed_apply_and_apply_vibe_without_intelligent_apply() {
         );
     }
 }
+
+#[tokio::test]
+async fn apply_vibe_without_a_file_has_the_model_write_the_manifest_and_read_only_refuses_first() {
+    const WRITTEN: &str =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: fast\n";
+    for via in BOTH {
+        let api = KubeApi::start();
+        let mock = MockProvider::start(&[]);
+        let mut client = Client::with_pods();
+        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        client.use_real_kubectl(&api);
+        let request = format!(
+            "a configmap named settings with mode fast {}",
+            reply_marker(&format!("```yaml\n{WRITTEN}```"))
+        );
+        let out = client.run(&["apply", "vibe", &request, "--yes"]);
+        out.assert_success();
+        assert!(
+            out.stdout
+                .contains("$ kubectl apply -f '(written by the model)'\n"),
+            "{via:?}\n{out}"
+        );
+        let cm = api
+            .object("configmaps", "default", "settings")
+            .expect("applied");
+        assert_eq!(cm["data"]["mode"], "fast");
+        let reqs = mock.requests().await;
+        assert!(
+            reqs[0]["body"]
+                .to_string()
+                .contains("Write the Kubernetes manifest")
+        );
+
+        // Read-only mode refuses before any model call or kubectl run.
+        let before = mock.requests().await.len();
+        let runs = client.kubectl_runs().len();
+        let out = client.fails(&["--read-only", "apply", "vibe", &request, "--yes"]);
+        assert!(out.stderr.contains("read-only mode (--read-only)"), "{out}");
+        assert_eq!(mock.requests().await.len(), before, "no model call");
+        assert_eq!(client.kubectl_runs().len(), runs, "no kubectl run");
+    }
+}

@@ -1,0 +1,26 @@
+//! How the model plans `kubectl create` (creating resources): what to watch for, and worked examples.
+
+use super::verbs::{Example, Guide};
+
+pub const GUIDE: Guide = Guide {
+    verb: "create",
+    focus: "Create only what was asked for. Prefer the generator forms \
+        (`create deployment NAME --image=IMAGE`, `create configmap NAME --from-literal=K=V`) \
+        and name the namespace when the request gives one.",
+    examples: &[
+        Example {
+            request: "an nginx deployment called front with 2 replicas",
+            commands: &[
+                "create",
+                "deployment",
+                "front",
+                "--image=nginx",
+                "--replicas=2",
+            ],
+        },
+        Example {
+            request: "a namespace for the billing team",
+            commands: &["create", "namespace", "billing"],
+        },
+    ],
+};

@@ -1,0 +1,19 @@
+//! How the model plans `kubectl diff` (comparing manifests with the cluster): what to watch for, and worked examples.
+
+use super::verbs::{Example, Guide};
+
+pub const GUIDE: Guide = Guide {
+    verb: "diff",
+    focus: "`diff` compares manifests with what the cluster has; it needs `-f FILE` or \
+        `-k DIR`. It exits 1 when there are differences, which is not an error.",
+    examples: &[
+        Example {
+            request: "what would change if I applied web.yaml",
+            commands: &["diff", "-f", "web.yaml"],
+        },
+        Example {
+            request: "compare the overlay in deploy/prod with the cluster",
+            commands: &["diff", "-k", "deploy/prod"],
+        },
+    ],
+};
