@@ -7,6 +7,7 @@ pub const GUIDE: Guide = Guide {
     focus: "`cluster-info` shows where the control plane and the cluster services run; \
         `cluster-info dump` prints a very large amount of data, so use it only when asked \
         and then with `--output-directory`.",
+    summary: "Say where the control plane and the listed cluster services run, and whether anything looks unreachable.",
     examples: &[Example {
         request: "where is the control plane",
         commands: &["cluster-info"],

@@ -7,6 +7,7 @@ pub const GUIDE: Guide = Guide {
     focus: "Create only what was asked for. Prefer the generator forms \
         (`create deployment NAME --image=IMAGE`, `create configmap NAME --from-literal=K=V`) \
         and name the namespace when the request gives one.",
+    summary: "Say what was created (kind, name, namespace) and anything kubectl refused or warned about.",
     examples: &[
         Example {
             request: "an nginx deployment called front with 2 replicas",

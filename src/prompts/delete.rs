@@ -7,6 +7,7 @@ pub const GUIDE: Guide = Guide {
     focus: "Deleting cannot be undone: target exactly the resources named, never use \
         `--all` or a broad label selector unless the request says so, and keep the \
         namespace explicit.",
+    summary: "Say what was deleted, in which namespace, and what was not found or is still terminating.",
     examples: &[
         Example {
             request: "the crashing pod worker-7 in jobs",

@@ -7,6 +7,7 @@ pub const GUIDE: Guide = Guide {
     focus: "Use the subcommand that fits: `status` (give `--timeout=60s` so it ends), \
         `history`, `undo` (with `--to-revision=N` when a revision is named), `restart`, \
         `pause`, `resume`; the resource is KIND/NAME.",
+    summary: "Say whether the rollout finished, is still progressing or is stuck (and why), or what the history, undo, restart, pause or resume did.",
     examples: &[
         Example {
             request: "is the web deployment done rolling out",

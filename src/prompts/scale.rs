@@ -6,6 +6,7 @@ pub const GUIDE: Guide = Guide {
     verb: "scale",
     focus: "Give the replica count as `--replicas=N` and the resource as KIND/NAME; \
         scaling to zero stops the workload, so only do it when asked.",
+    summary: "Say which workload now asks for how many replicas; the pods follow over the next moments.",
     examples: &[
         Example {
             request: "run three copies of the api deployment",

@@ -3,7 +3,7 @@
 //! in its command's module (`create`, `delete`, `scale`, `wait`, `diff`, `cluster_info`,
 //! `rollout`).
 
-use super::{Context, plan as base_plan};
+use super::{Context, plan as base_plan, summary as base_summary};
 use crate::llm::adapter::LlmRequest;
 
 /// One worked example: a request and the `commands` that answer it.
@@ -16,6 +16,8 @@ pub struct Example {
 pub struct Guide {
     pub verb: &'static str,
     pub focus: &'static str,
+    /// What a summary of this verb's output should say.
+    pub summary: &'static str,
     pub examples: &'static [Example],
 }
 
@@ -36,6 +38,25 @@ pub fn plan(request: &str, verb: &str, ctx: &Context<'_>) -> LlmRequest {
     let mut req = base_plan(request, Some(verb), ctx);
     if let Some(g) = GUIDES.iter().find(|g| g.verb == verb) {
         req.system.push(guide_text(g));
+    }
+    req
+}
+
+/// The summary request for what `command` (a `kubectl VERB ...` line) printed: the shared
+/// summary prompt, with what to say about this verb's output when it has a guide.
+pub fn summary(
+    command: &str,
+    verb: Option<&str>,
+    output: &str,
+    request: Option<&str>,
+    ctx: &Context<'_>,
+) -> LlmRequest {
+    let mut req = base_summary(command, output, request, ctx);
+    if let Some(g) = verb.and_then(|v| GUIDES.iter().find(|g| g.verb == v)) {
+        req.system.push(format!(
+            "About the output of `kubectl {}`: {}",
+            g.verb, g.summary
+        ));
     }
     req
 }
@@ -66,6 +87,14 @@ mod tests {
             let req = plan("x", g.verb, &Context::default());
             assert!(req.system.iter().any(|s| s.contains(g.focus)), "{}", g.verb);
         }
+        let diff = summary(
+            "kubectl diff -f a.yaml",
+            Some("diff"),
+            "",
+            None,
+            &Context::default(),
+        );
+        assert!(diff.system.iter().any(|s| s.contains("object by object")));
         let get = plan("x", "get", &Context::default());
         assert_eq!(
             get.system.len(),

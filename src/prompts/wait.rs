@@ -7,6 +7,7 @@ pub const GUIDE: Guide = Guide {
     focus: "Always give a `--timeout` (60s when the request names none) so the command \
         cannot wait forever, and a `--for` condition that the resource has \
         (`condition=Available` for deployments, `condition=Ready` for pods, `delete`).",
+    summary: "Say whether each resource met the condition or the wait timed out, and what that means for the next step.",
     examples: &[
         Example {
             request: "until the web deployment is available",

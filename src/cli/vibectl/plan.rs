@@ -170,7 +170,9 @@ pub async fn summarize(
         super::session::print_answer(output);
     }
     let summary = if d.show_vibe {
-        let req = prompts::summary(line, output, request, &session.context());
+        let words: Vec<String> = line.split_whitespace().skip(1).map(str::to_owned).collect();
+        let verb = safety::verb(&words);
+        let req = prompts::verbs::summary(line, verb, output, request, &session.context());
         Some(session.show("summary", req).await?)
     } else {
         if !d.show_raw_output && !shown && session.cfg.warnings.warn_no_output {
