@@ -142,7 +142,10 @@ async fn diff_with_differences_is_not_a_failure_but_a_diff_error_is() {
             text.contains("replicas: 4"),
             "the diff reached the model: {text}"
         );
-        assert!(text.contains("object by object"), "the diff summary guide: {text}");
+        assert!(
+            text.contains("object by object"),
+            "the diff summary guide: {text}"
+        );
         // Nothing was changed: kubectl's diff is a dry run.
         assert_eq!(
             api.object("deployments", "default", "web").expect("web")["spec"]["replicas"],

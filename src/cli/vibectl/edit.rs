@@ -12,7 +12,7 @@ use crate::cli::{CmdError, CmdResult, out};
 use crate::prompts;
 
 /// Most lines of each side that the difference is computed for.
-const MAX_DIFF_LINES: usize = 4_000;
+const MAX_DIFF_LINES: usize = 1_500;
 
 pub fn run(ctx: &Ctx, args: &KubeArgs) -> CmdResult {
     if args.args.first().map(String::as_str) != Some("vibe") {
@@ -168,7 +168,8 @@ fn strip_volatile(yaml: &str) -> String {
 }
 
 /// The lines removed (`- `) and added (`+ `) from `before` to `after`, in order (a longest
-/// common subsequence of lines); `(no changes)` when they are the same.
+/// common subsequence of lines, over the first [`MAX_DIFF_LINES`] of each); `(no changes)`
+/// when they are the same.
 pub fn line_diff(before: &str, after: &str) -> String {
     let a: Vec<&str> = before.lines().take(MAX_DIFF_LINES).collect();
     let b: Vec<&str> = after.lines().take(MAX_DIFF_LINES).collect();
@@ -198,6 +199,11 @@ pub fn line_diff(before: &str, after: &str) -> String {
     if s.is_empty() {
         s.push_str("(no changes)\n");
     }
+    if before.lines().count().max(after.lines().count()) > MAX_DIFF_LINES {
+        s.push_str(&format!(
+            "(only the first {MAX_DIFF_LINES} lines were compared)\n"
+        ));
+    }
     s
 }
 
@@ -210,5 +216,7 @@ mod tests {
         let d = line_diff("a\nreplicas: 1\nc\n", "a\nreplicas: 3\nc\nd\n");
         assert_eq!(d, "- replicas: 1\n+ replicas: 3\n+ d\n");
         assert_eq!(line_diff("x\n", "x\n"), "(no changes)\n");
+        let long = "x\n".repeat(MAX_DIFF_LINES + 5);
+        assert!(line_diff(&long, &long).ends_with("lines were compared)\n"));
     }
 }
