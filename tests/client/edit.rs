@@ -96,3 +96,31 @@ async fn an_edit_that_is_not_confirmed_changes_nothing_and_intelligent_edit_off_
         assert_eq!(client.kubectl_runs(), ["edit deployment web"], "{via:?}");
     }
 }
+
+#[tokio::test]
+async fn a_patch_that_is_not_json_gets_one_retry_then_a_clear_error() {
+    for via in BOTH {
+        let api = KubeApi::start();
+        seed(&api, "Sure, I would raise the replicas.");
+        let target = plan_json(&["get", "deployment", "web"], "the web deployment");
+        let mock = MockProvider::start(&[]);
+        let mut client = Client::with_pods();
+        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        client.use_real_kubectl(&api);
+        let request = format!("more replicas {}", reply_marker(&target));
+        let out = client.fails(&["edit", "vibe", &request, "--yes"]);
+        assert!(
+            out.stderr.contains(
+                "error: the model did not answer with a valid patch, even after a retry: the answer is not JSON"
+            ),
+            "{via:?}\n{out}"
+        );
+        let reqs = mock.requests().await;
+        assert_eq!(reqs.len(), 3, "the target, the patch and one retry");
+        assert!(reqs[2]["body"].to_string().contains("could not be used"));
+        assert!(
+            api.writes().is_empty(),
+            "nothing reached the server but reads"
+        );
+    }
+}
