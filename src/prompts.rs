@@ -9,6 +9,17 @@ use serde_json::{Value, json};
 
 use crate::llm::adapter::LlmRequest;
 
+pub mod apply;
+pub mod cluster_info;
+pub mod create;
+pub mod delete;
+pub mod diff;
+pub mod edit;
+pub mod rollout;
+pub mod scale;
+pub mod verbs;
+pub mod wait;
+
 /// Longest kubectl output put in a prompt, in characters; longer output keeps its head and tail.
 pub const MAX_OUTPUT_CHARS: usize = 40_000;
 /// Longest prompt fragment sent, in bytes. Fragments that carry kubectl output are cut to it

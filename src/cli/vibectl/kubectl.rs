@@ -3,6 +3,7 @@
 
 use std::io::ErrorKind;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::cli::CmdError;
 use crate::config::ClientConfig;
@@ -53,28 +54,103 @@ fn not_started(cfg: &ClientConfig, e: &std::io::Error) -> CmdError {
 }
 
 /// Run kubectl and return what it printed on stdout and how it exited (non-UTF-8 output is
-/// converted lossily); its stderr is passed on to ours. Only a kubectl that cannot be
-/// started is an error.
+/// converted lossily); its stderr is passed on to ours. A kubectl that cannot be started, or
+/// that runs longer than `core.kubectl_timeout_seconds`, is an error.
 pub fn capture_status(
     cfg: &ClientConfig,
     args: &[String],
 ) -> Result<(String, std::process::ExitStatus), CmdError> {
-    let output = command(cfg, args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| not_started(cfg, &e))?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if !stderr.is_empty() {
-        eprint!("{stderr}");
-        if !stderr.ends_with('\n') {
+    let c = capture_all(cfg, args)?;
+    if !c.stderr.is_empty() {
+        eprint!("{}", c.stderr);
+        if !c.stderr.ends_with('\n') {
             eprintln!();
         }
     }
-    Ok((
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        output.status,
-    ))
+    Ok((c.stdout, c.status))
 }
+
+/// What a kubectl run printed on stdout and stderr (neither passed on), and how it exited.
+pub struct Captured {
+    pub stdout: String,
+    pub stderr: String,
+    pub status: std::process::ExitStatus,
+}
+
+/// Run kubectl and keep both of its outputs (for the model to read). A kubectl that cannot
+/// be started, or that runs longer than `core.kubectl_timeout_seconds` (it is then killed),
+/// is an error.
+pub fn capture_all(cfg: &ClientConfig, args: &[String]) -> Result<Captured, CmdError> {
+    use std::io::Read;
+    let mut child = command(cfg, args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| not_started(cfg, &e))?;
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let stdout = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let limit = Duration::from_secs(u64::try_from(cfg.core.kubectl_timeout_seconds).unwrap_or(1));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(CmdError::new(format!(
+                    "`{}` did not finish within {} seconds ({}); vibectl stopped it",
+                    display(args),
+                    limit.as_secs(),
+                    key::CORE_KUBECTL_TIMEOUT_SECONDS
+                ))
+                .with_hint(format!(
+                    "check that the cluster answers (kubectl cluster-info), or allow more time: vibectl config set {} SECONDS",
+                    key::CORE_KUBECTL_TIMEOUT_SECONDS
+                )));
+            }
+            Ok(None) => std::thread::sleep(POLL),
+            Err(e) => return Err(not_started(cfg, &e)),
+        }
+    };
+    Ok(Captured {
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+        status,
+    })
+}
+
+/// Whether kubectl exiting with `code` for `args` is a normal outcome: any success, and
+/// `diff`'s exit status 1, which says the objects differ (2 and above are errors).
+pub fn succeeded(args: &[String], code: Option<i32>) -> bool {
+    match code {
+        Some(0) => true,
+        Some(1) => super::safety::verb(args) == Some("diff"),
+        _ => false,
+    }
+}
+
+/// How often a running kubectl is checked for having exited.
+const POLL: Duration = Duration::from_millis(20);
 
 /// Most of a followed run's output kept for the summary, in bytes (the newest part).
 const FOLLOW_TAIL: usize = 64 * 1024;
