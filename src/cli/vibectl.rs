@@ -9,6 +9,7 @@ mod guard;
 mod just;
 mod kube;
 mod kubectl;
+mod live;
 mod memory;
 mod safety;
 mod session;

@@ -9,6 +9,7 @@ mod confirm;
 mod errors;
 mod follow;
 mod keys;
+mod live;
 mod memory;
 mod profile_security;
 pub(crate) mod proxy;

@@ -76,9 +76,6 @@ pub fn capture_status(
     ))
 }
 
-/// Most of a followed run's output kept for the summary, in bytes (the newest part).
-const FOLLOW_TAIL: usize = 64 * 1024;
-
 /// Whether `args` (verb first) keep kubectl running to print things as they happen:
 /// `logs -f`, `get -w`, `events -w` and their long and `=true` forms.
 pub fn is_streaming(args: &[String]) -> bool {
@@ -102,47 +99,55 @@ pub fn is_streaming(args: &[String]) -> bool {
         .any(|a| flags.contains(&a.as_str()))
 }
 
-/// What a followed run printed, whether the user stopped it, and its exit code.
+/// How a followed run ended: whether the user stopped it, and its exit code.
 pub struct Followed {
-    /// The newest [`FOLLOW_TAIL`] bytes of kubectl's stdout.
-    pub tail: String,
     pub interrupted: bool,
     pub code: Option<i32>,
 }
 
-/// Run kubectl, copying its stdout to ours as it arrives, until it exits or the user presses
-/// Ctrl-C (which stops kubectl). Its stderr is ours. A run that fails on its own is an error;
-/// one the user stopped is not.
-pub async fn follow(cfg: &ClientConfig, args: &[String]) -> Result<Followed, CmdError> {
-    use std::io::Write;
+/// Run kubectl, giving its stdout to the live display as it arrives, until it exits or the user
+/// stops it (Ctrl-C, or the exit key of the view), which stops kubectl. Its stderr is ours.
+/// kubectl runs in its own process group, so a Ctrl-C typed on the terminal reaches vibectl
+/// only, and vibectl stops kubectl. A run that fails on its own is an error; one the user
+/// stopped is not.
+pub async fn follow(
+    cfg: &ClientConfig,
+    args: &[String],
+    live: &mut super::live::Live,
+) -> Result<Followed, CmdError> {
     use tokio::io::AsyncReadExt;
 
-    let mut child = tokio::process::Command::from(command(cfg, args))
+    let mut cmd = command(cfg, args);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = tokio::process::Command::from(cmd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| not_started(cfg, &e))?;
     let mut stdout = child.stdout.take().expect("stdout is piped");
-    let mut tail: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 8192];
     let interrupt = tokio::signal::ctrl_c();
     tokio::pin!(interrupt);
     let mut interrupted = false;
     loop {
+        let key = async {
+            match live.keys() {
+                Some(keys) => keys.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             read = stdout.read(&mut buf) => match read {
                 Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let mut out = std::io::stdout().lock();
-                    let _ = out.write_all(&buf[..n]);
-                    let _ = out.flush();
-                    tail.extend_from_slice(&buf[..n]);
-                    if tail.len() > 2 * FOLLOW_TAIL {
-                        tail.drain(..tail.len() - FOLLOW_TAIL);
-                    }
-                }
+                Ok(n) => live.feed(&buf[..n]),
             },
+            Some(k) = key => {
+                if live.key(k) == super::live::KeyAction::Exit {
+                    interrupted = true;
+                    break;
+                }
+            }
             _ = &mut interrupt => {
                 interrupted = true;
                 break;
@@ -156,11 +161,7 @@ pub async fn follow(cfg: &ClientConfig, args: &[String]) -> Result<Followed, Cmd
     if !interrupted && !status.success() {
         return Err(failed(args, status));
     }
-    if tail.len() > FOLLOW_TAIL {
-        tail.drain(..tail.len() - FOLLOW_TAIL);
-    }
     Ok(Followed {
-        tail: String::from_utf8_lossy(&tail).into_owned(),
         interrupted,
         code: status.code(),
     })

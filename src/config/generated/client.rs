@@ -294,29 +294,19 @@ impl Default for Warnings {
     }
 }
 
-/// The live view vibectl 0.11.6 gives long-running commands such as watch, logs --follow and port-forward. This vibectl shows their output as it arrives and reads none of these keys yet.
+/// The live display of commands that keep running (logs -f, get -w, events -w, port-forward): on a terminal a view of the latest lines with keys to exit, wrap, pause, save and filter (E, W, P, S, F); plain lines when stdout is not a terminal. The summary is of the lines that passed the filter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct LiveDisplay {
-    /// How many of the latest lines the live view of vibectl 0.11.6 shows.
-    /// 
-    /// Accepted for compatibility; has no effect. Read by the live view of watch, logs --follow and port-forward, which is not built yet.
+    /// How many of the latest lines the live view on a terminal shows.
     pub max_lines: i64,
-    /// Whether the live view of vibectl 0.11.6 wraps long lines instead of cutting them at the terminal's width.
-    /// 
-    /// Accepted for compatibility; has no effect. Read by the live view of watch, logs --follow and port-forward, which is not built yet.
+    /// Whether the live view on a terminal wraps long lines instead of cutting them at the terminal's width; the W key switches it while running.
     pub wrap_text: bool,
-    /// How many lines of a stream the live view of vibectl 0.11.6 keeps in memory; older lines are dropped.
-    /// 
-    /// Accepted for compatibility; has no effect. Read by the live view of watch, logs --follow and port-forward, which is not built yet.
+    /// How many lines of a stream the live display keeps in memory for the view, the saved file and the summary; older lines are dropped.
     pub stream_buffer_max_lines: i64,
-    /// A regular expression the live view of vibectl 0.11.6 applies from the start, so only matching lines show; null shows every line.
-    /// 
-    /// Accepted for compatibility; has no effect. Read by the live view of watch, logs --follow and port-forward, which is not built yet.
+    /// A regular expression the live display applies from the start, so only matching lines show (on a terminal or not) and go to the summary; the F key changes it while running; null shows every line.
     pub default_filter_regex: Option<String>,
-    /// The directory where the live view of vibectl 0.11.6 saves its output when asked to.
-    /// 
-    /// Accepted for compatibility; has no effect. Read by the live view of watch, logs --follow and port-forward, which is not built yet.
+    /// The directory where the S key of the live view saves the kept lines that pass the filter, as vibectl_COMMAND_TIME.log (created when missing, readable by its owner only).
     pub save_dir: std::path::PathBuf,
 }
 
@@ -676,7 +666,7 @@ pub struct ClientConfig {
     pub memory: Memory,
     /// Which warnings vibectl prints.
     pub warnings: Warnings,
-    /// The live view vibectl 0.11.6 gives long-running commands such as watch, logs --follow and port-forward. This vibectl shows their output as it arrives and reads none of these keys yet.
+    /// The live display of commands that keep running (logs -f, get -w, events -w, port-forward): on a terminal a view of the latest lines with keys to exit, wrap, pause, save and filter (E, W, P, S, F); plain lines when stdout is not a terminal. The summary is of the lines that passed the filter.
     pub live_display: LiveDisplay,
     /// Optional behaviours of the vibectl 0.11.6 commands apply, edit and check, which this vibectl does not have yet.
     pub features: Features,
@@ -745,11 +735,11 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { path: "warnings.warn_no_output", ty: KeyType::Bool, item: None, doc: "Whether vibectl warns when both the raw output and the vibe are turned off, so a command would print nothing.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_WARNINGS_WARN_NO_OUTPUT"), old_names: &["warn_no_output"], compat: None },
     KeySpec { path: "warnings.warn_no_proxy", ty: KeyType::Bool, item: None, doc: "In vibectl 0.11.6, whether port-forward warns that its traffic is not being watched because networking.intermediate_port_range is not set.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_WARNINGS_WARN_NO_PROXY"), old_names: &["warn_no_proxy"], compat: Some("Read by vibectl port-forward, which is not built yet.") },
     KeySpec { path: "warnings.warn_sanitization", ty: KeyType::Bool, item: None, doc: "Whether vibectl prints a warning on stderr saying how many secrets of which kinds it removed from a request before sending it. A proxy profile can override it with its own security.warn_sanitization.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_WARNINGS_WARN_SANITIZATION"), old_names: &[], compat: None },
-    KeySpec { path: "live_display.max_lines", ty: KeyType::Int, item: None, doc: "How many of the latest lines the live view of vibectl 0.11.6 shows.", default: "20", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(10000.0), env: Some("VIBECTL_LIVE_DISPLAY_MAX_LINES"), old_names: &["live_display_max_lines"], compat: Some("Read by the live view of watch, logs --follow and port-forward, which is not built yet.") },
-    KeySpec { path: "live_display.wrap_text", ty: KeyType::Bool, item: None, doc: "Whether the live view of vibectl 0.11.6 wraps long lines instead of cutting them at the terminal's width.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_LIVE_DISPLAY_WRAP_TEXT"), old_names: &["live_display_wrap_text"], compat: Some("Read by the live view of watch, logs --follow and port-forward, which is not built yet.") },
-    KeySpec { path: "live_display.stream_buffer_max_lines", ty: KeyType::Int, item: None, doc: "How many lines of a stream the live view of vibectl 0.11.6 keeps in memory; older lines are dropped.", default: "100000", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(10000000.0), env: Some("VIBECTL_LIVE_DISPLAY_STREAM_BUFFER_MAX_LINES"), old_names: &["live_display_stream_buffer_max_lines"], compat: Some("Read by the live view of watch, logs --follow and port-forward, which is not built yet.") },
-    KeySpec { path: "live_display.default_filter_regex", ty: KeyType::String, item: None, doc: "A regular expression the live view of vibectl 0.11.6 applies from the start, so only matching lines show; null shows every line.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_LIVE_DISPLAY_DEFAULT_FILTER_REGEX"), old_names: &["live_display_default_filter_regex"], compat: Some("Read by the live view of watch, logs --follow and port-forward, which is not built yet.") },
-    KeySpec { path: "live_display.save_dir", ty: KeyType::Path, item: None, doc: "The directory where the live view of vibectl 0.11.6 saves its output when asked to.", default: "\".\"", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_LIVE_DISPLAY_SAVE_DIR"), old_names: &["live_display_save_dir"], compat: Some("Read by the live view of watch, logs --follow and port-forward, which is not built yet.") },
+    KeySpec { path: "live_display.max_lines", ty: KeyType::Int, item: None, doc: "How many of the latest lines the live view on a terminal shows.", default: "20", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(10000.0), env: Some("VIBECTL_LIVE_DISPLAY_MAX_LINES"), old_names: &["live_display_max_lines"], compat: None },
+    KeySpec { path: "live_display.wrap_text", ty: KeyType::Bool, item: None, doc: "Whether the live view on a terminal wraps long lines instead of cutting them at the terminal's width; the W key switches it while running.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_LIVE_DISPLAY_WRAP_TEXT"), old_names: &["live_display_wrap_text"], compat: None },
+    KeySpec { path: "live_display.stream_buffer_max_lines", ty: KeyType::Int, item: None, doc: "How many lines of a stream the live display keeps in memory for the view, the saved file and the summary; older lines are dropped.", default: "100000", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(10000000.0), env: Some("VIBECTL_LIVE_DISPLAY_STREAM_BUFFER_MAX_LINES"), old_names: &["live_display_stream_buffer_max_lines"], compat: None },
+    KeySpec { path: "live_display.default_filter_regex", ty: KeyType::String, item: None, doc: "A regular expression the live display applies from the start, so only matching lines show (on a terminal or not) and go to the summary; the F key changes it while running; null shows every line.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_LIVE_DISPLAY_DEFAULT_FILTER_REGEX"), old_names: &["live_display_default_filter_regex"], compat: None },
+    KeySpec { path: "live_display.save_dir", ty: KeyType::Path, item: None, doc: "The directory where the S key of the live view saves the kept lines that pass the filter, as vibectl_COMMAND_TIME.log (created when missing, readable by its owner only).", default: "\".\"", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_LIVE_DISPLAY_SAVE_DIR"), old_names: &["live_display_save_dir"], compat: None },
     KeySpec { path: "features.intelligent_apply", ty: KeyType::Bool, item: None, doc: "In vibectl 0.11.6, whether vibectl apply vibe may correct and complete manifests with the model before applying them.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_FEATURES_INTELLIGENT_APPLY"), old_names: &["intelligent_apply"], compat: Some("Read by vibectl apply, which is not built yet.") },
     KeySpec { path: "features.intelligent_edit", ty: KeyType::Bool, item: None, doc: "In vibectl 0.11.6, whether vibectl edit vibe turns a plain-language change into an edit of the resource.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_FEATURES_INTELLIGENT_EDIT"), old_names: &["intelligent_edit"], compat: Some("Read by vibectl edit, which is not built yet.") },
     KeySpec { path: "features.max_correction_retries", ty: KeyType::Int, item: None, doc: "In vibectl 0.11.6, how many times apply asks the model to correct a manifest that failed validation.", default: "1", nullable: false, sensitive: false, values: &[], min: Some(0.0), max: Some(10.0), env: Some("VIBECTL_FEATURES_MAX_CORRECTION_RETRIES"), old_names: &["max_correction_retries"], compat: Some("Read by vibectl apply, which is not built yet.") },
@@ -798,7 +788,7 @@ pub static SECTIONS: &[SectionSpec] = &[
     SectionSpec { path: "providers.ollama", doc: "A local or remote Ollama server, used for models named ollama:<model>.", map_entry: false },
     SectionSpec { path: "memory", doc: "The memory vibectl carries from one command to the next.", map_entry: false },
     SectionSpec { path: "warnings", doc: "Which warnings vibectl prints.", map_entry: false },
-    SectionSpec { path: "live_display", doc: "The live view vibectl 0.11.6 gives long-running commands such as watch, logs --follow and port-forward. This vibectl shows their output as it arrives and reads none of these keys yet.", map_entry: false },
+    SectionSpec { path: "live_display", doc: "The live display of commands that keep running (logs -f, get -w, events -w, port-forward): on a terminal a view of the latest lines with keys to exit, wrap, pause, save and filter (E, W, P, S, F); plain lines when stdout is not a terminal. The summary is of the lines that passed the filter.", map_entry: false },
     SectionSpec { path: "features", doc: "Optional behaviours of the vibectl 0.11.6 commands apply, edit and check, which this vibectl does not have yet.", map_entry: false },
     SectionSpec { path: "networking", doc: "Local networking used by the port-forward of vibectl 0.11.6.", map_entry: false },
     SectionSpec { path: "plugins", doc: "The prompt plugins of vibectl 0.11.6.", map_entry: false },
