@@ -11,6 +11,8 @@ mod kube;
 mod kubectl;
 mod live;
 mod memory;
+mod port_forward;
+mod relay;
 mod safety;
 mod session;
 pub mod setup_proxy;
@@ -103,6 +105,11 @@ pub enum Command {
     ///
     /// Example: `vibectl version`
     Version(kube::KubeArgs),
+    /// Run `kubectl port-forward ARGS` until Ctrl-C, through a local relay that counts the
+    /// traffic when networking.intermediate_port_range is set, and summarize the session
+    ///
+    /// Example: `vibectl port-forward pod/web 8080:80`, or `vibectl port-forward vibe "the web service on my 8080"`
+    PortForward(kube::KubeArgs),
     /// Run `kubectl ARGS` as it is, without the model
     ///
     /// Example: `vibectl just get pods -o wide`
@@ -209,6 +216,7 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Rollout(a) => kube::run(&model_ctx(&cli)?, "rollout", a),
         Command::Top(a) => kube::run(&model_ctx(&cli)?, "top", a),
         Command::Version(a) => version::run(&model_ctx(&cli)?, a),
+        Command::PortForward(a) => port_forward::run(&model_ctx(&cli)?, a),
         Command::Just(a) => just::run(&model_ctx(&cli)?, a),
         Command::Memory(m) => memory::run(&model_ctx(&cli)?, m),
         Command::Audit(cmd) => {

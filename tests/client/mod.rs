@@ -11,6 +11,7 @@ mod follow;
 mod keys;
 mod live;
 mod memory;
+mod port_forward;
 mod profile_security;
 pub(crate) mod proxy;
 mod read_only;

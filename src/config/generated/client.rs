@@ -276,9 +276,7 @@ impl Default for Memory {
 pub struct Warnings {
     /// Whether vibectl warns when both the raw output and the vibe are turned off, so a command would print nothing.
     pub warn_no_output: bool,
-    /// In vibectl 0.11.6, whether port-forward warns that its traffic is not being watched because networking.intermediate_port_range is not set.
-    /// 
-    /// Accepted for compatibility; has no effect. Read by vibectl port-forward, which is not built yet.
+    /// Whether port-forward warns that its traffic is not watched (no connection or byte counts) because networking.intermediate_port_range is not set.
     pub warn_no_proxy: bool,
     /// Whether vibectl prints a warning on stderr saying how many secrets of which kinds it removed from a request before sending it. A proxy profile can override it with its own security.warn_sanitization.
     pub warn_sanitization: bool,
@@ -355,13 +353,11 @@ impl Default for Features {
     }
 }
 
-/// Local networking used by the port-forward of vibectl 0.11.6.
+/// Local networking used by port-forward.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Networking {
-    /// In vibectl 0.11.6, a range of local ports, written MIN-MAX, from which port-forward picks an intermediate port so it can watch the forwarded traffic. When it is null, traffic is forwarded directly and not watched.
-    /// 
-    /// Accepted for compatibility; has no effect. Read by vibectl port-forward, which is not built yet.
+    /// A range of local ports, written MIN-MAX, from which port-forward picks a free port for kubectl to forward to, while a relay on the port the user asked for copies the traffic and counts connections and bytes for the summary. When it is null, kubectl forwards the user's port directly and the traffic is not watched.
     pub intermediate_port_range: Option<String>,
 }
 
@@ -670,7 +666,7 @@ pub struct ClientConfig {
     pub live_display: LiveDisplay,
     /// Optional behaviours of the vibectl 0.11.6 commands apply, edit and check, which this vibectl does not have yet.
     pub features: Features,
-    /// Local networking used by the port-forward of vibectl 0.11.6.
+    /// Local networking used by port-forward.
     pub networking: Networking,
     /// The prompt plugins of vibectl 0.11.6.
     pub plugins: Plugins,
@@ -733,7 +729,7 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { path: "memory.enabled", ty: KeyType::Bool, item: None, doc: "Whether vibectl updates the memory after each command and includes it in its prompts. The command vibectl memory freeze sets it to false and vibectl memory unfreeze sets it back to true.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_MEMORY_ENABLED"), old_names: &["memory_enabled"], compat: None },
     KeySpec { path: "memory.max_chars", ty: KeyType::Int, item: None, doc: "The longest memory, in characters, that vibectl keeps. The model is asked to keep the memory within it, and a longer memory is cut to this length when it is saved.", default: "500", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(100000.0), env: Some("VIBECTL_MEMORY_MAX_CHARS"), old_names: &["memory_max_chars"], compat: None },
     KeySpec { path: "warnings.warn_no_output", ty: KeyType::Bool, item: None, doc: "Whether vibectl warns when both the raw output and the vibe are turned off, so a command would print nothing.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_WARNINGS_WARN_NO_OUTPUT"), old_names: &["warn_no_output"], compat: None },
-    KeySpec { path: "warnings.warn_no_proxy", ty: KeyType::Bool, item: None, doc: "In vibectl 0.11.6, whether port-forward warns that its traffic is not being watched because networking.intermediate_port_range is not set.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_WARNINGS_WARN_NO_PROXY"), old_names: &["warn_no_proxy"], compat: Some("Read by vibectl port-forward, which is not built yet.") },
+    KeySpec { path: "warnings.warn_no_proxy", ty: KeyType::Bool, item: None, doc: "Whether port-forward warns that its traffic is not watched (no connection or byte counts) because networking.intermediate_port_range is not set.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_WARNINGS_WARN_NO_PROXY"), old_names: &["warn_no_proxy"], compat: None },
     KeySpec { path: "warnings.warn_sanitization", ty: KeyType::Bool, item: None, doc: "Whether vibectl prints a warning on stderr saying how many secrets of which kinds it removed from a request before sending it. A proxy profile can override it with its own security.warn_sanitization.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_WARNINGS_WARN_SANITIZATION"), old_names: &[], compat: None },
     KeySpec { path: "live_display.max_lines", ty: KeyType::Int, item: None, doc: "How many of the latest lines the live view on a terminal shows.", default: "20", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(10000.0), env: Some("VIBECTL_LIVE_DISPLAY_MAX_LINES"), old_names: &["live_display_max_lines"], compat: None },
     KeySpec { path: "live_display.wrap_text", ty: KeyType::Bool, item: None, doc: "Whether the live view on a terminal wraps long lines instead of cutting them at the terminal's width; the W key switches it while running.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_LIVE_DISPLAY_WRAP_TEXT"), old_names: &["live_display_wrap_text"], compat: None },
@@ -744,7 +740,7 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { path: "features.intelligent_edit", ty: KeyType::Bool, item: None, doc: "In vibectl 0.11.6, whether vibectl edit vibe turns a plain-language change into an edit of the resource.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_FEATURES_INTELLIGENT_EDIT"), old_names: &["intelligent_edit"], compat: Some("Read by vibectl edit, which is not built yet.") },
     KeySpec { path: "features.max_correction_retries", ty: KeyType::Int, item: None, doc: "In vibectl 0.11.6, how many times apply asks the model to correct a manifest that failed validation.", default: "1", nullable: false, sensitive: false, values: &[], min: Some(0.0), max: Some(10.0), env: Some("VIBECTL_FEATURES_MAX_CORRECTION_RETRIES"), old_names: &["max_correction_retries"], compat: Some("Read by vibectl apply, which is not built yet.") },
     KeySpec { path: "features.check_max_iterations", ty: KeyType::Int, item: None, doc: "In vibectl 0.11.6, the most iterations vibectl check runs before it gives up on deciding whether the predicate holds.", default: "10", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(100.0), env: Some("VIBECTL_FEATURES_CHECK_MAX_ITERATIONS"), old_names: &["check_max_iterations"], compat: Some("Read by vibectl check, which is not built yet.") },
-    KeySpec { path: "networking.intermediate_port_range", ty: KeyType::String, item: None, doc: "In vibectl 0.11.6, a range of local ports, written MIN-MAX, from which port-forward picks an intermediate port so it can watch the forwarded traffic. When it is null, traffic is forwarded directly and not watched.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_NETWORKING_INTERMEDIATE_PORT_RANGE"), old_names: &["intermediate_port_range"], compat: Some("Read by vibectl port-forward, which is not built yet.") },
+    KeySpec { path: "networking.intermediate_port_range", ty: KeyType::String, item: None, doc: "A range of local ports, written MIN-MAX, from which port-forward picks a free port for kubectl to forward to, while a relay on the port the user asked for copies the traffic and counts connections and bytes for the summary. When it is null, kubectl forwards the user's port directly and the traffic is not watched.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_NETWORKING_INTERMEDIATE_PORT_RANGE"), old_names: &["intermediate_port_range"], compat: None },
     KeySpec { path: "plugins.precedence", ty: KeyType::List, item: Some(KeyType::String), doc: "Plugin names in the order in which vibectl 0.11.6 asks them for a prompt; plugins not listed come after, in installation order. An empty list means installation order for all.", default: "[]", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_PLUGINS_PRECEDENCE"), old_names: &["plugin_precedence"], compat: Some("Read by prompt plugins, which are not built yet.") },
     KeySpec { path: "security.sanitize_requests", ty: KeyType::Bool, item: None, doc: "Whether vibectl replaces secrets (Secret data, bearer tokens and JWTs, private keys and certificates, kubeconfig credentials, cloud keys, password pairs, credentials in URLs) with numbered placeholders such as [REDACTED:k8s-secret-data:1] before a request to the model leaves the machine in direct mode. A placeholder the model echoes in a planned command gets its real value back locally, just before kubectl runs. Through a proxy, the profile's security.sanitize_requests decides.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_SECURITY_SANITIZE_REQUESTS"), old_names: &[], compat: None },
     KeySpec { path: "security.audit_logging", ty: KeyType::Bool, item: None, doc: "Whether vibectl appends an audit record (one JSON line) for each model call and each kubectl command it runs in direct mode. When the audit file cannot be written, the command stops before calling the model. Through a proxy, the profile's security.audit_logging decides.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_SECURITY_AUDIT_LOGGING"), old_names: &[], compat: None },
@@ -790,7 +786,7 @@ pub static SECTIONS: &[SectionSpec] = &[
     SectionSpec { path: "warnings", doc: "Which warnings vibectl prints.", map_entry: false },
     SectionSpec { path: "live_display", doc: "The live display of commands that keep running (logs -f, get -w, events -w, port-forward): on a terminal a view of the latest lines with keys to exit, wrap, pause, save and filter (E, W, P, S, F); plain lines when stdout is not a terminal. The summary is of the lines that passed the filter.", map_entry: false },
     SectionSpec { path: "features", doc: "Optional behaviours of the vibectl 0.11.6 commands apply, edit and check, which this vibectl does not have yet.", map_entry: false },
-    SectionSpec { path: "networking", doc: "Local networking used by the port-forward of vibectl 0.11.6.", map_entry: false },
+    SectionSpec { path: "networking", doc: "Local networking used by port-forward.", map_entry: false },
     SectionSpec { path: "plugins", doc: "The prompt plugins of vibectl 0.11.6.", map_entry: false },
     SectionSpec { path: "security", doc: "Protections vibectl applies to its model calls and to the kubectl commands it runs. They hold in direct mode; through a proxy, a profile's own security keys decide where they are set.", map_entry: false },
     SectionSpec { path: "proxy", doc: "Sending model calls through a vibectl-server instead of calling providers directly. Each named profile holds one server; the active profile is the one in use.", map_entry: false },
