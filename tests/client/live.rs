@@ -368,3 +368,39 @@ async fn on_a_terminal_wrap_text_and_the_w_and_f_keys_change_the_view() {
     assert!(!sent[0].contains("ok 1"), "{}", sent[0]);
     assert_eq!(client.kubectl_runs(), ["get pods -w"]);
 }
+
+#[tokio::test]
+async fn on_a_terminal_p_pauses_the_view_while_lines_keep_coming() {
+    let mock = MockProvider::start(&["--reply", "Two lines."]);
+    let client = Client::new("", "", 0);
+    // Prints one line, a second once the test creates `go`, then waits until stopped.
+    let script = format!(
+        "#!/bin/sh\n\
+         printf '%s\\n' \"$*\" >> '{dir}/kubectl-args'\n\
+         echo 'first 1'\n\
+         i=0\n\
+         while [ ! -f '{dir}/go' ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n\
+         echo 'second 2'\n\
+         exec sleep 600\n",
+        dir = client.path().display()
+    );
+    write_executable(&client.kubectl(), &script);
+    client.configure(&mock, true, &live_config(&[]));
+    let mut term = Terminal::start(&client, &["logs", "-f", "web-1"]);
+    term.frame_where("the first line", |f| f.contains("first 1"));
+    term.type_keys("p");
+    term.frame_where("the pause", |f| f.contains("[P]ause: paused, 0 new"));
+    std::fs::write(client.path().join("go"), "").expect("go");
+    term.frame_where("a line counted", |f| f.contains("[P]ause: paused, 1 new"));
+    assert!(
+        !term.text.contains("second 2"),
+        "shown while paused: {:?}",
+        term.text
+    );
+    term.type_keys("p");
+    let frame = term.frame_where("the view running", |f| f.contains("[P]ause: running"));
+    assert!(frame.contains("first 1\nsecond 2\n"), "{frame:?}");
+    term.type_keys("e");
+    let (status, shown) = term.finish();
+    assert!(status.success(), "{shown:?}");
+}

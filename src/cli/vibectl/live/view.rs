@@ -23,7 +23,8 @@ enum Input {
 pub struct View {
     max_lines: usize,
     wrap: bool,
-    paused: bool,
+    /// While paused, how many lines had been seen when the pause began.
+    paused: Option<u64>,
     input: Option<Input>,
     status: Option<String>,
     /// Rows the last frame took, to draw the next one over it, and of them the lines'.
@@ -44,7 +45,7 @@ impl View {
         let mut v = View {
             max_lines: opts.max_lines,
             wrap: opts.wrap,
-            paused: false,
+            paused: None,
             input: None,
             status: None,
             height: 0,
@@ -105,7 +106,12 @@ impl View {
         match k.to_ascii_lowercase() {
             b'e' | b'q' => return KeyAction::Exit,
             b'w' => self.wrap = !self.wrap,
-            b'p' => self.paused = !self.paused,
+            b'p' => {
+                self.paused = match self.paused {
+                    Some(_) => None,
+                    None => Some(lines.seen),
+                }
+            }
             b's' => {
                 self.status = Some(
                     match super::save(lines, filter.as_ref(), &opts.save_dir, &opts.name) {
@@ -152,7 +158,10 @@ impl View {
         let keys = format!(
             "[E]xit | [W]rap: {} | [P]ause: {} | [S]ave | [F]ilter: {}",
             on(self.wrap, "on", "off"),
-            on(self.paused, "paused", "running"),
+            match self.paused {
+                None => "running".to_owned(),
+                Some(at) => format!("paused, {} new", lines.seen.saturating_sub(at)),
+            },
             filter.map_or("off".to_owned(), |f| format!("'{}'", f.text))
         );
         let mut foot = fit(&keys, width);
@@ -165,7 +174,7 @@ impl View {
                 }
             }
         }
-        if self.paused && self.height > 0 {
+        if self.paused.is_some() && self.height > 0 {
             // Only the footer changes while paused: keep the lines as they were.
             return self.redraw_footer(&foot, width);
         }
