@@ -22,6 +22,7 @@ fn printing_kubectl(client: &Client, lines: &[&str], block: bool) {
     let script = format!(
         "#!/bin/sh\n\
          printf '%s\\n' \"$*\" >> '{dir}/kubectl-args'\n\
+         echo $$ > '{dir}/kubectl-pid'\n\
          cat '{dir}/kubectl-lines'\n\
          {tail}\n",
         dir = client.path().display(),
@@ -403,4 +404,48 @@ async fn on_a_terminal_p_pauses_the_view_while_lines_keep_coming() {
     term.type_keys("e");
     let (status, shown) = term.finish();
     assert!(status.success(), "{shown:?}");
+}
+
+#[tokio::test]
+async fn a_terminate_signal_stops_kubectl_too() {
+    let mock = MockProvider::start(&["--reply", "unused"]);
+    let client = Client::new("", "", 0);
+    printing_kubectl(&client, &["ready"], true);
+    client.configure(&mock, true, &live_config(&[]));
+    let mut child = client
+        .command(&["logs", "-f", "web-1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vibectl");
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut first,
+    )
+    .expect("a line");
+    assert_eq!(first, "ready\n");
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(kill.success());
+    let deadline = Instant::now() + LIMIT;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("status") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "vibectl did not end");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(!status.success());
+    // kubectl runs in its own process group; vibectl stopped it before leaving.
+    let pid = std::fs::read_to_string(client.path().join("kubectl-pid")).expect("kubectl pid");
+    let alive = std::process::Command::new("kill")
+        .args(["-0", pid.trim()])
+        .stderr(Stdio::null())
+        .status()
+        .expect("kill -0");
+    assert!(!alive.success(), "kubectl {pid} still runs");
+    assert!(prompts(&mock).await.is_empty(), "no summary after a kill");
 }

@@ -129,8 +129,20 @@ pub async fn follow(
     let mut buf = vec![0u8; 8192];
     let interrupt = tokio::signal::ctrl_c();
     tokio::pin!(interrupt);
+    // kubectl is out of the terminal's process group: a hang-up or a kill of vibectl must
+    // still stop it.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup()).ok();
+    let mut terminate = signal(SignalKind::terminate()).ok();
+    let mut ended = false;
     let mut interrupted = false;
     loop {
+        let other = async {
+            match (&mut hangup, &mut terminate) {
+                (Some(h), Some(t)) => tokio::select! { _ = h.recv() => {}, _ = t.recv() => {} },
+                _ => std::future::pending().await,
+            }
+        };
         let key = async {
             match live.keys() {
                 Some(keys) => keys.recv().await,
@@ -152,7 +164,20 @@ pub async fn follow(
                 interrupted = true;
                 break;
             }
+            _ = other => {
+                ended = true;
+                break;
+            }
         }
+    }
+    if ended {
+        // Hung up or told to end: stop kubectl and leave as those signals would.
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        return Err(CmdError::new(format!(
+            "`{}` was stopped: vibectl was told to end",
+            display(args)
+        )));
     }
     if interrupted {
         let _ = child.start_kill();
