@@ -323,8 +323,42 @@ async fn a_malformed_or_fully_used_range_is_refused_naming_the_key() {
         )),
         "{out}"
     );
+
+    // The user's own port taken: the relay cannot listen there.
+    client.configure(&mock, true, &range("20000-20100"));
+    let out = client.fails(&["port-forward", "pod/web", &format!("{port}:80")]);
+    assert!(
+        out.stderr
+            .contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{out}"
+    );
     assert!(client.kubectl_runs().is_empty(), "kubectl never ran");
     assert!(prompts(&mock).await.is_empty());
+}
+
+#[tokio::test]
+async fn with_address_kubectl_forwards_directly_and_says_why() {
+    let mock = MockProvider::start(&["--reply", "Forwarded."]);
+    let client = Client::new("Forwarding from 0.0.0.0:8080 -> 80\n", "", 0);
+    client.configure(
+        &mock,
+        true,
+        &format!(
+            "memory:\n  enabled: false\n{}",
+            yaml::config(&[(key::NETWORKING_INTERMEDIATE_PORT_RANGE, "20000-20100")])
+        ),
+    );
+    let out = client.run(&["port-forward", "pod/web", "8080:80", "--address", "0.0.0.0"]);
+    out.assert_success();
+    assert!(
+        out.stderr
+            .contains("traffic is not watched: --address is given"),
+        "{out}"
+    );
+    assert_eq!(
+        client.kubectl_runs(),
+        ["port-forward pod/web 8080:80 --address 0.0.0.0"]
+    );
 }
 
 #[tokio::test]
