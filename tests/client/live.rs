@@ -371,13 +371,15 @@ async fn on_a_terminal_wrap_text_and_the_w_and_f_keys_change_the_view() {
 }
 
 #[tokio::test]
-async fn on_a_terminal_p_pauses_the_view_while_lines_keep_coming() {
+async fn on_a_terminal_p_pauses_the_view_while_lines_keep_coming_and_stderr_shows_in_it() {
     let mock = MockProvider::start(&["--reply", "Two lines."]);
     let client = Client::new("", "", 0);
-    // Prints one line, a second once the test creates `go`, then waits until stopped.
+    // Prints a line on stderr and one on stdout, a second once the test creates `go`, then
+    // waits until stopped.
     let script = format!(
         "#!/bin/sh\n\
          printf '%s\\n' \"$*\" >> '{dir}/kubectl-args'\n\
+         echo 'oops 0' >&2\n\
          echo 'first 1'\n\
          i=0\n\
          while [ ! -f '{dir}/go' ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n\
@@ -401,6 +403,9 @@ async fn on_a_terminal_p_pauses_the_view_while_lines_keep_coming() {
     term.type_keys("p");
     let frame = term.frame_where("the view running", |f| f.contains("[P]ause: running"));
     assert!(frame.contains("first 1\nsecond 2\n"), "{frame:?}");
+    // kubectl's stderr shows inside the view, not over it.
+    let body = frame.split("[E]xit").next().expect("body");
+    assert!(body.contains("oops 0\n"), "{frame:?}");
     term.type_keys("e");
     let (status, shown) = term.finish();
     assert!(status.success(), "{shown:?}");

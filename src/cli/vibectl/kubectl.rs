@@ -99,6 +99,9 @@ pub fn is_streaming(args: &[String]) -> bool {
         .any(|a| flags.contains(&a.as_str()))
 }
 
+/// Most of kubectl's stderr read after it ended, in bytes.
+const STDERR_REST: usize = 64 * 1024;
+
 /// How a followed run ended: whether the user stopped it, and its exit code.
 pub struct Followed {
     pub interrupted: bool,
@@ -119,14 +122,22 @@ pub async fn follow(
 
     let mut cmd = command(cfg, args);
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let err = if live.takes_stderr() {
+        Stdio::piped()
+    } else {
+        Stdio::inherit()
+    };
     let mut child = tokio::process::Command::from(cmd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
+        .stderr(err)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| not_started(cfg, &e))?;
     let mut stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take();
     let mut buf = vec![0u8; 8192];
+    let mut ebuf = vec![0u8; 4096];
     let interrupt = tokio::signal::ctrl_c();
     tokio::pin!(interrupt);
     // kubectl is out of the terminal's process group: a hang-up or a kill of vibectl must
@@ -149,10 +160,20 @@ pub async fn follow(
                 None => std::future::pending().await,
             }
         };
+        let err_read = async {
+            match &mut stderr {
+                Some(e) => e.read(&mut ebuf).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             read = stdout.read(&mut buf) => match read {
                 Ok(0) | Err(_) => break,
                 Ok(n) => live.feed(&buf[..n]),
+            },
+            read = err_read => match read {
+                Ok(0) | Err(_) => stderr = None,
+                Ok(n) => live.feed_stderr(&ebuf[..n]),
             },
             Some(k) = key => {
                 if live.key(k) == super::live::KeyAction::Exit {
@@ -183,6 +204,14 @@ pub async fn follow(
         let _ = child.start_kill();
     }
     let status = child.wait().await.map_err(|e| not_started(cfg, &e))?;
+    if let Some(e) = stderr {
+        // What kubectl said last on stderr (bounded, and not waiting on a process it left).
+        let mut rest = Vec::new();
+        let mut e = e.take(STDERR_REST as u64);
+        let drain = e.read_to_end(&mut rest);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+        live.feed_stderr(&rest);
+    }
     if !interrupted && !status.success() {
         return Err(failed(args, status));
     }

@@ -128,7 +128,8 @@ pub struct Lines {
     lines: VecDeque<String>,
     bytes: usize,
     max: usize,
-    partial: Vec<u8>,
+    /// The unfinished last line of stdout and of stderr.
+    partial: [Vec<u8>; 2],
     /// Lines seen in all, and how many of them the bounds dropped.
     pub seen: u64,
     pub dropped: u64,
@@ -140,23 +141,28 @@ impl Lines {
             lines: VecDeque::new(),
             bytes: 0,
             max,
-            partial: Vec::new(),
+            partial: [Vec::new(), Vec::new()],
             seen: 0,
             dropped: 0,
         }
     }
 
-    /// Take in a piece of output; the complete lines it ends are returned (and kept).
+    /// Take in a piece of stdout; the complete lines it ends are returned (and kept).
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<String> {
+        self.feed_from(0, bytes)
+    }
+
+    /// [`Lines::feed`] for stdout (0) or stderr (1), each with its own unfinished line.
+    fn feed_from(&mut self, stream: usize, bytes: &[u8]) -> Vec<String> {
         let mut done = Vec::new();
         for &b in bytes {
             if b == b'\n' {
-                let raw = std::mem::take(&mut self.partial);
+                let raw = std::mem::take(&mut self.partial[stream]);
                 done.push(self.push(&raw));
             } else {
-                self.partial.push(b);
-                if self.partial.len() >= MAX_LINE_BYTES {
-                    let raw = std::mem::take(&mut self.partial);
+                self.partial[stream].push(b);
+                if self.partial[stream].len() >= MAX_LINE_BYTES {
+                    let raw = std::mem::take(&mut self.partial[stream]);
                     done.push(self.push(&raw));
                 }
             }
@@ -164,13 +170,16 @@ impl Lines {
         done
     }
 
-    /// The last line when the output did not end with a newline.
-    pub fn flush(&mut self) -> Option<String> {
-        if self.partial.is_empty() {
-            return None;
+    /// The last lines when the output did not end with a newline.
+    pub fn flush(&mut self) -> Vec<String> {
+        let mut done = Vec::new();
+        for stream in 0..2 {
+            if !self.partial[stream].is_empty() {
+                let raw = std::mem::take(&mut self.partial[stream]);
+                done.push(self.push(&raw));
+            }
         }
-        let raw = std::mem::take(&mut self.partial);
-        Some(self.push(&raw))
+        done
     }
 
     fn push(&mut self, raw: &[u8]) -> String {
@@ -274,6 +283,18 @@ impl Live {
         }
     }
 
+    /// Whether kubectl's stderr comes here too: on a terminal the view owns the screen, so
+    /// stderr lines show in it (and go to the summary); otherwise stderr stays kubectl's.
+    pub fn takes_stderr(&self) -> bool {
+        self.view.is_some()
+    }
+
+    /// Take in a piece of kubectl's stderr (see [`Live::takes_stderr`]).
+    pub fn feed_stderr(&mut self, bytes: &[u8]) {
+        let done = self.lines.feed_from(1, bytes);
+        self.show(done);
+    }
+
     /// A key typed on the terminal.
     pub fn key(&mut self, k: u8) -> KeyAction {
         let Some(v) = &mut self.view else {
@@ -286,7 +307,7 @@ impl Live {
 
     /// The run is over: show the last line, leave the terminal as it was.
     pub fn finish(&mut self) {
-        let last = self.lines.flush().into_iter().collect();
+        let last = self.lines.flush();
         self.show(last);
         if let Some(v) = self.view.take() {
             v.finish();
@@ -372,7 +393,7 @@ mod tests {
         assert_eq!(l.tail(Some(&f)), "c3\ne5\n");
         assert_eq!(l.tail(None), "c3\nd4\ne5\n");
         assert_eq!(l.feed(&vec![b'x'; MAX_LINE_BYTES + 1]).len(), 1);
-        assert_eq!(l.flush().as_deref(), Some("x"));
+        assert_eq!(l.flush(), ["x"]);
     }
 
     #[test]
