@@ -314,6 +314,35 @@ impl Live {
         }
     }
 
+    /// The line that closes a run: how it ended, how long it took, the lines it streamed.
+    pub fn ended(&self, interrupted: bool, took: std::time::Duration) -> String {
+        let how = if interrupted {
+            "stopped by the user"
+        } else {
+            "kubectl exited"
+        };
+        let mut s = format!(
+            "Ended ({how}) after {:.1}s: {} lines streamed",
+            took.as_secs_f64(),
+            self.lines.seen
+        );
+        if let Some(f) = &self.filter {
+            s.push_str(&format!(
+                ", {} kept that match '{}'",
+                self.lines.shown(Some(f)).count(),
+                f.text
+            ));
+        }
+        if self.lines.dropped > 0 {
+            s.push_str(&format!(
+                ", the oldest {} dropped ({})",
+                self.lines.dropped,
+                key::LIVE_DISPLAY_STREAM_BUFFER_MAX_LINES
+            ));
+        }
+        s
+    }
+
     /// What the user saw, for the summary.
     pub fn seen(&self) -> String {
         self.lines.tail(self.filter.as_ref())
@@ -366,6 +395,7 @@ pub async fn watch(
     planned: bool,
 ) -> CmdResult {
     let opts = Options::from_config(&session.cfg, real)?;
+    let started = std::time::Instant::now();
     let mut live = Live::start(opts);
     let followed = kubectl::follow(&session.cfg, real, &mut live).await;
     live.finish();
@@ -375,6 +405,10 @@ pub async fn watch(
     if followed.interrupted {
         eprintln!();
     }
+    crate::cli::out(&format!(
+        "{}\n",
+        live.ended(followed.interrupted, started.elapsed())
+    ));
     super::kube::summarize(session, line, &live.seen(), request, true).await
 }
 
