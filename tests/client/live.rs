@@ -306,7 +306,13 @@ async fn on_a_terminal_the_view_shows_max_lines_and_s_saves_to_save_dir() {
     assert!(rows[5].starts_with("[E]xit | [W]rap: on"), "{frame:?}");
     assert!(!frame.contains("line 25"), "{frame:?}");
 
+    // S asks for a name; Enter alone takes the suggested one.
     term.type_keys("s");
+    term.frame_where("the save prompt", |f| {
+        f.replace('\n', "")
+            .contains("Save as (empty: vibectl_logs_web-1_TIME.log): ")
+    });
+    term.type_keys("\r");
     let frame = term.frame_where("a saved file", |f| f.contains("saved to "));
     let files: Vec<_> = std::fs::read_dir(&saves)
         .expect("save_dir was created")
@@ -338,6 +344,26 @@ async fn on_a_terminal_the_view_shows_max_lines_and_s_saves_to_save_dir() {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
+
+    // A typed name is used as is, never overwritten, and must stay in save_dir.
+    term.type_keys("smine.log\r");
+    term.frame_where("mine.log saved", |f| {
+        f.replace('\n', "").contains("mine.log")
+    });
+    assert_eq!(
+        std::fs::read_to_string(saves.join("mine.log")).expect("mine.log"),
+        lines.join("\n") + "\n"
+    );
+    term.type_keys("smine.log\r");
+    term.frame_where("no overwrite", |f| {
+        f.replace('\n', "").contains("it was not overwritten")
+    });
+    term.type_keys("s../out.log\r");
+    term.frame_where("a refused name", |f| {
+        f.replace('\n', "").contains("is not a plain file name")
+    });
+    assert_eq!(std::fs::read_dir(&saves).expect("dir").count(), 2);
+    assert!(!client.path().join("out.log").exists());
 
     term.type_keys("e");
     let (status, shown) = term.finish();

@@ -349,14 +349,21 @@ impl Live {
     }
 }
 
-/// Write the kept lines that pass `filter` to a new file in `dir` (created when missing),
-/// named after the run and the time; the file is readable by its owner only.
+/// Write the kept lines that pass `filter` to a new file in `dir` (created when missing):
+/// `file` when given (a plain name, never overwriting), else one named after the run (`name`)
+/// and the time. The file is readable by its owner only.
 pub fn save(
     lines: &Lines,
     filter: Option<&Filter>,
     dir: &Path,
+    file: Option<&str>,
     name: &str,
 ) -> Result<PathBuf, String> {
+    if let Some(f) = file
+        && (f.contains(['/', '\\', '\0']) || f == "." || f == ".." || f.len() > 255)
+    {
+        return Err(format!("`{f}` is not a plain file name"));
+    }
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let stamp = time::OffsetDateTime::now_utc()
         .format(time::macros::format_description!(
@@ -369,6 +376,16 @@ pub fn save(
         tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     tmp.write_all(text.as_bytes())
         .map_err(|e| format!("{}: {e}", dir.display()))?;
+    if let Some(f) = file {
+        let path = dir.join(f);
+        return match tmp.persist_noclobber(&path) {
+            Ok(_) => Ok(path),
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(format!("{} exists; it was not overwritten", path.display()))
+            }
+            Err(e) => Err(format!("{}: {}", path.display(), e.error)),
+        };
+    }
     for n in 1..=100 {
         let file = if n == 1 {
             format!("vibectl_{name}_{stamp}.log")

@@ -18,11 +18,15 @@ const MAX_INPUT_CHARS: usize = 200;
 /// The question being typed.
 enum Input {
     Filter(String),
+    /// A file name in `live_display.save_dir`; empty: the suggested one.
+    Save(String),
 }
 
 pub struct View {
     max_lines: usize,
     wrap: bool,
+    /// What suggested file names are made of.
+    name: String,
     /// While paused, how many lines had been seen when the pause began.
     paused: Option<u64>,
     input: Option<Input>,
@@ -44,6 +48,7 @@ impl View {
         std::thread::spawn(move || read_keys(&tx, &flag));
         let mut v = View {
             max_lines: opts.max_lines,
+            name: opts.name.clone(),
             wrap: opts.wrap,
             paused: None,
             input: None,
@@ -69,29 +74,22 @@ impl View {
         lines: &Lines,
         opts: &Options,
     ) -> KeyAction {
-        if let Some(Input::Filter(text)) = &mut self.input {
+        if let Some(input) = &mut self.input {
+            let text = match input {
+                Input::Filter(t) | Input::Save(t) => t,
+            };
             match k {
                 b'\r' | b'\n' => {
                     let text = std::mem::take(text);
-                    self.input = None;
-                    if text.is_empty() {
-                        *filter = None;
-                        self.status = Some("filter cleared".to_owned());
-                    } else {
-                        match Filter::new(&text) {
-                            Ok(f) => {
-                                *filter = Some(f);
-                                self.status = Some(format!("filter set to '{text}'"));
-                            }
-                            Err(why) => {
-                                self.status = Some(format!("not a valid regex, filter kept: {why}"))
-                            }
-                        }
-                    }
+                    let done = self.input.take();
+                    self.status = Some(match done {
+                        Some(Input::Filter(_)) => set_filter(filter, &text),
+                        _ => save_status(lines, filter.as_ref(), opts, &text),
+                    });
                 }
                 0x1b => {
                     self.input = None;
-                    self.status = Some("filter unchanged".to_owned());
+                    self.status = Some("cancelled".to_owned());
                 }
                 0x7f | 0x08 => {
                     text.pop();
@@ -112,17 +110,7 @@ impl View {
                     None => Some(lines.seen),
                 }
             }
-            b's' => {
-                self.status = Some(
-                    match super::save(lines, filter.as_ref(), &opts.save_dir, &opts.name) {
-                        Ok(path) => format!("saved to {}", path.display()),
-                        Err(why) => format!(
-                            "not saved ({}): {why}",
-                            crate::config::generated::client::key::LIVE_DISPLAY_SAVE_DIR
-                        ),
-                    },
-                );
-            }
+            b's' => self.input = Some(Input::Save(String::new())),
             b'f' => self.input = Some(Input::Filter(String::new())),
             _ => {}
         }
@@ -165,14 +153,18 @@ impl View {
             filter.map_or("off".to_owned(), |f| format!("'{}'", f.text))
         );
         let mut foot = fit(&keys, width);
-        match &self.input {
-            Some(Input::Filter(t)) => foot.push(format!("Filter (empty clears, Esc keeps): {t}")),
-            None => {
-                if let Some(status) = &self.status {
-                    let chars: Vec<char> = status.chars().collect();
-                    foot.extend(chars.chunks(width).map(|c| c.iter().collect::<String>()));
-                }
-            }
+        let last = match &self.input {
+            Some(Input::Filter(t)) => Some(format!("Filter (empty clears, Esc keeps): {t}")),
+            Some(Input::Save(t)) => Some(format!(
+                "Save as (empty: vibectl_{}_TIME.log): {t}",
+                self.name
+            )),
+            None => self.status.clone(),
+        };
+        if let Some(last) = last {
+            // The prompt or the status, wrapped: it may be longer than the terminal is wide.
+            let chars: Vec<char> = last.chars().collect();
+            foot.extend(chars.chunks(width).map(|c| c.iter().collect::<String>()));
         }
         if self.paused.is_some() && self.height > 0 {
             // Only the footer changes while paused: keep the lines as they were.
@@ -285,6 +277,33 @@ fn size() -> (usize, usize) {
     let cols = if ok && w.ws_col > 0 { w.ws_col } else { 80 };
     let rows = if ok && w.ws_row > 0 { w.ws_row } else { 24 };
     (usize::from(cols), usize::from(rows))
+}
+
+/// Use the typed filter (empty: none); the status to show.
+fn set_filter(filter: &mut Option<Filter>, text: &str) -> String {
+    if text.is_empty() {
+        *filter = None;
+        return "filter cleared".to_owned();
+    }
+    match Filter::new(text) {
+        Ok(f) => {
+            *filter = Some(f);
+            format!("filter set to '{text}'")
+        }
+        Err(why) => format!("not a valid regex, filter kept: {why}"),
+    }
+}
+
+/// Save under the typed name (empty: the suggested one); the status to show.
+fn save_status(lines: &Lines, filter: Option<&Filter>, opts: &Options, text: &str) -> String {
+    let name = Some(text.trim()).filter(|t| !t.is_empty());
+    match super::save(lines, filter, &opts.save_dir, name, &opts.name) {
+        Ok(path) => format!("saved to {}", path.display()),
+        Err(why) => format!(
+            "not saved ({}): {why}",
+            crate::config::generated::client::key::LIVE_DISPLAY_SAVE_DIR
+        ),
+    }
 }
 
 /// The key line broken between its ` | ` parts so that each row fits in `width`.
