@@ -4,6 +4,8 @@
 //! Each builder returns an [`LlmRequest`] without a model; the caller picks the model. The
 //! user's custom instructions go in the system fragments, the memory in the user fragments.
 
+pub mod port_forward;
+
 use serde::Deserialize;
 use serde_json::{Value, json};
 

@@ -11,9 +11,12 @@ mod guard;
 mod just;
 mod kube;
 mod kubectl;
+mod live;
 mod memory;
 mod plan;
 mod rollout;
+mod port_forward;
+mod relay;
 mod safety;
 mod session;
 pub mod setup_proxy;
@@ -143,6 +146,11 @@ pub enum Command {
     ///
     /// Example: `vibectl patch deployment web -p '{"spec":{"replicas":2}}'`, or `vibectl patch vibe "..."`
     Patch(kube::KubeArgs),
+    /// Run `kubectl port-forward ARGS` until Ctrl-C, through a local relay that counts the
+    /// traffic when networking.intermediate_port_range is set, and summarize the session
+    ///
+    /// Example: `vibectl port-forward pod/web 8080:80`, or `vibectl port-forward vibe "the web service on my 8080"`
+    PortForward(kube::KubeArgs),
     /// Run `kubectl ARGS` as it is, without the model
     ///
     /// Example: `vibectl just get pods -o wide`
@@ -258,6 +266,7 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Patch(a) => kube::run(&model_ctx(&cli)?, "patch", a),
         Command::Top(a) => kube::run(&model_ctx(&cli)?, "top", a),
         Command::Version(a) => version::run(&model_ctx(&cli)?, a),
+        Command::PortForward(a) => port_forward::run(&model_ctx(&cli)?, a),
         Command::Just(a) => just::run(&model_ctx(&cli)?, a),
         Command::Memory(m) => memory::run(&model_ctx(&cli)?, m),
         Command::Audit(cmd) => {

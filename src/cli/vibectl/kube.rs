@@ -49,14 +49,7 @@ pub fn run(ctx: &Ctx, verb: &str, args: &KubeArgs) -> CmdResult {
         }
         if kubectl::is_streaming(&full) {
             // `logs -f`, `get -w`: show the output as it comes; summarize when it ends.
-            let followed = kubectl::follow(&session.cfg, &full).await;
-            let code = followed.as_ref().ok().and_then(|f| f.code);
-            session.guard.audit_run(&line, false, true, code)?;
-            let followed = followed?;
-            if followed.interrupted {
-                eprintln!();
-            }
-            return plan::summarize(&session, &line, &followed.tail, None, true).await;
+            return super::live::watch(&session, &line, &full, None, false).await;
         }
         let output = session.run_kubectl(&full, &full, false)?;
         plan::summarize(&session, &line, &output, None, false).await

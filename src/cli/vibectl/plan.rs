@@ -124,6 +124,13 @@ pub async fn carry_out(
     if !approve(session, &line, &session.confirm(&line, &class)?).await? {
         return Ok(());
     }
+    // Commands that keep running get the live display (and port-forward its relay).
+    if real.first().map(String::as_str) == Some("port-forward") {
+        return super::port_forward::forward(session, &line, &real, request, true).await;
+    }
+    if kubectl::is_streaming(&real) {
+        return super::live::watch(session, &line, &real, request, true).await;
+    }
     let output = session.run_kubectl(&plan.commands, &real, true)?;
     summarize(session, &line, &output, request, false).await
 }
