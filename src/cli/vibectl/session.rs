@@ -112,6 +112,7 @@ impl Session {
                 .as_deref()
                 .filter(|_| self.cfg.memory.enabled),
             instructions: self.cfg.system.custom_instructions.as_deref(),
+            now: None,
         }
     }
 
