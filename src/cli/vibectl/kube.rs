@@ -61,8 +61,10 @@ pub fn run(ctx: &Ctx, verb: &str, args: &KubeArgs) -> CmdResult {
             }
             return summarize(&session, &line, &followed.tail, None, true).await;
         }
-        let output = session.run_kubectl(&full, &full, false)?;
-        summarize(&session, &line, &output, None, false).await
+        match session.try_kubectl(&full, &full, false)? {
+            Ok(output) => summarize(&session, &line, &output, None, false).await,
+            Err(failed) => session.recover(&line, failed, None).await,
+        }
     })?
 }
 
@@ -81,7 +83,18 @@ pub async fn summarize(
     }
     let summary = if d.show_vibe {
         let req = prompts::summary(line, output, request, &session.context());
-        Some(session.show("summary", req).await?)
+        match session.show("summary", req).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                // kubectl did its part: its output is still shown, as 0.11.6 shows it.
+                if !d.show_raw_output && !shown {
+                    super::session::print_answer(output);
+                }
+                warn("the model could not summarize the output; it is shown as kubectl printed it");
+                session.finish();
+                return Err(e);
+            }
+        }
     } else {
         if !d.show_raw_output && !shown && session.cfg.warnings.warn_no_output {
             warn(&format!(

@@ -52,28 +52,50 @@ fn not_started(cfg: &ClientConfig, e: &std::io::Error) -> CmdError {
     ))
 }
 
+/// What a captured kubectl run printed and how it exited.
+pub struct Captured {
+    pub stdout: String,
+    /// Also passed on to our stderr as it was.
+    pub stderr: String,
+    pub status: std::process::ExitStatus,
+}
+
 /// Run kubectl and return what it printed on stdout and how it exited (non-UTF-8 output is
 /// converted lossily); its stderr is passed on to ours. Only a kubectl that cannot be
 /// started is an error.
+#[allow(dead_code)] // the API of commands that need no copy of stderr
 pub fn capture_status(
     cfg: &ClientConfig,
     args: &[String],
 ) -> Result<(String, std::process::ExitStatus), CmdError> {
+    let c = capture(cfg, args)?;
+    Ok((c.stdout, c.status))
+}
+
+/// [`capture_status`], keeping a copy of stderr (for the recovery prompt).
+pub fn capture(cfg: &ClientConfig, args: &[String]) -> Result<Captured, CmdError> {
     let output = command(cfg, args)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| not_started(cfg, &e))?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     if !stderr.is_empty() {
         eprint!("{stderr}");
         if !stderr.ends_with('\n') {
             eprintln!();
         }
     }
-    Ok((
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        output.status,
-    ))
+    tracing::debug!(
+        code = ?output.status.code(),
+        stdout_bytes = output.stdout.len(),
+        stderr_bytes = output.stderr.len(),
+        "kubectl ended"
+    );
+    Ok(Captured {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr,
+        status: output.status,
+    })
 }
 
 /// Most of a followed run's output kept for the summary, in bytes (the newest part).

@@ -116,6 +116,11 @@ pub async fn carry_out(
             return Ok(());
         }
     }
-    let output = session.run_kubectl(&plan.commands, &real, true)?;
-    super::kube::summarize(session, &line, &output, request, false).await
+    match session.try_kubectl(&plan.commands, &real, true)? {
+        Ok(output) => super::kube::summarize(session, &line, &output, request, false).await,
+        Err(failed) => {
+            let why = Some(plan.explanation.as_str()).filter(|e| !e.trim().is_empty());
+            session.recover(&line, failed, why).await
+        }
+    }
 }
