@@ -13,6 +13,7 @@ mod memory;
 mod profile_security;
 pub(crate) mod proxy;
 mod read_only;
+mod recovery;
 mod redaction;
 mod theme;
 

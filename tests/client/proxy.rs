@@ -130,6 +130,14 @@ impl Server {
         self.dir.path().join("ca/ca-bundle.crt")
     }
 
+    /// Point `client` at this server: `setup-proxy configure prod URL` with a fresh token.
+    pub(crate) fn connect(&self, client: &Client) {
+        let url = format!("vibectl-server-insecure://{}@{}", self.token(), self.addr);
+        client
+            .run(&["setup-proxy", "configure", "prod", &url])
+            .assert_success();
+    }
+
     pub(crate) fn token(&self) -> String {
         let out = process::run(
             Self::command(&self.dir).args(["generate-token", "client-test"]),
