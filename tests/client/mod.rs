@@ -9,6 +9,7 @@ mod confirm;
 mod errors;
 mod follow;
 mod keys;
+mod markup;
 mod memory;
 mod profile_security;
 pub(crate) mod proxy;
