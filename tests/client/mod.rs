@@ -7,6 +7,7 @@ mod audit;
 mod commands;
 mod confirm;
 mod errors;
+mod flags;
 mod follow;
 mod keys;
 mod markup;
