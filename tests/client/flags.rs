@@ -220,3 +220,71 @@ async fn mode_auto_runs_a_planned_change_without_asking_and_manual_asks() {
     c.run(&["vibe", "delete web-1"]).assert_success();
     assert_eq!(c.kubectl_runs().len(), 2);
 }
+
+/// Lines logged by the crates that carry the wire (their targets lead the line).
+fn wire_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| {
+            [
+                "h2::",
+                "hyper::",
+                "hyper_util::",
+                "tonic::",
+                "tower::",
+                "rustls::",
+            ]
+            .iter()
+            .any(|t| l.contains(t))
+        })
+        .collect()
+}
+
+#[test]
+fn log_level_debug_logs_vibectls_steps_and_not_the_wire() {
+    let mock = MockProvider::start(&["--reply", SUMMARY, "--api-key", API_KEY]);
+    // Longer than a prompt fragment may be: the debug log says it was cut.
+    let long = format!(
+        "{PODS}{}\n",
+        "x".repeat(vibectl::prompts::MAX_FRAGMENT_CHARS + 100)
+    );
+    let c = Client::new(&long, "", 0);
+    c.configure(&mock, false, &no_memory());
+    let server = Server::start(&mock);
+    server.connect(&c);
+    let out = c.run(&["--log-level", "debug", "get", "pods"]);
+    out.assert_success();
+    for step in [
+        "vibectl session",
+        "command=--log-level debug get pods",
+        "running kubectl",
+        "command=kubectl get pods",
+        "kubectl ended",
+        "asking the model",
+        "call=\"summary\"",
+        "prompt_bytes=",
+        "truncated a prompt fragment",
+    ] {
+        assert!(
+            out.stderr.contains(step),
+            "no `{step}` in the debug log\n{}",
+            out.stderr
+        );
+    }
+    assert_eq!(
+        wire_lines(&out.stderr),
+        Vec::<&str>::new(),
+        "wire frames logged"
+    );
+
+    // Asked for with RUST_LOG, the wire's own logs are shown.
+    let mut cmd = c.command(&["get", "pods"]);
+    cmd.env("RUST_LOG", "debug");
+    let out = crate::support::process::run(&mut cmd, super::LIMIT);
+    out.assert_success();
+    assert!(!wire_lines(&out.stderr).is_empty(), "{}", out.stderr);
+
+    // The default level logs none of it.
+    let out = c.run(&["get", "pods"]);
+    assert!(!out.stderr.contains("asking the model"), "{out}");
+}
