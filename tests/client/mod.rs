@@ -13,6 +13,7 @@ mod keys;
 mod markup;
 mod memory;
 mod profile_security;
+mod prompts;
 pub(crate) mod proxy;
 mod read_only;
 mod recovery;
