@@ -288,3 +288,44 @@ fn log_level_debug_logs_vibectls_steps_and_not_the_wire() {
     let out = c.run(&["get", "pods"]);
     assert!(!out.stderr.contains("asking the model"), "{out}");
 }
+
+/// The `--flags` of a help text's option lines (those that start with spaces and a dash).
+fn flags_of(help: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for line in help.lines().filter(|l| l.trim_start().starts_with('-')) {
+        for word in line.split(|c: char| c.is_whitespace() || c == ',' || c == '/') {
+            let name: String = word
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            if name.starts_with("--") && name.len() > 2 {
+                out.insert(name);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_flag_of_0_11_6s_help_is_one_of_ours() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let mut theirs = std::collections::BTreeSet::new();
+    for args in [&["--help"][..], &["get", "--help"]] {
+        let mut cmd = std::process::Command::new(crate::support::python::venv_bin("vibectl"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", home.path());
+        let out = crate::support::process::run(&mut cmd, super::LIMIT);
+        out.assert_success();
+        theirs.extend(flags_of(&out.stdout));
+    }
+    assert!(theirs.contains("--show-raw-output"), "{theirs:?}");
+    let client = Client::with_pods();
+    let ours = flags_of(&client.run(&["get", "--help"]).assert_success().stdout);
+    let missing: Vec<&String> = theirs.difference(&ours).collect();
+    assert!(
+        missing.is_empty(),
+        "0.11.6 flags we lack: {missing:?}\nours: {ours:?}"
+    );
+}

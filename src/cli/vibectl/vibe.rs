@@ -82,7 +82,8 @@ pub async fn carry_out(
     let line = kubectl::display(&plan.commands);
     out(&crate::cli::style::command_line(&line));
     if !plan.explanation.trim().is_empty() {
-        out(&format!("  {}\n", plan.explanation.trim()));
+        let why = crate::cli::markup::for_stdout(plan.explanation.trim());
+        out(&format!("  {why}\n"));
     }
     // The model sees placeholders; kubectl gets the values (never shown or logged).
     let real = session.guard.restore(&plan.commands)?;
