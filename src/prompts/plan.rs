@@ -245,7 +245,7 @@ pub const VIBE_EXAMPLES: &[PlanExample] = &[
         memory: "",
         request: "watch the pods in shop",
         commands: &["get", "pods", "-n", "shop"],
-        explanation: "A watch never ends on its own; this shows the current state once. Ask with 'follow' to watch.",
+        explanation: "A watch never ends on its own; this shows the current state once.",
     },
     PlanExample {
         memory: "The user said: never delete the health-check pod.",
