@@ -92,3 +92,17 @@ async fn each_command_sends_its_own_prompt_direct_and_through_our_server() {
         assert_eq!(d.1, p.1);
     }
 }
+
+#[tokio::test]
+async fn a_planned_watch_shows_its_output_as_it_comes_then_the_summary() {
+    let plan = plan_json(&["get", "pods", "-w"], "The user asked to watch.");
+    let mock = MockProvider::start(&["--reply", &plan]);
+    let client = Client::new(&format!("{PODS}[[mock:reply=Fine.]]\n"), "", 0);
+    client.configure(&mock, true, "memory:\n  enabled: false\n");
+    let out = client.run(&["vibe", "watch the pods", "--yes"]);
+    out.assert_success();
+    // Shown as kubectl printed it (raw output is off: only a followed run prints it).
+    assert!(out.stdout.contains(PODS), "{out}");
+    assert!(out.stdout.ends_with("Fine.\n"), "{out}");
+    assert_eq!(client.kubectl_runs(), ["get pods -w"]);
+}

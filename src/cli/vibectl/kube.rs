@@ -52,14 +52,8 @@ pub fn run(ctx: &Ctx, verb: &str, args: &KubeArgs) -> CmdResult {
         }
         if kubectl::is_streaming(&full) {
             // `logs -f`, `get -w`: show the output as it comes; summarize when it ends.
-            let followed = kubectl::follow(&session.cfg, &full).await;
-            let code = followed.as_ref().ok().and_then(|f| f.code);
-            session.guard.audit_run(&line, false, true, code)?;
-            let followed = followed?;
-            if followed.interrupted {
-                eprintln!();
-            }
-            return summarize(&session, &line, &followed.tail, None, true).await;
+            let tail = session.follow_kubectl(&full, &full, false).await?;
+            return summarize(&session, &line, &tail, None, true).await;
         }
         match session.try_kubectl(&full, &full, false)? {
             Ok(output) => summarize(&session, &line, &output, None, false).await,

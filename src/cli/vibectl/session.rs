@@ -417,6 +417,27 @@ impl Session {
         Ok(Ok(c.stdout))
     }
 
+    /// Run a kubectl that keeps running (`logs -f`, `get -w`: [`super::kubectl::is_streaming`])
+    /// with its output shown as it comes, until it ends or Ctrl-C stops it; the run is
+    /// recorded. Returns the newest part of its output, for the summary.
+    pub async fn follow_kubectl(
+        &self,
+        shown: &[String],
+        real: &[String],
+        planned: bool,
+    ) -> Result<String, CmdError> {
+        let line = super::kubectl::display(shown);
+        tracing::debug!(command = %line, "following kubectl until it ends or Ctrl-C");
+        let followed = super::kubectl::follow(&self.cfg, real).await;
+        let code = followed.as_ref().ok().and_then(|f| f.code);
+        self.guard.audit_run(&line, planned, true, code)?;
+        let followed = followed?;
+        if followed.interrupted {
+            eprintln!();
+        }
+        Ok(followed.tail)
+    }
+
     /// After kubectl failed: ask the model how to recover (when `display.show_vibe` is on),
     /// print its suggestion and fold the failure and the suggestion into the memory, as 0.11.6
     /// does; then fail with kubectl's error. A model that cannot answer is a warning.

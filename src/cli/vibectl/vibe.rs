@@ -117,6 +117,12 @@ pub async fn carry_out(
             return Ok(());
         }
     }
+    if kubectl::is_streaming(&plan.commands) {
+        // A planned watch or follow shows its output as it comes, as a typed one does, instead
+        // of holding it all until an end that may never come.
+        let tail = session.follow_kubectl(&plan.commands, &real, true).await?;
+        return super::kube::summarize(session, &line, &tail, request, true).await;
+    }
     match session.try_kubectl(&plan.commands, &real, true)? {
         Ok(output) => super::kube::summarize(session, &line, &output, request, false).await,
         Err(failed) => {
