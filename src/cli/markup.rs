@@ -307,6 +307,24 @@ mod tests {
     }
 
     #[test]
+    fn pieces_of_any_size_render_as_the_whole() {
+        let text = "[bold]a[/bold] \\[red] [red]b[/] [x] c[i] [bold red]d[/bold red] [";
+        for colour in [false, true] {
+            let whole = render(text, colour, T);
+            for size in 1..8 {
+                let mut r = Renderer::new(colour, T);
+                let chars: Vec<char> = text.chars().collect();
+                let mut out = String::new();
+                for piece in chars.chunks(size) {
+                    out.push_str(&r.push(&piece.iter().collect::<String>()));
+                }
+                out.push_str(&r.finish());
+                assert_eq!(out, whole, "pieces of {size}");
+            }
+        }
+    }
+
+    #[test]
     fn hostile_input_is_linear_and_bounded() {
         let long = "[".repeat(200_000) + &"a".repeat(100) + &"]".repeat(200_000);
         assert_eq!(render(&long, false, T), long);
