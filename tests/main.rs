@@ -24,5 +24,6 @@ mod dead_keys;
 mod generated_fresh;
 mod harness;
 mod no_key_literals;
+mod prompts;
 
 mod redact;

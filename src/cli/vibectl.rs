@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod apply;
 mod audit;
+mod display_flags;
 mod edit;
 mod guard;
 mod just;
@@ -14,9 +15,9 @@ mod kubectl;
 mod live;
 mod memory;
 mod plan;
-mod rollout;
 mod port_forward;
 mod relay;
+mod rollout;
 mod safety;
 mod session;
 pub mod setup_proxy;
@@ -30,9 +31,18 @@ use super::{CmdError, CmdResult, process_env};
 use crate::config::generated::client::key;
 use crate::config::{CLIENT, KeyPath, Override, store, value};
 
+/// The heading of the flags every command takes.
+pub const GLOBAL_HEADING: &str = "Global options";
+
 /// vibectl: plan and explain kubectl commands with an LLM.
 #[derive(Debug, Parser)]
-#[command(name = "vibectl", version, about, propagate_version = true)]
+#[command(
+    name = "vibectl",
+    version,
+    about,
+    propagate_version = true,
+    next_help_heading = GLOBAL_HEADING
+)]
 pub struct Cli {
     /// Use this model for this run (overrides llm.model)
     #[arg(long, global = true, value_name = "NAME")]
@@ -48,9 +58,12 @@ pub struct Cli {
     /// Call the provider directly for this run, even if a proxy is active
     #[arg(long, global = true)]
     pub no_proxy: bool,
-    /// Log level for this run (overrides system.log_level)
+    /// Log level for this run (overrides system.log_level); debug logs vibectl's own steps
     #[arg(long, global = true, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// Same as --log-level debug
+    #[arg(long, global = true, conflicts_with = "log_level")]
+    pub verbose: bool,
     /// The client config directory (same as VIBECTL_CLIENT_CONFIG_DIR)
     #[arg(long, global = true, value_name = "DIR")]
     pub config_dir: Option<PathBuf>,
@@ -61,6 +74,8 @@ pub struct Cli {
     /// security.read_only); --yes does not override it
     #[arg(long, global = true)]
     pub read_only: bool,
+    #[command(flatten)]
+    pub display: display_flags::DisplayFlags,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -224,6 +239,12 @@ impl Cli {
         if let Some(l) = &self.log_level {
             add(key::SYSTEM_LOG_LEVEL, Some(l), "--log-level")?;
         }
+        if self.verbose {
+            add(key::SYSTEM_LOG_LEVEL, Some("DEBUG"), "--verbose")?;
+        }
+        for (k, v, flag) in self.display.overrides() {
+            add(k, Some(v), flag)?;
+        }
         Ok(out)
     }
 }
@@ -287,5 +308,6 @@ fn model_ctx(cli: &Cli) -> Result<session::Ctx, CmdError> {
         yes: cli.yes,
         read_only: cli.read_only,
         dir_flag: cli.config_dir.is_some(),
+        mode: cli.display.mode,
     })
 }

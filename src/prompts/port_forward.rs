@@ -52,7 +52,7 @@ pub fn summary(
         "What kubectl printed:\n<output>\n{output}\n</output>"
     ));
     LlmRequest {
-        system: ctx.system(SUMMARY_TASK),
+        system: ctx.system(vec![SUMMARY_TASK.to_owned()]),
         user: ctx.user(user),
         model: None,
         response_schema: None,

@@ -130,6 +130,14 @@ impl Server {
         self.dir.path().join("ca/ca-bundle.crt")
     }
 
+    /// Point `client` at this server: `setup-proxy configure prod URL` with a fresh token.
+    pub(crate) fn connect(&self, client: &Client) {
+        let url = format!("vibectl-server-insecure://{}@{}", self.token(), self.addr);
+        client
+            .run(&["setup-proxy", "configure", "prod", &url])
+            .assert_success();
+    }
+
     pub(crate) fn token(&self) -> String {
         let out = process::run(
             Self::command(&self.dir).args(["generate-token", "client-test"]),
@@ -234,4 +242,22 @@ async fn vibe_and_get_work_over_tls_with_a_ca_bundle() {
     out.assert_success();
     assert_eq!(out.stdout, "Two pods are running.\n", "{out}");
     assert_eq!(client.kubectl_runs(), ["get pods"; 2]);
+}
+
+#[tokio::test]
+async fn a_model_named_the_direct_way_works_through_a_server_serving_the_plain_name() {
+    let mock = MockProvider::start(&["--reply", "Two pods.", "--api-key", API_KEY]);
+    let client = Client::with_pods();
+    client.configure(&mock, false, "memory:\n  enabled: false\n");
+    let server = Server::start(&mock);
+    server.connect(&client);
+    let direct_name = format!("openai/{MODEL}");
+    let out = client.run(&["--model", &direct_name, "get", "pods"]);
+    out.assert_success();
+    assert_eq!(out.stdout, "Two pods.\n", "{out}");
+    assert_eq!(mock.last_request().await["body"]["model"], MODEL);
+
+    // Another provider's prefix is not this model: the error lists the names to use.
+    let out = client.fails(&["--model", &format!("anthropic/{MODEL}"), "get", "pods"]);
+    assert!(out.stderr.contains(&format!("available: {MODEL}")), "{out}");
 }

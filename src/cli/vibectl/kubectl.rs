@@ -53,13 +53,11 @@ fn not_started(cfg: &ClientConfig, e: &std::io::Error) -> CmdError {
     ))
 }
 
-/// Run kubectl and return what it printed on stdout and how it exited (non-UTF-8 output is
-/// converted lossily); its stderr is passed on to ours. A kubectl that cannot be started, or
-/// that runs longer than `core.kubectl_timeout_seconds`, is an error.
-pub fn capture_status(
-    cfg: &ClientConfig,
-    args: &[String],
-) -> Result<(String, std::process::ExitStatus), CmdError> {
+/// Run kubectl and return what it printed and how it exited (non-UTF-8 output is converted
+/// lossily); its stderr is passed on to ours, and kept (for the recovery prompt). A kubectl
+/// that cannot be started, or that runs longer than `core.kubectl_timeout_seconds`, is an
+/// error.
+pub fn capture(cfg: &ClientConfig, args: &[String]) -> Result<Captured, CmdError> {
     let c = capture_all(cfg, args)?;
     if !c.stderr.is_empty() {
         eprint!("{}", c.stderr);
@@ -67,7 +65,13 @@ pub fn capture_status(
             eprintln!();
         }
     }
-    Ok((c.stdout, c.status))
+    tracing::debug!(
+        code = ?c.status.code(),
+        stdout_bytes = c.stdout.len(),
+        stderr_bytes = c.stderr.len(),
+        "kubectl ended"
+    );
+    Ok(c)
 }
 
 /// What a kubectl run printed on stdout and stderr (neither passed on), and how it exited.
@@ -151,7 +155,6 @@ pub fn succeeded(args: &[String], code: Option<i32>) -> bool {
 
 /// How often a running kubectl is checked for having exited.
 const POLL: Duration = Duration::from_millis(20);
-
 
 /// Whether `args` (verb first) keep kubectl running to print things as they happen:
 /// `logs -f`, `get -w`, `events -w` and their long and `=true` forms.

@@ -29,6 +29,8 @@ pub struct Ctx {
     pub read_only: bool,
     /// `--config-dir` chose the config directory (the audit file's default follows it).
     pub dir_flag: bool,
+    /// `--mode`: overrides how planned commands are confirmed, as in 0.11.6.
+    pub mode: Option<super::display_flags::ExecMode>,
 }
 
 impl Ctx {
@@ -45,7 +47,16 @@ impl Ctx {
 
     /// The read-only and confirmation rules for `cfg` and this run's flags.
     pub fn policy(&self, cfg: &ClientConfig) -> Policy {
-        Policy::new(cfg, &choose::mode(cfg), self.read_only, self.yes)
+        use super::display_flags::ExecMode;
+        let mut policy = Policy::new(cfg, &choose::mode(cfg), self.read_only, self.yes);
+        match self.mode {
+            Some(ExecMode::Auto) => policy.confirm = super::safety::Confirm::Never,
+            Some(ExecMode::Manual | ExecMode::Semiauto) => {
+                policy.confirm = super::safety::Confirm::Changes
+            }
+            None => {}
+        }
+        policy
     }
 }
 
@@ -84,6 +95,12 @@ impl Session {
             (Mode::Proxy { .. }, Origin::Default) => None,
             _ => Some(cfg.llm.model.clone()),
         };
+        tracing::debug!(
+            command = %std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+            model = model.as_deref().unwrap_or("(the server's default)"),
+            via = ?mode,
+            "vibectl session"
+        );
         let policy = ctx.policy(&cfg);
         let guard = Guard::open(&cfg, &mode, &ctx.file, ctx.dir_flag)?;
         Ok(Session {
@@ -112,6 +129,7 @@ impl Session {
                 .as_deref()
                 .filter(|_| self.cfg.memory.enabled),
             instructions: self.cfg.system.custom_instructions.as_deref(),
+            now: None,
         }
     }
 
@@ -120,10 +138,26 @@ impl Session {
         req
     }
 
+    /// Log a call about to be made: which, to which model, how big.
+    fn log_call(&self, label: &str, req: &LlmRequest, streaming: bool) {
+        let chars: usize = req.system.iter().chain(&req.user).map(|f| f.len()).sum();
+        tracing::debug!(
+            call = label,
+            model = req.model.as_deref().unwrap_or("(the server's default)"),
+            system_fragments = req.system.len(),
+            user_fragments = req.user.len(),
+            prompt_bytes = chars,
+            structured = req.response_schema.is_some(),
+            streaming,
+            "asking the model"
+        );
+    }
+
     /// One whole answer, not printed; `label` names the call in the metrics and the audit log.
     pub async fn ask(&self, label: &str, req: LlmRequest) -> Result<String, CmdError> {
         let mut req = self.request(req);
         let found = self.guard.protect(label, &mut req);
+        self.log_call(label, &req, false);
         let spinner = Spinner::start(label);
         let resp = self.adapter.execute(&req).await;
         drop(spinner);
@@ -145,11 +179,12 @@ impl Session {
     pub async fn show(&self, label: &str, req: LlmRequest) -> Result<String, CmdError> {
         if !self.cfg.display.show_streaming {
             let text = self.ask(label, req).await?;
-            print_answer(&text);
+            print_answer(&crate::cli::markup::for_stdout(&text));
             return Ok(text);
         }
         let mut req = self.request(req);
         let found = self.guard.protect(label, &mut req);
+        self.log_call(label, &req, true);
         let mut spinner = Some(Spinner::start(label));
         let mut events = match self.adapter.stream(&req).await {
             Ok(events) => events,
@@ -161,11 +196,12 @@ impl Session {
         let mut text = String::new();
         let mut done = None;
         let mut model = None;
+        let mut markup = crate::cli::markup::Renderer::for_stdout();
         while let Some(event) = events.next().await {
             spinner.take();
             match event {
                 Ok(AdapterEvent::Text(t)) => {
-                    out(&t);
+                    out(&markup.push(&t));
                     text.push_str(&t);
                 }
                 Ok(AdapterEvent::Done { metrics, model: m }) => {
@@ -174,12 +210,17 @@ impl Session {
                     break;
                 }
                 Err(e) => {
+                    out(&markup.finish());
+                    if !text.is_empty() && !text.ends_with('\n') {
+                        out("\n");
+                    }
                     self.guard.audit_call(label, &req, &text, None, &found)?;
                     return Err(e.into());
                 }
             }
         }
         drop(spinner);
+        out(&markup.finish());
         self.guard
             .audit_call(label, &req, &text, model.as_deref(), &found)?;
         if !text.ends_with('\n') {
@@ -306,6 +347,14 @@ pub fn save_memory(file: &std::path::Path, text: Option<&str>) -> CmdResult {
     Ok(())
 }
 
+/// A kubectl run that exited with an error.
+pub struct Failed {
+    /// `kubectl ... failed with exit status N`.
+    pub error: CmdError,
+    pub stderr: String,
+    pub stdout: String,
+}
+
 /// The user's answer to a confirmation, as 0.11.6 offers them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
@@ -327,23 +376,90 @@ impl Session {
     /// Run kubectl with `real` (the arguments with any placeholder values put back) and return
     /// its stdout; `shown` is what the user sees and the audit log keeps. The run is recorded
     /// (`planned` says the model planned it); a failed run is an error naming `shown`.
+    #[allow(dead_code)] // the API of commands that do not recover
     pub fn run_kubectl(
         &self,
         shown: &[String],
         real: &[String],
         planned: bool,
     ) -> Result<String, CmdError> {
-        let (output, status) = super::kubectl::capture_status(&self.cfg, real)?;
+        match self.try_kubectl(shown, real, planned)? {
+            Ok(output) => Ok(output),
+            Err(failed) => Err(failed.error),
+        }
+    }
+
+    /// [`Session::run_kubectl`], with a failed run returned as a [`Failed`] (its error and
+    /// what kubectl printed on stderr) for [`Session::recover`]. Only a kubectl that could
+    /// not start, or an audit record that could not be written, is an `Err` outside.
+    pub fn try_kubectl(
+        &self,
+        shown: &[String],
+        real: &[String],
+        planned: bool,
+    ) -> Result<Result<String, Failed>, CmdError> {
+        // The shown line: the real arguments may hold secrets put back from placeholders.
+        tracing::debug!(command = %super::kubectl::display(shown), "running kubectl");
+        let c = super::kubectl::capture(&self.cfg, real)?;
         self.guard.audit_run(
             &super::kubectl::display(shown),
             planned,
             true,
-            status.code(),
+            c.status.code(),
         )?;
-        if !super::kubectl::succeeded(real, status.code()) {
-            return Err(super::kubectl::failed(shown, status));
+        if !super::kubectl::succeeded(real, c.status.code()) {
+            return Ok(Err(Failed {
+                error: super::kubectl::failed(shown, c.status),
+                stderr: c.stderr,
+                stdout: c.stdout,
+            }));
         }
-        Ok(output)
+        Ok(Ok(c.stdout))
+    }
+
+    /// After kubectl failed: ask the model how to recover (when `display.show_vibe` is on),
+    /// print its suggestion and fold the failure and the suggestion into the memory, as 0.11.6
+    /// does; then fail with kubectl's error. A model that cannot answer is a warning.
+    /// `explanation` is the plan's, when the model planned the command.
+    pub async fn recover(
+        &self,
+        line: &str,
+        failed: Failed,
+        explanation: Option<&str>,
+    ) -> CmdResult {
+        if !self.cfg.display.show_vibe {
+            return Err(failed.error);
+        }
+        let mut error = failed.stderr.trim().to_owned();
+        if error.is_empty() {
+            error = failed.stdout.trim().to_owned();
+        }
+        if error.is_empty() {
+            error = failed.error.message.clone();
+        }
+        let error = prompts::clip(&error, prompts::MAX_OUTPUT_CHARS);
+        let req = prompts::recovery(
+            line,
+            &error,
+            explanation,
+            self.max_memory_chars(),
+            &self.context(),
+        );
+        match self.show("recovery", req).await {
+            Ok(suggestion) => {
+                self.remember(&format!(
+                    "Ran: {line}\nIt failed: {error}\nSuggested next: {}",
+                    suggestion.trim()
+                ))
+                .await;
+            }
+            Err(e) => warn(&format!(
+                "no recovery suggestion: the model call failed: {}",
+                e.message
+            )),
+        }
+        self.finish();
+        Err(failed.error)
     }
 
     /// Whether `line` (of `class`) may run: asks when the policy says so. The memory is shown on

@@ -32,7 +32,7 @@ impl Default for Core {
     }
 }
 
-/// The colour theme of vibectl's own lines (error, warning and hint labels, the kubectl command line, metrics). The accessible theme uses no red or green. Colour is used on a terminal only, never when NO_COLOR is set, and always when CLICOLOR_FORCE is set.
+/// The colour theme of vibectl's own lines (error, warning and hint labels, the kubectl command line, metrics) and of the model's markup in summaries ([bold], [red]...[/red] and the like, removed when there is no colour). The accessible theme uses no red or green. Colour is used on a terminal only, never when NO_COLOR is set, and always when CLICOLOR_FORCE is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum DisplayTheme {
     #[serde(rename = "default")]
@@ -104,7 +104,7 @@ impl std::fmt::Display for DisplayShowMetrics {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Display {
-    /// The colour theme of vibectl's own lines (error, warning and hint labels, the kubectl command line, metrics). The accessible theme uses no red or green. Colour is used on a terminal only, never when NO_COLOR is set, and always when CLICOLOR_FORCE is set.
+    /// The colour theme of vibectl's own lines (error, warning and hint labels, the kubectl command line, metrics) and of the model's markup in summaries ([bold], [red]...[/red] and the like, removed when there is no colour). The accessible theme uses no red or green. Colour is used on a terminal only, never when NO_COLOR is set, and always when CLICOLOR_FORCE is set.
     pub theme: DisplayTheme,
     /// Whether vibectl prints the raw kubectl output in addition to the model's summary.
     pub show_raw_output: bool,
@@ -703,7 +703,7 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { path: "core.kubeconfig", ty: KeyType::Path, item: None, doc: "The kubeconfig file passed to kubectl with --kubeconfig. When it is null, kubectl uses its own default (the KUBECONFIG environment variable, then ~/.kube/config).", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_CORE_KUBECONFIG"), old_names: &["kubeconfig"], compat: None },
     KeySpec { path: "core.kubectl_command", ty: KeyType::String, item: None, doc: "The kubectl executable that vibectl runs, as a name looked up on PATH or as a full path.", default: "\"kubectl\"", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_CORE_KUBECTL_COMMAND"), old_names: &["kubectl_command"], compat: None },
     KeySpec { path: "core.kubectl_timeout_seconds", ty: KeyType::Int, item: None, doc: "How long, in seconds, vibectl lets one kubectl command run before it stops it and says it timed out. Commands that follow output as it comes (logs -f, get -w) run until they end or Ctrl-C instead.", default: "600", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(86400.0), env: Some("VIBECTL_CORE_KUBECTL_TIMEOUT_SECONDS"), old_names: &[], compat: None },
-    KeySpec { path: "display.theme", ty: KeyType::Enum, item: None, doc: "The colour theme of vibectl's own lines (error, warning and hint labels, the kubectl command line, metrics). The accessible theme uses no red or green. Colour is used on a terminal only, never when NO_COLOR is set, and always when CLICOLOR_FORCE is set.", default: "\"default\"", nullable: false, sensitive: false, values: &["default", "dark", "light", "accessible"], min: None, max: None, env: Some("VIBECTL_DISPLAY_THEME"), old_names: &["theme"], compat: None },
+    KeySpec { path: "display.theme", ty: KeyType::Enum, item: None, doc: "The colour theme of vibectl's own lines (error, warning and hint labels, the kubectl command line, metrics) and of the model's markup in summaries ([bold], [red]...[/red] and the like, removed when there is no colour). The accessible theme uses no red or green. Colour is used on a terminal only, never when NO_COLOR is set, and always when CLICOLOR_FORCE is set.", default: "\"default\"", nullable: false, sensitive: false, values: &["default", "dark", "light", "accessible"], min: None, max: None, env: Some("VIBECTL_DISPLAY_THEME"), old_names: &["theme"], compat: None },
     KeySpec { path: "display.show_raw_output", ty: KeyType::Bool, item: None, doc: "Whether vibectl prints the raw kubectl output in addition to the model's summary.", default: "false", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_DISPLAY_SHOW_RAW_OUTPUT"), old_names: &["show_raw_output"], compat: None },
     KeySpec { path: "display.show_vibe", ty: KeyType::Bool, item: None, doc: "Whether vibectl prints the model's summary (the vibe) of each kubectl result.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_DISPLAY_SHOW_VIBE"), old_names: &["show_vibe"], compat: None },
     KeySpec { path: "display.show_kubectl", ty: KeyType::Bool, item: None, doc: "Whether vibectl prints each kubectl command line before it runs it.", default: "false", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_DISPLAY_SHOW_KUBECTL"), old_names: &["show_kubectl"], compat: None },
