@@ -9,6 +9,11 @@ use serde_json::{Value, json};
 
 use crate::llm::adapter::LlmRequest;
 
+pub mod auto;
+pub mod check;
+pub mod plugin;
+pub mod steps;
+
 /// Longest kubectl output put in a prompt, in characters; longer output keeps its head and tail.
 pub const MAX_OUTPUT_CHARS: usize = 40_000;
 /// Longest prompt fragment sent, in bytes. Fragments that carry kubectl output are cut to it
@@ -23,9 +28,38 @@ pub struct Context<'a> {
     pub memory: Option<&'a str>,
     /// `system.custom_instructions`.
     pub instructions: Option<&'a str>,
+    /// The installed prompt plugins, resolved by `plugins.precedence`.
+    pub plugins: Option<&'a plugin::Prompts>,
 }
 
 impl Context<'_> {
+    /// The plugin mapping that replaces prompt `key`, if one does: the one place every prompt
+    /// builder asks.
+    pub fn plugin(&self, key: &str) -> Option<&serde_json::Map<String, Value>> {
+        let (name, mapping) = self.plugins?.get(key)?;
+        tracing::debug!(prompt = key, plugin = name, "a plugin replaces this prompt");
+        Some(mapping)
+    }
+
+    /// The task of prompt `key`: a plugin's `task_description`, else `default`.
+    pub fn task(&self, key: &str, default: &str) -> String {
+        self.plugin(key)
+            .and_then(|m| m.get("task_description"))
+            .and_then(Value::as_str)
+            .filter(|t| !t.trim().is_empty())
+            .unwrap_or(default)
+            .to_owned()
+    }
+
+    /// The examples of prompt `key`: a plugin's (`check_examples_data` or `examples`), else
+    /// `default`.
+    pub fn examples(&self, key: &str, default: &str) -> String {
+        self.plugin(key)
+            .and_then(|m| m.get("check_examples_data").or_else(|| m.get("examples")))
+            .and_then(|v| plugin::format_examples("Request", v))
+            .unwrap_or_else(|| default.to_owned())
+    }
+
     fn system(&self, task: &str) -> Vec<String> {
         let mut out = vec![IDENTITY.to_owned(), task.to_owned()];
         if let Some(i) = self.instructions.map(str::trim).filter(|i| !i.is_empty()) {
@@ -253,6 +287,7 @@ mod tests {
         let ctx = Context {
             memory: Some("ns is shop"),
             instructions: Some("answer in French"),
+            plugins: None,
         };
         let req = plan("show pods", Some("get"), &ctx);
         assert!(req.system.iter().any(|s| s.contains("answer in French")));

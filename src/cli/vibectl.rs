@@ -5,12 +5,17 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod auto;
+mod check;
 mod guard;
 mod just;
 mod kube;
 mod kubectl;
+mod looping;
 mod memory;
+mod plugin;
 mod safety;
+mod semiauto;
 mod session;
 pub mod setup_proxy;
 mod spinner;
@@ -111,6 +116,25 @@ pub enum Command {
     /// Example: `vibectl memory show`
     #[command(subcommand)]
     Memory(memory::MemoryCommand),
+    /// Work toward a goal step by step: plan a kubectl command, run it, look at the result,
+    /// until the model says the goal is reached, --limit steps ran, or Ctrl-C
+    ///
+    /// Example: `vibectl auto --limit 5 "find out why the web pods restart"`
+    Auto(auto::AutoArgs),
+    /// Like auto, but confirm every step (yes, no, and remember, or exit)
+    ///
+    /// Example: `vibectl semiauto "clean up the failed jobs in namespace batch"`
+    Semiauto(auto::SemiautoArgs),
+    /// Decide whether a statement about the cluster holds, with read-only commands; exits 0
+    /// (true), 1 (false), 2 (poorly posed) or 3 (cannot determine)
+    ///
+    /// Example: `vibectl check "every pod in namespace shop is running"`
+    Check(check::CheckArgs),
+    /// Install, list, update and remove prompt plugins
+    ///
+    /// Example: `vibectl plugin install security-focused-check-v1.json`
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
     /// Read the audit log: the model calls and kubectl commands vibectl recorded
     ///
     /// Example: `vibectl audit show --since 2h`
@@ -210,6 +234,10 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Version(a) => version::run(&model_ctx(&cli)?, a),
         Command::Just(a) => just::run(&model_ctx(&cli)?, a),
         Command::Memory(m) => memory::run(&model_ctx(&cli)?, m),
+        Command::Auto(a) => auto::run(&model_ctx(&cli)?, a),
+        Command::Semiauto(a) => semiauto::run(&model_ctx(&cli)?, a),
+        Command::Check(a) => check::run(&model_ctx(&cli)?, a),
+        Command::Plugin(cmd) => plugin::run(&model_ctx(&cli)?, cmd),
         Command::Audit(cmd) => {
             let ctx = audit::Ctx {
                 session: model_ctx(&cli)?,

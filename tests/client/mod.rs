@@ -4,6 +4,8 @@
 //! all traffic stays on 127.0.0.1.
 
 mod audit;
+mod auto;
+mod check;
 mod commands;
 mod confirm;
 mod errors;
@@ -14,6 +16,7 @@ mod profile_security;
 pub(crate) mod proxy;
 mod read_only;
 mod redaction;
+mod scripted;
 mod theme;
 
 use std::path::{Path, PathBuf};

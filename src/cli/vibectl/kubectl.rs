@@ -76,6 +76,37 @@ pub fn capture_status(
     ))
 }
 
+/// How a loop step's kubectl run ended: its stdout, its stderr (also passed on to ours) and
+/// its exit status.
+pub struct Captured {
+    pub stdout: String,
+    pub stderr: String,
+    pub status: std::process::ExitStatus,
+}
+
+/// Run kubectl as [`capture_status`] does, but as a future: dropping it (when the user
+/// presses Ctrl-C during a loop step) kills kubectl.
+pub async fn capture_async(cfg: &ClientConfig, args: &[String]) -> Result<Captured, CmdError> {
+    let output = tokio::process::Command::from(command(cfg, args))
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| not_started(cfg, &e))?;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if !stderr.is_empty() {
+        eprint!("{stderr}");
+        if !stderr.ends_with('\n') {
+            eprintln!();
+        }
+    }
+    Ok(Captured {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr,
+        status: output.status,
+    })
+}
+
 /// Most of a followed run's output kept for the summary, in bytes (the newest part).
 const FOLLOW_TAIL: usize = 64 * 1024;
 

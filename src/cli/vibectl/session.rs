@@ -65,6 +65,10 @@ pub struct Session {
     model: Option<String>,
     /// Calls made and their summed metrics, for the total line.
     totals: RefCell<(u32, LlmMetrics)>,
+    /// The installed prompt plugins, resolved by `plugins.precedence`.
+    plugins: prompts::plugin::Prompts,
+    /// The memory as this run last saved it (`None`: as loaded).
+    saved_memory: RefCell<Option<String>>,
 }
 
 impl Session {
@@ -86,7 +90,10 @@ impl Session {
         };
         let policy = ctx.policy(&cfg);
         let guard = Guard::open(&cfg, &mode, &ctx.file, ctx.dir_flag)?;
+        let plugins = super::plugin::resolved(&ctx.file, &cfg);
         Ok(Session {
+            plugins,
+            saved_memory: RefCell::new(None),
             policy,
             guard,
             approved: std::cell::Cell::new(false),
@@ -112,6 +119,7 @@ impl Session {
                 .as_deref()
                 .filter(|_| self.cfg.memory.enabled),
             instructions: self.cfg.system.custom_instructions.as_deref(),
+            plugins: Some(&self.plugins),
         }
     }
 
@@ -232,17 +240,30 @@ impl Session {
             return;
         }
         let max = self.max_memory_chars();
-        let current = self.cfg.memory_content.as_deref().unwrap_or_default();
-        let req = prompts::memory_update(current, news, max);
+        let current = self.memory_now().unwrap_or_default();
+        let req = prompts::memory_update(&current, news, max);
         let result = match self.ask("memory", req).await {
             Ok(text) => {
-                save_memory(&self.file, Some(&cut(text.trim(), max))).map_err(|e| e.message)
+                let kept = cut(text.trim(), max);
+                let saved = save_memory(&self.file, Some(&kept)).map_err(|e| e.message);
+                if saved.is_ok() {
+                    *self.saved_memory.borrow_mut() = Some(kept);
+                }
+                saved
             }
             Err(e) => Err(e.message),
         };
         if let Err(e) = result {
             warn(&format!("the memory was not updated: {e}"));
         }
+    }
+
+    /// The memory as it is now: as this run last saved it, else as loaded.
+    pub fn memory_now(&self) -> Option<String> {
+        self.saved_memory
+            .borrow()
+            .clone()
+            .or_else(|| self.cfg.memory_content.clone())
     }
 
     pub fn max_memory_chars(&self) -> usize {
@@ -315,6 +336,8 @@ pub enum Answer {
     No,
     /// No, and remember why.
     NoBut(String),
+    /// Stop the semiauto session.
+    Exit,
 }
 
 impl Answer {
@@ -352,16 +375,23 @@ impl Session {
         if !self.policy.must_ask(class, self.approved.get()) {
             return Ok(Answer::Yes);
         }
-        let answer = ask(line, self.context().memory)?;
+        let answer = ask(line, self.context().memory, false)?;
         if answer.approved() {
             self.approved.set(true);
         }
         Ok(answer)
     }
+
+    /// Ask before a semiauto step runs `line`, whatever the policy: the user confirms every
+    /// step, and may also end the session.
+    pub fn confirm_step(&self, line: &str) -> Result<Answer, CmdError> {
+        ask(line, self.context().memory, true)
+    }
 }
 
-/// Ask before running `line`. Stdin that is not a terminal cannot answer.
-fn ask(line: &str, memory: Option<&str>) -> Result<Answer, CmdError> {
+/// Ask before running `line` (offering to end the session when `exit` is set). Stdin that is
+/// not a terminal cannot answer.
+fn ask(line: &str, memory: Option<&str>, exit: bool) -> Result<Answer, CmdError> {
     if !std::io::stdin().is_terminal() {
         return Err(CmdError::new(format!(
             "not running `{line}` without confirmation: stdin is not a terminal"
@@ -378,10 +408,16 @@ fn ask(line: &str, memory: Option<&str>) -> Result<Answer, CmdError> {
             .map_err(|e| CmdError::new(format!("cannot read the answer: {e}")))?;
         Ok(answer.trim().to_owned())
     };
+    let choices = if exit {
+        "[Y]es, [N]o, yes [A]nd, no [B]ut, [M]emory, or [E]xit? (y/n/a/b/m/e)"
+    } else {
+        "[Y]es, [N]o, yes [A]nd, no [B]ut, or [M]emory? (y/n/a/b/m)"
+    };
     loop {
-        eprint!("Run `{line}`? [Y]es, [N]o, yes [A]nd, no [B]ut, or [M]emory? (y/n/a/b/m) ");
+        eprint!("Run `{line}`? {choices} ");
         let choice = read()?.to_ascii_lowercase();
         match choice.as_str() {
+            "e" | "exit" if exit => return Ok(Answer::Exit),
             "y" | "yes" => return Ok(Answer::Yes),
             "" | "n" | "no" => return Ok(Answer::No),
             "a" | "and" => {

@@ -104,7 +104,7 @@ pub async fn carry_out(
                 .remember(&format!("The user approved `{line}` and said: {note}"))
                 .await;
         }
-        Answer::No => {
+        Answer::No | Answer::Exit => {
             eprintln!("cancelled: nothing was run");
             return Ok(());
         }
