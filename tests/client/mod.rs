@@ -12,6 +12,8 @@ mod errors;
 mod follow;
 mod keys;
 mod memory;
+mod memory_freeze;
+mod plugins;
 mod profile_security;
 pub(crate) mod proxy;
 mod read_only;
