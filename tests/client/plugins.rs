@@ -123,7 +123,8 @@ fn a_bad_plugin_file_is_refused_naming_the_field() {
     let client = Client::with_pods();
     client.write("");
     let mut doc = plugin("p", "1.0.0", "T");
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    type Spoil = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Spoil)> = vec![
         (
             "plugin_metadata.version",
             Box::new(|d| {
