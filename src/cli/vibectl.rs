@@ -8,6 +8,7 @@ mod audit;
 mod auto;
 mod check;
 mod guard;
+mod instructions;
 mod just;
 mod kube;
 mod kubectl;
@@ -19,6 +20,7 @@ mod semiauto;
 mod session;
 pub mod setup_proxy;
 mod spinner;
+mod theme;
 mod version;
 mod vibe;
 
@@ -135,6 +137,16 @@ pub enum Command {
     /// Example: `vibectl plugin install security-focused-check-v1.json`
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Show or change the custom instructions added to every prompt
+    ///
+    /// Example: `vibectl instructions set "Use namespace staging unless told otherwise."`
+    #[command(subcommand)]
+    Instructions(instructions::InstructionsCommand),
+    /// List the colour themes or pick one
+    ///
+    /// Example: `vibectl theme set accessible`
+    #[command(subcommand)]
+    Theme(theme::ThemeCommand),
     /// Read the audit log: the model calls and kubectl commands vibectl recorded
     ///
     /// Example: `vibectl audit show --since 2h`
@@ -238,6 +250,8 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Semiauto(a) => semiauto::run(&model_ctx(&cli)?, a),
         Command::Check(a) => check::run(&model_ctx(&cli)?, a),
         Command::Plugin(cmd) => plugin::run(&model_ctx(&cli)?, cmd),
+        Command::Instructions(cmd) => instructions::run(&model_ctx(&cli)?, cmd),
+        Command::Theme(cmd) => theme::run(&model_ctx(&cli)?, cmd),
         Command::Audit(cmd) => {
             let ctx = audit::Ctx {
                 session: model_ctx(&cli)?,

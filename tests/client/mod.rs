@@ -10,6 +10,7 @@ mod commands;
 mod confirm;
 mod errors;
 mod follow;
+mod instructions;
 mod keys;
 mod memory;
 mod memory_freeze;
@@ -20,6 +21,7 @@ mod read_only;
 mod redaction;
 mod scripted;
 mod theme;
+mod theme_cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
