@@ -19,7 +19,7 @@ mod profile_security;
 pub(crate) mod proxy;
 mod read_only;
 mod redaction;
-mod scripted;
+pub(crate) mod scripted;
 mod theme;
 mod theme_cmd;
 
