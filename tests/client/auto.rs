@@ -284,3 +284,64 @@ fn show_iterations_and_show_memory_shape_the_lines_before_each_step() {
         assert!(!out.stderr.contains("Memory:"), "{out}");
     });
 }
+
+#[test]
+fn ctrl_c_at_the_semiauto_prompt_saves_the_memory_and_exits_130() {
+    use std::io::{Read, Write};
+    let replies = [command(&["get", "pods"])];
+    let memory = ["left at the prompt".to_owned()];
+    let scripted = Scripted::start(&[(MEMORY, &memory), (AUTO, &replies)]);
+    let client = Client::with_pods();
+    let _server = connect(Mode::Direct, &client, &scripted.mock, "");
+    let script = ["/usr/bin/script", "/bin/script"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("util-linux `script` is needed to make a terminal (scripts/ci-deps installs it)");
+    let line = format!("'{}' semiauto 'tidy up'", env!("CARGO_BIN_EXE_vibectl"));
+    let mut cmd = std::process::Command::new(script);
+    client.environment(&mut cmd);
+    let mut guard = KillOnDrop(
+        cmd.args(["-qec", &line, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start script"),
+    );
+    let mut stdin = guard.0.stdin.take().expect("piped");
+    let mut stdout = guard.0.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut shown = String::new();
+    let deadline = Instant::now() + super::LIMIT;
+    // Wait for the question, then press Ctrl-C on the terminal.
+    while !shown.contains("(y/n/a/b/m/e)") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no prompt: {shown}"));
+        shown.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    stdin.write_all(b"\x03").expect("press Ctrl-C");
+    stdin.flush().expect("flush");
+    while let Ok(chunk) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        shown.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(stdin);
+    guard.wait_or_kill(super::LIMIT);
+    let status = guard.0.wait().expect("status");
+    assert_eq!(status.code(), Some(130), "{shown}");
+    assert!(
+        shown.contains("interrupted: vibectl semiauto stopped during the confirmation"),
+        "{shown}"
+    );
+    assert!(client.text().contains("left at the prompt"), "memory saved");
+    assert!(client.kubectl_runs().is_empty());
+}

@@ -242,12 +242,16 @@ async fn command_step(
     }
     // auto asks only when security.confirmation_mode asks for more than the default; semiauto
     // asks before every step.
-    let answer = if semi {
-        session.confirm_step(line)?
+    let asked = if semi {
+        looping::confirm(session, interrupt, line, None).await?
     } else if session.policy.confirm == Confirm::Changes {
-        Answer::Yes
+        Some(Answer::Yes)
     } else {
-        session.confirm(line, &class)?
+        looping::confirm(session, interrupt, line, Some(&class)).await?
+    };
+    let Some(answer) = asked else {
+        session.guard.audit_run(line, true, false, None)?;
+        return Err(looping::interrupted(session, name, "the confirmation").await);
     };
     match answer {
         Answer::Yes => {}

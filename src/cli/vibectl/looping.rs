@@ -7,7 +7,8 @@
 use std::future::Future;
 
 use super::kubectl;
-use super::session::Session;
+use super::safety::Class;
+use super::session::{Answer, Session};
 use crate::cli::{CmdError, out};
 use crate::llm::adapter::LlmRequest;
 use crate::prompts::steps::{self, Action, Observation};
@@ -51,6 +52,44 @@ impl Interrupt {
                 _ = tokio::signal::ctrl_c() => None,
             }
         }
+    }
+}
+
+/// Ask before a step runs `line`: with `class`, when the policy asks for it; without (semiauto),
+/// always, offering to end the session. `None` when the user pressed Ctrl-C at the prompt (the
+/// question waits on its own thread, so Ctrl-C is not held up by the read).
+pub async fn confirm(
+    session: &Session,
+    interrupt: &mut Interrupt,
+    line: &str,
+    class: Option<&Class>,
+) -> Result<Option<Answer>, CmdError> {
+    if let Some(c) = class
+        && !session.policy.must_ask(c, session.approved())
+    {
+        return Ok(Some(Answer::Yes));
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let line = line.to_owned();
+    let memory = session.context().memory.map(str::to_owned);
+    let exit = class.is_none();
+    // A plain thread, not the runtime's blocking pool: the process may end while it still
+    // waits on stdin.
+    std::thread::spawn(move || {
+        let _ = tx.send(super::session::ask(&line, memory.as_deref(), exit));
+    });
+    match interrupt.race(rx).await {
+        None => Ok(None),
+        Some(Ok(answer)) => {
+            let answer = answer?;
+            if answer.approved() {
+                session.set_approved();
+            }
+            Ok(Some(answer))
+        }
+        Some(Err(_)) => Err(CmdError::new(
+            "the confirmation prompt ended without an answer",
+        )),
     }
 }
 

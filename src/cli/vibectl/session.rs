@@ -382,16 +382,20 @@ impl Session {
         Ok(answer)
     }
 
-    /// Ask before a semiauto step runs `line`, whatever the policy: the user confirms every
-    /// step, and may also end the session.
-    pub fn confirm_step(&self, line: &str) -> Result<Answer, CmdError> {
-        ask(line, self.context().memory, true)
+    /// Whether the user said yes to a planned command in this run.
+    pub fn approved(&self) -> bool {
+        self.approved.get()
+    }
+
+    /// Remember a yes, for per-session confirmation.
+    pub fn set_approved(&self) {
+        self.approved.set(true);
     }
 }
 
 /// Ask before running `line` (offering to end the session when `exit` is set). Stdin that is
 /// not a terminal cannot answer.
-fn ask(line: &str, memory: Option<&str>, exit: bool) -> Result<Answer, CmdError> {
+pub(super) fn ask(line: &str, memory: Option<&str>, exit: bool) -> Result<Answer, CmdError> {
     if !std::io::stdin().is_terminal() {
         return Err(CmdError::new(format!(
             "not running `{line}` without confirmation: stdin is not a terminal"
