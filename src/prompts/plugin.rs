@@ -165,22 +165,29 @@ fn check_mapping(field: &str, m: &Map<String, Value>) -> Result<(), PluginError>
             }
         }
     }
-    for f in ["examples", "check_examples_data"] {
-        if let Some(v) = m.get(f) {
-            let ok = v.as_array().is_some_and(|a| {
-                a.iter().all(|e| {
-                    e.as_array().is_some_and(|e| {
-                        (2..=3).contains(&e.len()) && e.last().is_some_and(Value::is_object)
-                    })
+    // Examples take many shapes across 0.11.6's prompts; a list (or prose) is all they share.
+    if let Some(v) = m.get("examples")
+        && !v.is_array()
+        && !v.is_string()
+    {
+        return Err(bad(
+            format!("{field}.examples"),
+            "expected a list or a string",
+        ));
+    }
+    if let Some(v) = m.get("check_examples_data") {
+        let ok = v.as_array().is_some_and(|a| {
+            a.iter().all(|e| {
+                e.as_array().is_some_and(|e| {
+                    e.len() == 3 && e[0].is_string() && e[1].is_string() && e[2].is_object()
                 })
-            });
-            // 0.11.6 also accepts prose examples (a string) in some prompts.
-            if !ok && !v.is_string() {
-                return Err(bad(
-                    format!("{field}.{f}"),
-                    "expected a list of [request, action] or [memory, request, action] items",
-                ));
-            }
+            })
+        });
+        if !ok {
+            return Err(bad(
+                format!("{field}.check_examples_data"),
+                "expected a list of [memory, predicate, action] items",
+            ));
         }
     }
     let meta = m.get("prompt_metadata").and_then(Value::as_object);
@@ -271,7 +278,8 @@ impl Prompts {
 }
 
 /// A plugin's examples (`[memory, request, action]` or `[request, action]` items, or prose)
-/// written the way the built-in examples are.
+/// written the way the built-in examples are; `None` for other shapes (the built-in examples
+/// are kept then).
 pub fn format_examples(label: &str, v: &Value) -> Option<String> {
     if let Some(s) = v.as_str() {
         return Some(s.to_owned());
@@ -282,8 +290,8 @@ pub fn format_examples(label: &str, v: &Value) -> Option<String> {
         let parts = item.as_array()?;
         let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
         let (memory, request, action) = match parts.as_slice() {
-            [m, r, a] => (text(m), text(r), a),
-            [r, a] => (String::new(), text(r), a),
+            [m, r, a] if a.is_object() => (text(m), text(r), a),
+            [r, a] if a.is_object() => (String::new(), text(r), a),
             _ => return None,
         };
         let memory = if memory.is_empty() {
@@ -334,6 +342,29 @@ mod tests {
             "prompt_mappings.check_plan.focus_points"
         );
         assert!(Plugin::parse(&doc("p", "check_plan", "t")).is_ok());
+    }
+
+    #[test]
+    fn examples_of_other_prompts_keep_their_own_shapes() {
+        // As 0.11.6's memory_update and recovery_suggestions plugins write them.
+        let mut v: Value = serde_json::from_str(&doc("p", "memory_update", "t")).unwrap();
+        v["prompt_mappings"]["memory_update"]["examples"] = serde_json::json!([["old", "new"]]);
+        v["prompt_mappings"]["recovery_suggestions"] =
+            serde_json::json!({"examples": [{"error_type": "x", "suggestion": "y"}]});
+        assert!(Plugin::parse(&v.to_string()).is_ok());
+        assert_eq!(
+            format_examples(
+                "Request",
+                &v["prompt_mappings"]["memory_update"]["examples"]
+            ),
+            None
+        );
+        v["prompt_mappings"]["check_plan"] =
+            serde_json::json!({"check_examples_data": [["only two", {}]]});
+        assert_eq!(
+            Plugin::parse(&v.to_string()).unwrap_err().field,
+            "prompt_mappings.check_plan.check_examples_data"
+        );
     }
 
     #[test]
