@@ -25,7 +25,7 @@ const MAX_INTERVAL: u64 = 3_600;
 pub struct AutoArgs {
     /// The goal, in plain words (none: continue toward the goals in the memory)
     pub request: Vec<String>,
-    /// Stop after N steps (default and most without it: 50)
+    /// Stop after N steps (without it: at most 50)
     #[arg(long, short = 'l', value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=MAX_LIMIT as i64))]
     pub limit: Option<u32>,
@@ -39,7 +39,7 @@ pub struct AutoArgs {
 pub struct SemiautoArgs {
     /// The goal, in plain words (none: continue toward the goals in the memory)
     pub request: Vec<String>,
-    /// Stop after N steps (default and most without it: 50)
+    /// Stop after N steps (without it: at most 50)
     #[arg(long, short = 'l', value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=MAX_LIMIT as i64))]
     pub limit: Option<u32>,
