@@ -123,10 +123,20 @@ fn interval_pauses_between_steps() {
 
 #[test]
 fn ctrl_c_mid_step_ends_kubectl_saves_the_memory_and_exits_130() {
-    for mode in [Mode::Direct, Mode::Proxy] {
+    // auto in both modes; check, which shares the loop machinery, directly.
+    let runs: [(Mode, &[&str], &str); 3] = [
+        (
+            Mode::Direct,
+            &["auto", "--interval", "0", "list pods"],
+            AUTO,
+        ),
+        (Mode::Proxy, &["auto", "--interval", "0", "list pods"], AUTO),
+        (Mode::Direct, &["check", "pods run"], super::scripted::CHECK),
+    ];
+    for (mode, args, marker) in runs {
         let replies = [command(&["get", "pods"])];
         let memory = ["stopped while listing pods".to_owned()];
-        let scripted = Scripted::start(&[(MEMORY, &memory), (AUTO, &replies)]);
+        let scripted = Scripted::start(&[(MEMORY, &memory), (marker, &replies)]);
         let client = Client::new("", "", 0);
         // A kubectl that records its pid and then hangs.
         let script = format!(
@@ -141,7 +151,7 @@ fn ctrl_c_mid_step_ends_kubectl_saves_the_memory_and_exits_130() {
         let _server = connect(mode, &client, &scripted.mock, "");
         let mut guard = KillOnDrop(
             client
-                .command(&["auto", "--interval", "0", "list pods"])
+                .command(args)
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -167,7 +177,10 @@ fn ctrl_c_mid_step_ends_kubectl_saves_the_memory_and_exits_130() {
         }
         assert_eq!(status.code(), Some(130), "{mode:?}: {stderr}");
         assert!(
-            stderr.contains("interrupted: vibectl auto stopped during `kubectl get pods`"),
+            stderr.contains(&format!(
+                "interrupted: vibectl {} stopped during `kubectl get pods`",
+                args[0]
+            )),
             "{stderr}"
         );
         assert!(
