@@ -62,12 +62,26 @@ impl Context<'_> {
 
     fn system(&self, task: &str) -> Vec<String> {
         let mut out = vec![IDENTITY.to_owned(), task.to_owned()];
-        if let Some(i) = self.instructions.map(str::trim).filter(|i| !i.is_empty()) {
-            out.push(format!(
-                "Instructions from the user, to follow in every answer:\n{i}"
-            ));
-        }
+        out.extend(self.instructions_fragment());
         out
+    }
+
+    fn instructions_fragment(&self) -> Option<String> {
+        let i = self.instructions.map(str::trim).filter(|i| !i.is_empty())?;
+        Some(format!(
+            "Instructions from the user, to follow in every answer:\n{i}"
+        ))
+    }
+
+    /// Add the custom instructions to a request built without a context (the memory update),
+    /// as every prompt carries them.
+    pub fn instruct(&self, mut req: LlmRequest) -> LlmRequest {
+        if let Some(f) = self.instructions_fragment()
+            && !req.system.contains(&f)
+        {
+            req.system.push(f);
+        }
+        req
     }
 
     fn user(&self, mut parts: Vec<String>) -> Vec<String> {

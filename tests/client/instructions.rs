@@ -8,7 +8,7 @@ use std::process::Stdio;
 
 use vibectl::config::generated::client::key;
 
-use super::scripted::{AUTO, CHECK, SUMMARY, command, done, in_both_modes};
+use super::scripted::{AUTO, CHECK, MEMORY, SUMMARY, command, done, in_both_modes, prompts_with};
 use super::{COMMENT, Client, LIMIT, write_executable};
 use crate::support::process;
 
@@ -139,6 +139,25 @@ fn the_instructions_reach_every_loop_and_summary_prompt() {
         for r in requests {
             let body = r["body"].to_string();
             assert!(body.contains(TEXT), "{mode:?}: {body}");
+        }
+    });
+}
+
+#[test]
+fn the_instructions_reach_the_memory_prompt() {
+    let memory = ["db in data".to_owned()];
+    let summary = ["Two pods.".to_owned()];
+    let rules: [(&str, &[String]); 2] = [(MEMORY, &memory), (SUMMARY, &summary)];
+    let extra = format!("system:\n  custom_instructions: {TEXT}\n");
+    in_both_modes(&rules, &extra, |mode, client, mock| {
+        client
+            .run(&["memory", "update", "the db moved"])
+            .assert_success();
+        client.run(&["get", "pods"]).assert_success();
+        let calls = block_on(prompts_with(mock, MEMORY));
+        assert_eq!(calls.len(), 2, "{mode:?}: memory update, then after get");
+        for c in calls {
+            assert!(c.contains(TEXT), "{mode:?}: {c}");
         }
     });
 }

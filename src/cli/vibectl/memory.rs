@@ -101,7 +101,10 @@ pub fn run(ctx: &Ctx, cmd: &MemoryCommand) -> CmdResult {
             not_frozen(&session.cfg)?;
             let max = session.max_memory_chars();
             let current = session.cfg.memory_content.clone().unwrap_or_default();
-            let req = prompts::memory_update(&current, &text.join(" "), max);
+            let req =
+                session
+                    .context()
+                    .instruct(prompts::memory_update(&current, &text.join(" "), max));
             let answer = session.ask("memory", req).await?;
             let kept = cut(answer.trim(), max);
             save_memory(&ctx.file, Some(&kept))?;

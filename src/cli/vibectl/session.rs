@@ -241,7 +241,9 @@ impl Session {
         }
         let max = self.max_memory_chars();
         let current = self.memory_now().unwrap_or_default();
-        let req = prompts::memory_update(&current, news, max);
+        let req = self
+            .context()
+            .instruct(prompts::memory_update(&current, news, max));
         let result = match self.ask("memory", req).await {
             Ok(text) => {
                 let kept = cut(text.trim(), max);
