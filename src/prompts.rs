@@ -38,13 +38,18 @@ use time::OffsetDateTime;
 use crate::llm::adapter::LlmRequest;
 
 pub mod apply;
+pub mod auto;
+pub mod check;
 pub mod cluster_info;
 pub mod create;
 pub mod delete;
 pub mod diff;
 pub mod edit;
+pub mod patch;
+pub mod plugin;
 pub mod rollout;
 pub mod scale;
+pub mod steps;
 pub mod verbs;
 pub mod wait;
 
@@ -65,6 +70,8 @@ pub struct Context<'a> {
     /// The clock of the current-time line; `None` reads the system clock (the registry fixes
     /// it so snapshots do not change).
     pub now: Option<OffsetDateTime>,
+    /// The installed prompt plugins, resolved by `plugins.precedence`.
+    pub plugins: Option<&'a plugin::Prompts>,
 }
 
 impl Context<'_> {
@@ -83,6 +90,44 @@ impl Context<'_> {
             .into_iter()
             .chain(parts)
             .collect()
+    }
+
+    /// The plugin mapping that replaces prompt `key`, if one does: the one place every prompt
+    /// builder asks.
+    pub fn plugin(&self, key: &str) -> Option<&serde_json::Map<String, Value>> {
+        let (name, mapping) = self.plugins?.get(key)?;
+        tracing::debug!(prompt = key, plugin = name, "a plugin replaces this prompt");
+        Some(mapping)
+    }
+
+    /// The task of prompt `key`: a plugin's `task_description`, else `default`.
+    pub fn task(&self, key: &str, default: &str) -> String {
+        self.plugin(key)
+            .and_then(|m| m.get("task_description"))
+            .and_then(Value::as_str)
+            .filter(|t| !t.trim().is_empty())
+            .unwrap_or(default)
+            .to_owned()
+    }
+
+    /// The examples of prompt `key`: a plugin's (`check_examples_data` or `examples`), else
+    /// `default`.
+    pub fn examples(&self, key: &str, default: &str) -> String {
+        self.plugin(key)
+            .and_then(|m| m.get("check_examples_data").or_else(|| m.get("examples")))
+            .and_then(|v| plugin::format_examples("Request", v))
+            .unwrap_or_else(|| default.to_owned())
+    }
+
+    /// Add the custom instructions to a request built without a context (the memory update),
+    /// as every prompt carries them.
+    pub fn instruct(&self, mut req: LlmRequest) -> LlmRequest {
+        if let Some(f) = blocks::instructions(self.instructions)
+            && !req.system.contains(&f)
+        {
+            req.system.push(f);
+        }
+        req
     }
 }
 
@@ -335,6 +380,7 @@ mod tests {
             memory: Some("ns is shop"),
             instructions: Some("answer in French"),
             now: None,
+            plugins: None,
         };
         let req = plan("show pods", Some("get"), &ctx);
         assert!(req.system.iter().any(|s| s.contains("answer in French")));

@@ -26,6 +26,7 @@
 //! `endless_line` (a stream line that never ends), `after_done_ms` (a frame every N ms after
 //! the end marker), `retry_after_raw` (this exact `retry-after` with `status`), `echo_auth`
 //! (the request's credentials in the error message with `status`).
+//! `--script FILE` hands out reply sequences by rule (see `script.rs`), in place of `--reply`.
 //! Request bodies may be up to [`MAX_BODY`] bytes.
 //!
 //! The reply: an explicit one (flag or override) is sent as is, and `@echo` replies with
@@ -40,6 +41,7 @@
 mod hostile;
 mod overrides;
 mod schema;
+mod script;
 mod stats;
 mod wire;
 
@@ -103,11 +105,16 @@ struct Args {
     /// Exit when stdin closes (so a mock started by a test dies with it)
     #[arg(long)]
     exit_on_stdin_eof: bool,
+    /// Scripted reply sequences: a JSON file of `{"when": TEXT, "replies": [...]}` rules
+    /// (see `script.rs`)
+    #[arg(long, value_name = "FILE")]
+    script: Option<std::path::PathBuf>,
 }
 
 struct App {
     args: Args,
     stats: Arc<Stats>,
+    script: script::Script,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -124,9 +131,14 @@ async fn main() -> std::io::Result<()> {
             std::process::exit(0);
         });
     }
+    let script = match &args.script {
+        Some(path) => script::Script::load(path).map_err(std::io::Error::other)?,
+        None => script::Script::default(),
+    };
     let app = Arc::new(App {
         args,
         stats: Arc::new(Stats::default()),
+        script,
     });
     let router = Router::new()
         .route("/v1/messages", post(anthropic))
@@ -266,6 +278,9 @@ async fn handle(
         .chain(&parsed.user)
         .map(String::as_str)
         .collect();
+    if let Some(r) = app.script.next(&texts) {
+        b.reply = Some(r);
+    }
     if let Err(e) = b.apply_request(&texts, headers) {
         return error(format, 400, &e);
     }

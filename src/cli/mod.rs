@@ -35,6 +35,20 @@ impl CmdError {
         }
     }
 
+    /// An exit with `code` and nothing more to print (what was to say is said).
+    pub fn exit(code: u8) -> CmdError {
+        CmdError {
+            message: String::new(),
+            hint: None,
+            code,
+        }
+    }
+
+    pub fn with_code(mut self, code: u8) -> CmdError {
+        self.code = code;
+        self
+    }
+
     pub fn with_hint(mut self, hint: impl Into<String>) -> CmdError {
         self.hint = Some(hint.into());
         self
@@ -42,6 +56,9 @@ impl CmdError {
 
     /// Print `error: ...` and `hint: ...` to stderr.
     pub fn report(&self) {
+        if self.message.is_empty() {
+            return;
+        }
         let error = style::paint(style::Role::Error, style::Stream::Stderr, "error:");
         let hint = style::paint(style::Role::Hint, style::Stream::Stderr, "hint:");
         let mut err = std::io::stderr().lock();

@@ -23,6 +23,7 @@ pub fn sample_context() -> Context<'static> {
         memory: Some(MEMORY),
         instructions: Some(INSTRUCTIONS),
         now: Some(NOW),
+        plugins: None,
     }
 }
 
@@ -114,6 +115,92 @@ pub fn all() -> Vec<Entry> {
     add(
         "summary-empty-output".into(),
         super::summary("kubectl get pods -n shop", "", None, &ctx),
+    );
+    // The verbs with a guide: their planning and summary prompts.
+    for (verb, line) in [
+        ("create", "kubectl create -f web.yaml -n shop"),
+        ("delete", "kubectl delete pod web-2 -n shop"),
+        ("scale", "kubectl scale deployment/web --replicas=3 -n shop"),
+        (
+            "wait",
+            "kubectl wait deployment/web --for=condition=Available -n shop",
+        ),
+        ("diff", "kubectl diff -f web.yaml"),
+        ("cluster-info", "kubectl cluster-info"),
+        ("rollout", "kubectl rollout history deployment/web -n shop"),
+        (
+            "patch",
+            "kubectl patch deployment web -n shop -p {\"spec\":{\"replicas\":2}}",
+        ),
+    ] {
+        add(
+            format!("plan-verb-{verb}"),
+            super::verbs::plan("the web deployment of namespace shop", verb, &ctx),
+        );
+        add(
+            format!("summary-verb-{verb}"),
+            super::verbs::summary(line, Some(verb), sample_output(verb), None, &ctx),
+        );
+    }
+    add(
+        "apply-generate".into(),
+        super::apply::generate("an nginx deployment called web with 2 replicas", &ctx),
+    );
+    add(
+        "apply-correct".into(),
+        super::apply::correct(
+            "web.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n",
+            "The Deployment \"web\" is invalid: spec.selector: Required value",
+            "apply web.yaml",
+            &ctx,
+        ),
+    );
+    add(
+        "edit-target".into(),
+        super::edit::target("give the web deployment 3 replicas", &ctx),
+    );
+    add(
+        "edit-patch".into(),
+        super::edit::patch(
+            "give the web deployment 3 replicas",
+            "deployment/web -n shop",
+            "{\"spec\":{\"replicas\":1}}",
+            &ctx,
+        ),
+    );
+    add(
+        "plan-port-forward".into(),
+        super::port_forward::plan_request("the web service on my port 8080", &ctx),
+    );
+    add(
+        "summary-port-forward".into(),
+        super::port_forward::summary(
+            "ports: 8080 -> 80\nconnections: 3\nbytes in: 1200\nbytes out: 5400\nended: Ctrl-C after 42 s",
+            "Forwarding from 127.0.0.1:8080 -> 80\nHandling connection for 8080\n",
+            None,
+            &ctx,
+        ),
+    );
+    let history = [super::steps::Observation {
+        what: "Ran: kubectl get pods -n shop".to_owned(),
+        output: sample_output("get").to_owned(),
+    }];
+    add(
+        "auto-step-first".into(),
+        super::auto::step(Some("find out why web-2 restarts"), &[], &ctx),
+    );
+    add(
+        "auto-step-later".into(),
+        super::auto::step(Some("find out why web-2 restarts"), &history, &ctx),
+    );
+    add(
+        "check-step-first".into(),
+        super::check::step("every pod in namespace shop is running", &[], &ctx),
+    );
+    add(
+        "check-step-later".into(),
+        super::check::step("every pod in namespace shop is running", &history, &ctx),
     );
     add(
         "recovery".into(),

@@ -12,7 +12,7 @@ use super::{Client, LIMIT, plan_json};
 use crate::support::mock::MockProvider;
 
 /// Run `vibectl ARGS` on a pty, typing `input`; returns what the terminal showed.
-fn on_a_terminal(client: &Client, args: &[&str], input: &str) -> String {
+pub(super) fn on_a_terminal(client: &Client, args: &[&str], input: &str) -> String {
     let script = ["/usr/bin/script", "/bin/script"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())

@@ -155,7 +155,7 @@ pub async fn approve(session: &Session, line: &str, answer: &Answer) -> Result<b
                 .await;
             Ok(true)
         }
-        Answer::No => {
+        Answer::No | Answer::Exit => {
             eprintln!("cancelled: nothing was run");
             Ok(false)
         }

@@ -76,6 +76,10 @@ pub struct Session {
     model: Option<String>,
     /// Calls made and their summed metrics, for the total line.
     totals: RefCell<(u32, LlmMetrics)>,
+    /// The installed prompt plugins, resolved by `plugins.precedence`.
+    plugins: prompts::plugin::Prompts,
+    /// The memory as this run last saved it (`None`: as loaded).
+    saved_memory: RefCell<Option<String>>,
 }
 
 impl Session {
@@ -103,7 +107,10 @@ impl Session {
         );
         let policy = ctx.policy(&cfg);
         let guard = Guard::open(&cfg, &mode, &ctx.file, ctx.dir_flag)?;
+        let plugins = super::plugin::resolved(&ctx.file, &cfg);
         Ok(Session {
+            plugins,
+            saved_memory: RefCell::new(None),
             policy,
             guard,
             approved: std::cell::Cell::new(false),
@@ -130,6 +137,7 @@ impl Session {
                 .filter(|_| self.cfg.memory.enabled),
             instructions: self.cfg.system.custom_instructions.as_deref(),
             now: None,
+            plugins: Some(&self.plugins),
         }
     }
 
@@ -273,17 +281,32 @@ impl Session {
             return;
         }
         let max = self.max_memory_chars();
-        let current = self.cfg.memory_content.as_deref().unwrap_or_default();
-        let req = prompts::memory_update(current, news, max);
+        let current = self.memory_now().unwrap_or_default();
+        let req = self
+            .context()
+            .instruct(prompts::memory_update(&current, news, max));
         let result = match self.ask("memory", req).await {
             Ok(text) => {
-                save_memory(&self.file, Some(&cut(text.trim(), max))).map_err(|e| e.message)
+                let kept = cut(text.trim(), max);
+                let saved = save_memory(&self.file, Some(&kept)).map_err(|e| e.message);
+                if saved.is_ok() {
+                    *self.saved_memory.borrow_mut() = Some(kept);
+                }
+                saved
             }
             Err(e) => Err(e.message),
         };
         if let Err(e) = result {
             warn(&format!("the memory was not updated: {e}"));
         }
+    }
+
+    /// The memory as it is now: as this run last saved it, else as loaded.
+    pub fn memory_now(&self) -> Option<String> {
+        self.saved_memory
+            .borrow()
+            .clone()
+            .or_else(|| self.cfg.memory_content.clone())
     }
 
     pub fn max_memory_chars(&self) -> usize {
@@ -364,6 +387,8 @@ pub enum Answer {
     No,
     /// No, and remember why.
     NoBut(String),
+    /// Stop the semiauto session.
+    Exit,
 }
 
 impl Answer {
@@ -468,16 +493,27 @@ impl Session {
         if !self.policy.must_ask(class, self.approved.get()) {
             return Ok(Answer::Yes);
         }
-        let answer = ask(line, self.context().memory)?;
+        let answer = ask(line, self.context().memory, false)?;
         if answer.approved() {
             self.approved.set(true);
         }
         Ok(answer)
     }
+
+    /// Whether the user said yes to a planned command in this run.
+    pub fn approved(&self) -> bool {
+        self.approved.get()
+    }
+
+    /// Remember a yes, for per-session confirmation.
+    pub fn set_approved(&self) {
+        self.approved.set(true);
+    }
 }
 
-/// Ask before running `line`. Stdin that is not a terminal cannot answer.
-fn ask(line: &str, memory: Option<&str>) -> Result<Answer, CmdError> {
+/// Ask before running `line` (offering to end the session when `exit` is set). Stdin that is
+/// not a terminal cannot answer.
+pub(super) fn ask(line: &str, memory: Option<&str>, exit: bool) -> Result<Answer, CmdError> {
     if !std::io::stdin().is_terminal() {
         return Err(CmdError::new(format!(
             "not running `{line}` without confirmation: stdin is not a terminal"
@@ -494,10 +530,16 @@ fn ask(line: &str, memory: Option<&str>) -> Result<Answer, CmdError> {
             .map_err(|e| CmdError::new(format!("cannot read the answer: {e}")))?;
         Ok(answer.trim().to_owned())
     };
+    let choices = if exit {
+        "[Y]es, [N]o, yes [A]nd, no [B]ut, [M]emory, or [E]xit? (y/n/a/b/m/e)"
+    } else {
+        "[Y]es, [N]o, yes [A]nd, no [B]ut, or [M]emory? (y/n/a/b/m)"
+    };
     loop {
-        eprint!("Run `{line}`? [Y]es, [N]o, yes [A]nd, no [B]ut, or [M]emory? (y/n/a/b/m) ");
+        eprint!("Run `{line}`? {choices} ");
         let choice = read()?.to_ascii_lowercase();
         match choice.as_str() {
+            "e" | "exit" if exit => return Ok(Answer::Exit),
             "y" | "yes" => return Ok(Answer::Yes),
             "" | "n" | "no" => return Ok(Answer::No),
             "a" | "and" => {
