@@ -1,7 +1,7 @@
 //! The limits as a client meets them: RESOURCE_EXHAUSTED with `limit-type` and
 //! `retry-after-ms`, per token subject; and `serve` refusing limit values out of range.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use assert_cmd::Command;
 use futures_util::StreamExt;
@@ -11,9 +11,10 @@ use vibectl::config::generated::server::key;
 use vibectl::proto::{StreamChunk, execute_response, stream_chunk::ChunkType};
 use vibectl::server::auth;
 
-use super::{Served, config_text, limits, refusal, slow};
+use super::{Served, config_text, held, limits, refusal, stuck};
 use crate::support::mock::MockProvider;
 use crate::support::server::{LIMIT, authorized, request, within};
+use crate::support::wait;
 use crate::support::yaml::entry;
 
 /// Execute `n` quick calls; the successes and the refusals' (limit type, retry hint).
@@ -190,20 +191,20 @@ async fn per_token_quotas_concurrency_and_timeout_bind_their_sub_only() {
 
     // Concurrency: cora's second stream waits for her first; frank's does not.
     let mut first = client
-        .stream_execute(call("cora", &slow(4, 300)))
+        .stream_execute(call("cora", &stuck()))
         .await
         .expect("admitted")
         .into_inner();
     assert!(matches!(next(&mut first).await, ChunkType::TextChunk(_)));
     let status = client
-        .stream_execute(call("cora", &slow(4, 300)))
+        .stream_execute(call("cora", &stuck()))
         .await
         .expect_err("cora's second stream");
     assert_eq!(refusal(&status).0, "concurrency");
     let mut franks = Vec::new();
     for _ in 0..2 {
         let mut s = client
-            .stream_execute(call("frank", &slow(4, 300)))
+            .stream_execute(call("frank", &stuck()))
             .await
             .expect("frank has no concurrency limit")
             .into_inner();
@@ -212,15 +213,17 @@ async fn per_token_quotas_concurrency_and_timeout_bind_their_sub_only() {
     }
     drop((first, franks));
 
-    // Timeout: tim's slow call is stopped; frank's waits for its answer.
-    let slow_call = "[[mock:delay_ms=2500]] slow";
-    let resp = within("Execute", client.execute(call("tim", slow_call)))
+    // Timeout: tim's call to a provider that never answers is stopped (an answer at all shows
+    // it); frank's waits for a provider that answers after tim's timeout (the delay is the
+    // scenario, a provider slower than tim's limit, not a synchronisation).
+    let resp = within("Execute", client.execute(call("tim", "[[mock:hang]] slow")))
         .await
         .expect("an in-band answer");
     match resp.into_inner().result {
         Some(execute_response::Result::Error(e)) => assert_eq!(e.error_code, "TIMEOUT", "{e:?}"),
         other => panic!("tim's call did not time out: {other:?}"),
     }
+    let slow_call = "[[mock:delay_ms=2500]] slow";
     let resp = within("Execute", client.execute(call("frank", slow_call)))
         .await
         .expect("an in-band answer");
@@ -253,10 +256,11 @@ async fn concurrency_holds_a_slot_per_stream_until_it_ends() {
     ))
     .await;
     let mut client = served.client().await;
+    // Two streams in flight: one until the mock releases it, one until the client drops it.
     let mut streams = Vec::new();
-    for _ in 0..2 {
+    for text in [held(4), stuck()] {
         let mut s = client
-            .stream_execute(request(&slow(4, 300), None))
+            .stream_execute(request(&text, None))
             .await
             .expect("admitted")
             .into_inner();
@@ -264,13 +268,14 @@ async fn concurrency_holds_a_slot_per_stream_until_it_ends() {
         streams.push(s);
     }
     let status = client
-        .stream_execute(request(&slow(4, 300), None))
+        .stream_execute(request(&stuck(), None))
         .await
         .expect_err("a third stream is over the limit");
     let (limit, retry) = refusal(&status);
     assert_eq!(limit, "concurrency");
     assert!(retry.is_some_and(|ms| ms > 0));
     // The first stream runs to its end; its slot is free by the time the client sees the end.
+    mock.release().await;
     let mut first = streams.remove(0);
     let mut last = None;
     while let Some(c) = within("the stream", first.message()).await.expect("stream") {
@@ -285,11 +290,15 @@ async fn concurrency_holds_a_slot_per_stream_until_it_ends() {
     while within("the stream", s.next()).await.is_some() {}
     // A dropped stream frees its slot too.
     drop(streams);
-    let deadline = Instant::now() + LIMIT;
-    while served.gov.limiter.in_flight("anonymous") > 0 {
-        assert!(Instant::now() < deadline, "a dropped stream kept its slot");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait::until(
+        "the dropped stream's slot freed",
+        LIMIT,
+        async || match served.gov.limiter.in_flight("anonymous") {
+            0 => Ok(()),
+            n => Err(format!("{n} in flight")),
+        },
+    )
+    .await;
     let text = served.gov.metrics.encode();
     assert!(
         text.contains(r#"vibectl_concurrent_in_flight{sub="anonymous"} 0"#),
@@ -336,7 +345,7 @@ async fn a_timed_out_stream_ends_with_timeout_and_cancels_the_upstream_call() {
     .await;
     let mut client = served.client().await;
     let stream = client
-        .stream_execute(request(&slow(40, 200), None))
+        .stream_execute(request(&stuck(), None))
         .await
         .expect("admitted")
         .into_inner();

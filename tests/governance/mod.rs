@@ -264,7 +264,14 @@ pub fn refusal(status: &Status) -> (String, Option<u64>) {
     (limit, retry)
 }
 
-/// A user text that makes the mock stream `chunks` chunks `delay_ms` apart.
-pub fn slow(chunks: u32, delay_ms: u32) -> String {
-    format!("[[mock:chunks={chunks},chunk_delay_ms={delay_ms}]] hello")
+/// A user text that makes the mock stream `chunks` chunks, holding the stream in flight after
+/// the first until [`MockProvider::release`].
+pub fn held(chunks: u32) -> String {
+    format!("[[mock:chunks={chunks},gate=1]] hello")
+}
+
+/// A user text that makes the mock stream one chunk and then hold the stream open until the
+/// client goes away.
+pub fn stuck() -> String {
+    "[[mock:chunks=4,hold_after=1]] hello".to_owned()
 }

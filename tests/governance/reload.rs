@@ -4,7 +4,7 @@
 use vibectl::proto::{GetServerInfoRequest, stream_chunk::ChunkType};
 use vibectl::server::reload as config_reload;
 
-use super::{Served, config_text, refusal, slow};
+use super::{Served, config_text, held, refusal};
 use crate::support::mock::MockProvider;
 use crate::support::server::{no_env, request, within};
 
@@ -28,7 +28,7 @@ async fn an_edit_changes_the_limit_for_new_calls_and_keeps_open_streams() {
     let served = Served::start(&config_text(&mock, "global:\n  max_input_length: 1000", "")).await;
     let mut client = served.client().await;
     let mut open = client
-        .stream_execute(request(&slow(6, 250), None))
+        .stream_execute(request(&held(6), None))
         .await
         .expect("admitted")
         .into_inner();
@@ -50,6 +50,7 @@ async fn an_edit_changes_the_limit_for_new_calls_and_keeps_open_streams() {
     assert_eq!(refusal(&status).0, "input");
 
     // The stream opened before the edit runs to its end on the same connection.
+    mock.release().await;
     let mut last = None;
     while let Some(c) = within("the open stream", open.message())
         .await

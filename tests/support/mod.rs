@@ -5,4 +5,5 @@ pub mod process;
 pub mod python;
 pub mod rust_source;
 pub mod server;
+pub mod wait;
 pub mod yaml;
