@@ -11,15 +11,16 @@ use vibectl::config::generated::server::key;
 use vibectl::proto::{StreamChunk, execute_response, stream_chunk::ChunkType};
 use vibectl::server::auth;
 
-use super::{Served, config_text, held, limits, refusal, stuck};
+use super::{config_text, held, limits, refusal, stuck};
 use crate::support::mock::MockProvider;
+use crate::support::server::TestServer;
 use crate::support::server::{LIMIT, authorized, request, within};
 use crate::support::wait;
 use crate::support::yaml::entry;
 
 /// Execute `n` quick calls; the successes and the refusals' (limit type, retry hint).
 async fn burst(
-    served: &Served,
+    served: &TestServer,
     n: usize,
     auth: Option<&str>,
 ) -> (usize, Vec<(String, Option<u64>)>) {
@@ -42,7 +43,7 @@ async fn burst(
 #[tokio::test]
 async fn rpm_lets_exactly_n_quick_calls_through_and_says_when_to_retry() {
     let mock = MockProvider::start(&[]);
-    let served = Served::start(&config_text(
+    let served = TestServer::from_text(&config_text(
         &mock,
         "global:\n  max_requests_per_minute: 5",
         "",
@@ -82,7 +83,7 @@ async fn per_token_limits_key_on_the_verified_sub() {
         ),
     ]);
     let extra = format!("jwt:\n  enabled: true\n  secret_key: {secret}\n");
-    let served = Served::start(&config_text(&mock, &limits, &extra)).await;
+    let served = TestServer::from_text(&config_text(&mock, &limits, &extra)).await;
     let alice = bearer(secret, "alice");
     let bob = bearer(secret, "bob");
     let (ok, refused) = burst(&served, 2, Some(&alice)).await;
@@ -155,7 +156,7 @@ async fn per_token_quotas_concurrency_and_timeout_bind_their_sub_only() {
         ),
     ]);
     let extra = format!("jwt:\n  enabled: true\n  secret_key: {secret}\n");
-    let served = Served::start(&config_text(&mock, &limits, &extra)).await;
+    let served = TestServer::from_text(&config_text(&mock, &limits, &extra)).await;
     let mut client = served.client().await;
     let call = |sub: &str, text: &str| authorized(request(text, None), Some(&bearer(secret, sub)));
 
@@ -249,7 +250,7 @@ async fn next(stream: &mut tonic::Streaming<StreamChunk>) -> ChunkType {
 #[tokio::test]
 async fn concurrency_holds_a_slot_per_stream_until_it_ends() {
     let mock = MockProvider::start(&[]);
-    let served = Served::start(&config_text(
+    let served = TestServer::from_text(&config_text(
         &mock,
         "global:\n  max_concurrent_requests: 2",
         "",
@@ -309,7 +310,8 @@ async fn concurrency_holds_a_slot_per_stream_until_it_ends() {
 #[tokio::test]
 async fn over_long_input_is_refused_before_the_provider() {
     let mock = MockProvider::start(&[]);
-    let served = Served::start(&config_text(&mock, "global:\n  max_input_length: 60", "")).await;
+    let served =
+        TestServer::from_text(&config_text(&mock, "global:\n  max_input_length: 60", "")).await;
     let mut client = served.client().await;
     // "You are a test." (15) + 50 = 65 characters over both fragments.
     let status = client
@@ -337,7 +339,7 @@ async fn over_long_input_is_refused_before_the_provider() {
 #[tokio::test]
 async fn a_timed_out_stream_ends_with_timeout_and_cancels_the_upstream_call() {
     let mock = MockProvider::start(&[]);
-    let served = Served::start(&config_text(
+    let served = TestServer::from_text(&config_text(
         &mock,
         "global:\n  request_timeout_seconds: 1",
         "",
@@ -417,7 +419,7 @@ fn serve_refuses_limits_out_of_range_naming_the_key() {
 #[tokio::test]
 async fn a_timed_out_execute_answers_timeout_without_waiting_for_the_provider() {
     let mock = MockProvider::start(&[]);
-    let served = Served::start(&config_text(
+    let served = TestServer::from_text(&config_text(
         &mock,
         "global:\n  request_timeout_seconds: 1",
         "",

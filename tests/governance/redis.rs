@@ -17,8 +17,9 @@ use vibectl::proto::stream_chunk::ChunkType;
 use vibectl::proto::vibectl_llm_proxy_client::VibectlLlmProxyClient;
 
 use super::serve::{BIN, Serve, address_after, signal};
-use super::{Served, config_text, held, refusal, stuck};
+use super::{config_text, held, refusal, stuck};
 use crate::support::mock::MockProvider;
+use crate::support::server::TestServer;
 use crate::support::server::{LIMIT, request, within};
 use crate::support::wait;
 
@@ -123,9 +124,9 @@ async fn three_replicas_sharing_redis_let_exactly_n_calls_through() {
     );
     let text = config_text(&mock, &limits, "");
     let replicas = [
-        Served::start(&text).await,
-        Served::start(&text).await,
-        Served::start(&text).await,
+        TestServer::from_text(&text).await,
+        TestServer::from_text(&text).await,
+        TestServer::from_text(&text).await,
     ];
     let mut clients = Vec::new();
     for r in &replicas {
@@ -168,7 +169,10 @@ async fn a_concurrency_lease_is_shared_and_given_back_when_the_stream_ends() {
         "closed",
     );
     let text = config_text(&mock, &limits, "");
-    let (a, b) = (Served::start(&text).await, Served::start(&text).await);
+    let (a, b) = (
+        TestServer::from_text(&text).await,
+        TestServer::from_text(&text).await,
+    );
     let mut on_a = a.client().await;
     let mut on_b = b.client().await;
     let mut stream = on_a
@@ -270,7 +274,7 @@ async fn a_killed_replica_frees_its_concurrency_slot_within_the_lease_ttl() {
     .expect("admitted on the process")
     .into_inner();
 
-    let other = Served::start(&text).await;
+    let other = TestServer::from_text(&text).await;
     let mut on_other = other.client().await;
     // The process renews its lease: the expiry in Redis moves forward.
     let (id, first) = redis.the_lease().await;
@@ -316,7 +320,10 @@ async fn a_call_longer_than_the_lease_ttl_keeps_its_slot() {
     let redis = RedisServer::start();
     let mock = MockProvider::start(&[]);
     let text = config_text(&mock, &one_slot(&redis.url()), "");
-    let (a, b) = (Served::start(&text).await, Served::start(&text).await);
+    let (a, b) = (
+        TestServer::from_text(&text).await,
+        TestServer::from_text(&text).await,
+    );
     let mut on_b = b.client().await;
     // The mock's 29-character reply one character at a time, held after the first until the
     // mock releases it.
@@ -394,7 +401,8 @@ async fn an_unreachable_redis_refuses_when_closed_and_lets_through_when_open() {
     let mock = MockProvider::start(&[]);
     let url = format!("redis://127.0.0.1:{}/0", free_port());
     let rpm = "global:\n  max_requests_per_minute: 100";
-    let closed = Served::start(&config_text(&mock, &redis_limits(&url, rpm, "closed"), "")).await;
+    let closed =
+        TestServer::from_text(&config_text(&mock, &redis_limits(&url, rpm, "closed"), "")).await;
     let status = within(
         "Execute",
         closed.client().await.execute(request("hi", None)),
@@ -410,7 +418,8 @@ async fn an_unreachable_redis_refuses_when_closed_and_lets_through_when_open() {
             .contains(r#"vibectl_redis_failures_total{mode="closed"} 1"#)
     );
 
-    let open = Served::start(&config_text(&mock, &redis_limits(&url, rpm, "open"), "")).await;
+    let open =
+        TestServer::from_text(&config_text(&mock, &redis_limits(&url, rpm, "open"), "")).await;
     let resp = within("Execute", open.client().await.execute(request("hi", None)))
         .await
         .expect("open lets it through");
@@ -432,7 +441,10 @@ async fn quota_counters_are_shared_through_redis() {
     let mock = MockProvider::start(&[]);
     let limits = redis_limits(&redis.url(), "global:\n  max_tokens_per_day: 5", "closed");
     let text = config_text(&mock, &limits, "");
-    let (a, b) = (Served::start(&text).await, Served::start(&text).await);
+    let (a, b) = (
+        TestServer::from_text(&text).await,
+        TestServer::from_text(&text).await,
+    );
     let resp = a
         .client()
         .await

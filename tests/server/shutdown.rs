@@ -1,7 +1,6 @@
 //! Graceful shutdown: a stream in flight finishes, new connections are refused, and the drain
 //! deadline cuts what is still running.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tempfile::TempDir;
@@ -10,11 +9,11 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use vibectl::config::generated::server::Tls;
 use vibectl::proto::stream_chunk::ChunkType;
 use vibectl::proto::vibectl_llm_proxy_client::VibectlLlmProxyClient;
-use vibectl::server::{RunOptions, ca};
+use vibectl::server::ca;
 
 use super::collect_chunks;
 use crate::support::mock::MockProvider;
-use crate::support::server::{LIMIT, MODEL, TestServer, config, request, within};
+use crate::support::server::{LIMIT, MODEL, Options, TestServer, config, request, within};
 use crate::support::wait;
 
 /// Whether the very next TCP connection to `addr` is refused (no retry: a retry could pass
@@ -109,9 +108,9 @@ async fn the_drain_deadline_cuts_a_stuck_stream() {
     // ending at all shows the deadline cut it.
     const DEADLINE: Duration = Duration::from_millis(300);
     let mock = MockProvider::start(&["--chunks", "2"]);
-    let options = RunOptions {
+    let options = Options {
         drain_deadline: DEADLINE,
-        ..RunOptions::default()
+        ..Options::default()
     };
     let mut server = TestServer::start_with(config(&mock), options).await;
     let mut client = server.client().await;
@@ -160,19 +159,14 @@ async fn tls_server(mock: &MockProvider) -> (TestServer, TempDir, Certificate) {
     let dir = tempfile::tempdir().expect("temp dir");
     ca::init(dir.path(), false).expect("ca init");
     let (cert, key) = ca::server_cert(dir.path(), "localhost", &[], 1, false).expect("server cert");
-    let tls = Tls {
+    let mut cfg = config(mock);
+    cfg.tls = Tls {
         enabled: true,
         cert_file: Some(cert),
         key_file: Some(key),
         ..Tls::default()
     };
-    let options = RunOptions {
-        tls: Some(Arc::new(
-            vibectl::server::tls::server_config(&tls).expect("tls config"),
-        )),
-        ..RunOptions::default()
-    };
-    let server = TestServer::start_with(config(mock), options).await;
+    let server = TestServer::start(cfg).await;
     let bundle = std::fs::read(dir.path().join(ca::BUNDLE)).expect("ca bundle");
     (server, dir, Certificate::from_pem(bundle))
 }
