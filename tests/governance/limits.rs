@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use assert_cmd::Command;
 use futures_util::StreamExt;
 use tonic::Code;
 use vibectl::config::Secret;
@@ -13,8 +12,10 @@ use vibectl::server::auth;
 
 use super::{config_text, held, limits, refusal, stuck};
 use crate::support::mock::MockProvider;
+use crate::support::process;
 use crate::support::server::TestServer;
 use crate::support::server::{LIMIT, authorized, request, within};
+use crate::support::spawned::command;
 use crate::support::wait;
 use crate::support::yaml::entry;
 
@@ -363,24 +364,14 @@ async fn a_timed_out_stream_ends_with_timeout_and_cancels_the_upstream_call() {
     assert!(text.contains(r#"kind="timeout"} 1"#), "{text}");
 }
 
-const BIN: &str = env!("CARGO_BIN_EXE_vibectl-server");
-
 /// `serve` on a config with `limits` must fail naming `key`.
 fn serve_refuses(limits: &str, key: &str) {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("config.yaml");
     let limits: String = limits.lines().map(|l| format!("    {l}\n")).collect();
     std::fs::write(&file, format!("server:\n  port: 0\n  limits:\n{limits}")).expect("write");
-    let out = Command::new(BIN)
-        .env_clear()
-        .env("HOME", dir.path())
-        .arg("--config")
-        .arg(&file)
-        .arg("serve")
-        .timeout(LIMIT)
-        .output()
-        .expect("run serve");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = process::run(&mut command(dir.path(), &["serve"]), LIMIT);
+    let stderr = out.stderr;
     assert!(!out.status.success(), "serve accepted {limits:?}");
     assert!(
         stderr.contains(key),

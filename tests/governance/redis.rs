@@ -3,24 +3,21 @@
 //! while its call runs and lapses soon after its replica is killed; an unreachable Redis refuses
 //! calls or lets them through, by `redis_failure_mode`.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use tonic::Code;
-use tonic::transport::Endpoint;
 use vibectl::config::generated::server::key;
 use vibectl::proto::execute_response;
 use vibectl::proto::stream_chunk::ChunkType;
 use vibectl::proto::vibectl_llm_proxy_client::VibectlLlmProxyClient;
 
-use super::serve::{BIN, Serve, address_after, signal};
 use super::{config_text, held, refusal, stuck};
 use crate::support::mock::MockProvider;
 use crate::support::server::TestServer;
 use crate::support::server::{LIMIT, request, within};
+use crate::support::spawned::Spawned;
 use crate::support::wait;
 
 /// A port nothing listens on right now.
@@ -234,41 +231,13 @@ async fn a_killed_replica_frees_its_concurrency_slot_within_the_lease_ttl() {
     let redis = RedisServer::start();
     let mock = MockProvider::start(&[]);
     let text = config_text(&mock, &one_slot(&redis.url()), "");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("config.yaml");
-    std::fs::write(&file, &text).expect("write");
-    let mut child = Command::new(BIN)
-        .env_clear()
-        .env("HOME", dir.path())
-        .arg("--config")
-        .arg(&file)
-        .args(["serve", "--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start serve");
-    let stdout = child.stdout.take().expect("piped");
-    let mut killed = Serve(child);
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = address_after(&lines, "vibectl-server listening on ");
-    let channel = within(
-        "connect",
-        Endpoint::from_shared(format!("http://{addr}"))
-            .expect("url")
-            .connect(),
-    )
-    .await
-    .expect("connect");
+    let mut killed = Spawned::start(&text, &[]);
+    let mut on_killed = killed.client().await;
     // A stream held open as long as its client is there: it would hold the slot for good if the
     // replica lived. Its response head means it was admitted.
     let stream = within(
         "StreamExecute",
-        VibectlLlmProxyClient::new(channel).stream_execute(request(&stuck(), None)),
+        on_killed.stream_execute(request(&stuck(), None)),
     )
     .await
     .expect("admitted on the process")
@@ -293,8 +262,8 @@ async fn a_killed_replica_frees_its_concurrency_slot_within_the_lease_ttl() {
         .expect_err("the process holds the one slot");
     assert_eq!(refusal(&status).0, "concurrency");
 
-    signal(&killed.0, "KILL");
-    killed.0.wait().expect("wait for the killed process");
+    killed.signal("KILL");
+    killed.wait_exit().await;
     // What is left lapses by itself, at most one lease_seconds after the last renewal.
     let (leases, now) = redis.leases().await;
     let [(_, expiry)] = leases.as_slice() else {

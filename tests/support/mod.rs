@@ -5,5 +5,6 @@ pub mod process;
 pub mod python;
 pub mod rust_source;
 pub mod server;
+pub mod spawned;
 pub mod wait;
 pub mod yaml;

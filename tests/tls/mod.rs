@@ -28,16 +28,7 @@ pub const CLI_LIMIT: Duration = Duration::from_secs(30);
 
 /// `vibectl-server --config DIR/config.yaml ARGS` in a clean environment (HOME = DIR).
 pub fn server_cmd(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vibectl-server"));
-    cmd.arg("--config")
-        .arg(dir.join("config.yaml"))
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", dir)
-        .env("NO_COLOR", "1");
-    cmd
+    crate::support::spawned::command(dir, args)
 }
 
 /// Run a non-serving `vibectl-server` command to completion.
