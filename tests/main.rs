@@ -23,5 +23,6 @@ mod dead_keys;
 mod generated_fresh;
 mod harness;
 mod no_key_literals;
+mod parsers;
 
 mod redact;
