@@ -21,7 +21,6 @@ mod config_props;
 mod config_samples;
 mod dead_keys;
 mod generated_fresh;
-mod harness;
 mod no_key_literals;
 mod parsers;
 

@@ -184,18 +184,17 @@ impl Spawned {
     /// Wait (bounded) for the process to exit, and for the last of its stdout. Async, so the
     /// test's own connections keep being served (and closed) meanwhile.
     pub async fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = tokio::time::Instant::now() + LIMIT;
-        let status = loop {
-            match self.child.0.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if tokio::time::Instant::now() >= deadline => panic!(
-                    "serve did not exit within {LIMIT:?}\n--- stderr ---\n{}",
-                    self.stderr()
-                ),
-                Ok(None) => tokio::time::sleep(wait::POLL).await,
-                Err(e) => panic!("waiting for serve: {e}"),
-            }
-        };
+        let log = self.dir.join("server.log");
+        let child = &mut self.child.0;
+        let status = wait::until("serve exiting", LIMIT, async || match child.try_wait() {
+            Ok(Some(status)) => Ok(status),
+            Ok(None) => Err(format!(
+                "still running\n--- stderr ---\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )),
+            Err(e) => panic!("waiting for serve: {e}"),
+        })
+        .await;
         // The pipe closed with the process (serve starts no children).
         if let Some(reader) = self.reader.take() {
             reader.join().expect("the stdout reader");
