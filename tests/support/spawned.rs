@@ -14,7 +14,7 @@ use tempfile::TempDir;
 use tonic::transport::{Channel, Endpoint};
 use vibectl::proto::vibectl_llm_proxy_client::VibectlLlmProxyClient;
 
-use super::process::KillOnDrop;
+use super::process::{self, KillOnDrop};
 use super::server::{LIMIT, within};
 use super::wait;
 
@@ -200,6 +200,13 @@ impl Spawned {
             reader.join().expect("the stdout reader");
         }
         status
+    }
+
+    /// A token for `sub` from this server's `generate-token`.
+    pub fn token(&self, sub: &str) -> String {
+        let out = process::run(&mut command(&self.dir, &["generate-token", sub]), LIMIT);
+        out.assert_success();
+        out.stdout.trim().to_owned()
     }
 
     /// A new client on a new plaintext connection.
