@@ -167,6 +167,15 @@ impl Spawned {
         })
     }
 
+    /// Whether the process still runs, or how it exited, for failure messages.
+    pub fn state(&mut self) -> String {
+        match self.child.0.try_wait() {
+            Ok(None) => "still running".to_owned(),
+            Ok(Some(status)) => format!("EXITED: {status}"),
+            Err(e) => format!("unknown: {e}"),
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.0.id()
     }
