@@ -9,6 +9,7 @@ mod support;
 mod governance;
 mod hostile;
 mod providers;
+mod retry;
 mod server;
 mod tls;
 

@@ -8,8 +8,9 @@
 use serde_json::{Value, json};
 
 use super::error::{ProviderError, error_type};
-use super::provider::{ChatRequest, ChatResponse, StreamEvent, Usage};
+use super::provider::{ChatRequest, ChatResponse, StreamEvent, Usage, key_header};
 use super::stream::{Frame, FrameDecoder, Step};
+use crate::config::Secret;
 
 /// The API version this client speaks.
 pub const API_VERSION: &str = "2023-06-01";
@@ -27,13 +28,10 @@ pub(crate) fn endpoint(base_url: &str) -> String {
 
 pub(crate) fn headers(
     builder: reqwest::RequestBuilder,
-    api_key: Option<&str>,
+    api_key: Option<&Secret>,
 ) -> reqwest::RequestBuilder {
     let builder = builder.header("anthropic-version", API_VERSION);
-    match api_key {
-        Some(key) => builder.header("x-api-key", key),
-        None => builder,
-    }
+    key_header(builder, "x-api-key", "", api_key)
 }
 
 fn text_blocks(fragments: &[String]) -> Vec<Value> {
@@ -62,7 +60,7 @@ fn body_value(req: &ChatRequest, stream: bool) -> Value {
         body["tools"] = json!([{
             "name": RESPONSE_TOOL,
             "description": "Give the answer as a JSON document that follows the input schema.",
-            "input_schema": super::client::clean_schema(schema),
+            "input_schema": super::provider::clean_schema(schema),
         }]);
         body["tool_choice"] = json!({"type": "tool", "name": RESPONSE_TOOL});
     }

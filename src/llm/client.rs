@@ -12,6 +12,7 @@ use super::error::ProviderError;
 use super::provider::{ChatRequest, ChatResponse, ProviderKind, StreamEvent};
 use super::stream::{self as chat_stream, ChatStream};
 use super::{anthropic, h1, ollama, openai};
+use crate::config::Secret;
 
 /// The `user-agent` of every upstream request.
 const USER_AGENT: &str = concat!("vibectl/", env!("CARGO_PKG_VERSION"));
@@ -107,7 +108,7 @@ pub struct ProviderClient {
     base_url: String,
     /// The URL every request goes to, parsed once.
     endpoint: Url,
-    api_key: Option<String>,
+    api_key: Option<Secret>,
     http: HttpClient,
     /// The lean HTTP/1.1 path for whole answers from a plain-`http://` endpoint.
     lean: Option<Arc<h1::Pool>>,
@@ -123,7 +124,7 @@ impl fmt::Debug for ProviderClient {
         f.debug_struct("ProviderClient")
             .field("kind", &self.kind)
             .field("base_url", &self.base_url)
-            .field("api_key", &self.api_key.as_ref().map(|_| "**REDACTED**"))
+            .field("api_key", &self.api_key)
             .finish_non_exhaustive()
     }
 }
@@ -134,7 +135,7 @@ impl ProviderClient {
     pub fn new(
         kind: ProviderKind,
         base_url: Option<&str>,
-        api_key: Option<String>,
+        api_key: Option<Secret>,
         options: ProviderOptions,
     ) -> Result<Self, ProviderError> {
         let http = HttpClient::new(&options)?;
@@ -145,7 +146,7 @@ impl ProviderClient {
     pub fn with_http(
         kind: ProviderKind,
         base_url: Option<&str>,
-        api_key: Option<String>,
+        api_key: Option<Secret>,
         http: &HttpClient,
     ) -> Result<Self, ProviderError> {
         let base = base_url.unwrap_or(kind.default_base_url()).trim();
@@ -171,7 +172,7 @@ impl ProviderClient {
             kind,
             base_url,
             endpoint,
-            api_key: api_key.filter(|k| !k.is_empty()),
+            api_key: api_key.filter(|k| !k.is_blank()),
             limits: CallLimits::from_options(&http.options),
             http: http.clone(),
             deadline: None,
@@ -227,7 +228,7 @@ impl ProviderClient {
     }
 
     fn request(&self, req: &ChatRequest, stream: bool) -> reqwest::RequestBuilder {
-        let key = self.api_key.as_deref();
+        let key = self.api_key.as_ref();
         let builder = self.http.inner.post(self.endpoint.clone());
         let (builder, body) = match self.kind {
             ProviderKind::Anthropic => (
@@ -295,7 +296,7 @@ impl ProviderClient {
                         answer.parts.status,
                         &answer.parts.headers,
                         body,
-                        self.api_key.as_deref(),
+                        self.api_key.as_ref(),
                     ));
                 }
                 Ok(answer.body)
@@ -303,7 +304,7 @@ impl ProviderClient {
             None => {
                 let resp = send(
                     self.request(req, false).timeout(limit),
-                    self.api_key.as_deref(),
+                    self.api_key.as_ref(),
                 )
                 .await?;
                 if resp
@@ -345,7 +346,7 @@ impl ProviderClient {
         let this = self.clone();
         let start = async move {
             let limit = this.attempt_limit()?;
-            let resp = tokio::time::timeout(limit, send(builder, this.api_key.as_deref()))
+            let resp = tokio::time::timeout(limit, send(builder, this.api_key.as_ref()))
                 .await
                 .map_err(|_| ProviderError::Timeout {
                     detail: format!("no answer from the provider within {limit:?}"),
@@ -391,30 +392,18 @@ fn status_error(
     status: reqwest::StatusCode,
     headers: &reqwest::header::HeaderMap,
     body: &[u8],
-    key: Option<&str>,
+    key: Option<&Secret>,
 ) -> ProviderError {
-    let key = key.map(str::as_bytes).filter(|k| !k.is_empty());
-    let Some(key) = key.filter(|k| body.windows(k.len()).any(|w| w == *k)) else {
-        return ProviderError::from_status(status, headers, body);
-    };
-    let mut clean = Vec::with_capacity(body.len());
-    let mut rest = body;
-    while let Some(at) = rest.windows(key.len()).position(|w| w == key) {
-        clean.extend_from_slice(&rest[..at]);
-        clean.extend_from_slice(REDACTED.as_bytes());
-        rest = &rest[at + key.len()..];
+    match key {
+        Some(key) => ProviderError::from_status(status, headers, &key.scrub(body)),
+        None => ProviderError::from_status(status, headers, body),
     }
-    clean.extend_from_slice(rest);
-    ProviderError::from_status(status, headers, &clean)
 }
-
-/// What stands in for a secret a provider echoed back.
-const REDACTED: &str = "**REDACTED**";
 
 /// Send, and turn a non-success status into the matching error.
 async fn send(
     builder: reqwest::RequestBuilder,
-    key: Option<&str>,
+    key: Option<&Secret>,
 ) -> Result<reqwest::Response, ProviderError> {
     let resp = builder
         .send()
@@ -443,16 +432,6 @@ async fn read_capped(resp: reqwest::Response, cap: usize) -> Vec<u8> {
     out
 }
 
-/// The schema as sent upstream: the `$schema` dialect marker is dropped, since some providers
-/// reject keywords they do not know at the top level.
-pub(crate) fn clean_schema(schema: &serde_json::Value) -> serde_json::Value {
-    let mut schema = schema.clone();
-    if let Some(obj) = schema.as_object_mut() {
-        obj.remove("$schema");
-    }
-    schema
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,7 +444,7 @@ mod tests {
         let c = ProviderClient::with_http(
             ProviderKind::Anthropic,
             Some("http://127.0.0.1:9/"),
-            Some("k".into()),
+            Some(Secret::new("k")),
             &http,
         )
         .expect("ok");

@@ -1,6 +1,6 @@
 //! `DirectAdapter`: model calls straight to a provider (Anthropic, OpenAI or any compatible
 //! server, Ollama) with the client config's keys and base URLs, retrying transient failures
-//! per `llm.max_retries`.
+//! by the shared [`RetryPolicy`] from `llm.max_retries` and `llm.retry_delay_seconds`.
 //!
 //! A model is named `PROVIDER/MODEL` (`openai/gpt-4.1`, `anthropic/claude-sonnet-4-0`,
 //! `ollama/llama3.2`) or by a bare name whose provider [`kind_for_model`] can tell
@@ -18,14 +18,15 @@ use super::adapter::{
     ServerInfo,
 };
 use super::keys::{conventional_env, key_env, resolve_key};
+use super::retry::RetryPolicy;
 use super::{
-    ChatRequest, HttpClient, ProviderClient, ProviderError, ProviderKind, ProviderOptions,
-    StreamEvent, Usage, kind_for_model,
+    ChatRequest, HttpClient, ProviderClient, ProviderKind, ProviderOptions, StreamEvent, Usage,
+    kind_for_model,
 };
-use crate::config::ClientConfig;
 use crate::config::generated::client::key;
+use crate::config::{ClientConfig, Secret};
 
-/// Longest wait between two retries.
+/// The longest backoff between two retries.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 
 /// Names of the `llm` library (used by vibectl 0.11.6) that the provider spells differently.
@@ -76,35 +77,20 @@ fn keys_of(kind: ProviderKind) -> (&'static str, &'static str) {
 }
 
 /// One provider as configured: where it is and its key (or why the key cannot be read).
-/// `Debug` prints the key as `**REDACTED**`.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 struct Endpoint {
     kind: ProviderKind,
     base_url: Option<String>,
-    key: Result<Option<String>, String>,
-}
-
-impl std::fmt::Debug for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let key = self
-            .key
-            .as_ref()
-            .map(|k| k.as_ref().map(|_| crate::config::secret::REDACTED));
-        f.debug_struct("Endpoint")
-            .field("kind", &self.kind)
-            .field("base_url", &self.base_url)
-            .field("key", &key)
-            .finish()
-    }
+    key: Result<Option<Secret>, String>,
 }
 
 /// The adapter over the providers of the client config.
+#[derive(Debug)]
 pub struct DirectAdapter {
     http: HttpClient,
     endpoints: Vec<Endpoint>,
     default_model: String,
-    max_retries: u32,
-    retry_delay: Duration,
+    retry: RetryPolicy,
 }
 
 impl DirectAdapter {
@@ -117,19 +103,19 @@ impl DirectAdapter {
         let sections = [
             (
                 ProviderKind::Anthropic,
-                p.anthropic.key.as_ref().map(|k| k.expose()),
+                p.anthropic.key.as_ref(),
                 p.anthropic.key_file.as_ref(),
                 p.anthropic.base_url.clone(),
             ),
             (
                 ProviderKind::OpenAi,
-                p.openai.key.as_ref().map(|k| k.expose()),
+                p.openai.key.as_ref(),
                 p.openai.key_file.as_ref(),
                 p.openai.base_url.clone(),
             ),
             (
                 ProviderKind::Ollama,
-                p.ollama.key.as_ref().map(|k| k.expose()),
+                p.ollama.key.as_ref(),
                 p.ollama.key_file.as_ref(),
                 p.ollama.base_url.clone().or_else(|| ollama_host(env)),
             ),
@@ -147,8 +133,7 @@ impl DirectAdapter {
             http,
             endpoints,
             default_model: cfg.llm.model.clone(),
-            max_retries: cfg.llm.max_retries.clamp(0, 10) as u32,
-            retry_delay: Duration::from_secs_f64(cfg.llm.retry_delay_seconds.clamp(0.0, 60.0)),
+            retry: retry_policy(cfg),
         })
     }
 
@@ -183,12 +168,23 @@ impl DirectAdapter {
         };
         Ok((client, chat))
     }
+}
 
-    /// How long to wait before retry number `attempt` (0-based) after `err`.
-    fn delay(&self, err: &ProviderError, attempt: u32) -> Duration {
-        err.retry_after()
-            .unwrap_or_else(|| self.retry_delay.saturating_mul(1 << attempt.min(8)))
-            .min(MAX_RETRY_DELAY)
+/// The retries of `llm.max_retries`, the first after `llm.retry_delay_seconds` and each later one
+/// after twice the one before (up to 30 s), not jittered, so the first wait is the one the key
+/// names; a provider's `retry-after` is waited instead, and one over 30 s ends the retries.
+fn retry_policy(cfg: &ClientConfig) -> RetryPolicy {
+    let delay = cfg.llm.retry_delay_seconds;
+    let delay = if delay.is_nan() {
+        0.0
+    } else {
+        delay.clamp(0.0, 60.0)
+    };
+    RetryPolicy {
+        base: Duration::from_secs_f64(delay),
+        max: MAX_RETRY_DELAY,
+        jitter: 0.0,
+        ..RetryPolicy::new(cfg.llm.max_retries.clamp(0, 10) as u32)
     }
 }
 
@@ -232,11 +228,13 @@ impl ModelAdapter for DirectAdapter {
                             metrics: metrics(r.usage, started, attempt),
                         });
                     }
-                    Err(e) if e.is_retryable() && attempt < self.max_retries => {
-                        tokio::time::sleep(self.delay(&e, attempt)).await;
-                        attempt += 1;
-                    }
-                    Err(e) => return Err(e.into()),
+                    Err(e) => match self.retry.after_error(&e, attempt, None) {
+                        Some(wait) => {
+                            tokio::time::sleep(wait).await;
+                            attempt += 1;
+                        }
+                        None => return Err(e.into()),
+                    },
                 }
             }
         }
@@ -255,11 +253,13 @@ impl ModelAdapter for DirectAdapter {
             let (first, rest) = loop {
                 let mut s = client.stream(&chat);
                 match s.next().await {
-                    Some(Err(e)) if e.is_retryable() && attempt < self.max_retries => {
-                        tokio::time::sleep(self.delay(&e, attempt)).await;
-                        attempt += 1;
-                    }
-                    Some(Err(e)) => return Err(e.into()),
+                    Some(Err(e)) => match self.retry.after_error(&e, attempt, None) {
+                        Some(wait) => {
+                            tokio::time::sleep(wait).await;
+                            attempt += 1;
+                        }
+                        None => return Err(e.into()),
+                    },
                     first => break (first, s),
                 }
             };
@@ -291,11 +291,24 @@ mod tests {
         let e = Endpoint {
             kind: ProviderKind::OpenAi,
             base_url: None,
-            key: Ok(Some("sk-live-0123456789".into())),
+            key: Ok(Some(Secret::new("sk-live-0123456789"))),
         };
         let shown = format!("{e:?}");
         assert!(!shown.contains("sk-live"), "{shown}");
         assert!(shown.contains(crate::config::secret::REDACTED), "{shown}");
+    }
+
+    #[test]
+    fn the_first_retry_waits_llm_retry_delay_seconds_and_later_ones_double() {
+        let mut cfg = ClientConfig::default();
+        cfg.llm.max_retries = 3;
+        cfg.llm.retry_delay_seconds = 1.5;
+        let p = retry_policy(&cfg);
+        let waits: Vec<_> = (0..4).map(|a| p.delay(a, None, None)).collect();
+        let ms = |n| Some(Duration::from_millis(n));
+        assert_eq!(waits, [ms(1500), ms(3000), ms(6000), None]);
+        // A provider's hint replaces the backoff.
+        assert_eq!(p.delay(0, ms(20), None), ms(20));
     }
 
     #[test]

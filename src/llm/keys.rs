@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::ProviderKind;
+use crate::config::Secret;
 
 /// The provider's own SDK env var (`ANTHROPIC_API_KEY`, `OPENAI_API_KEY`); Ollama has none.
 pub fn conventional_env(kind: ProviderKind) -> Option<&'static str> {
@@ -27,43 +28,44 @@ pub fn key_file_env(name: &str) -> String {
     format!("{}_FILE", key_env(name))
 }
 
-fn read_key_file(path: &Path) -> Result<String, String> {
+fn read_key_file(path: &Path) -> Result<Secret, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read the API key file {}: {e}", path.display()))?;
     let key = text.trim();
     if key.is_empty() {
         return Err(format!("the API key file {} is empty", path.display()));
     }
-    Ok(key.to_owned())
+    Ok(Secret::new(key))
 }
 
 /// The API key of provider `name`, first found wins: env `VIBECTL_<NAME>_API_KEY`; the file
 /// named by env `VIBECTL_<NAME>_API_KEY_FILE`; `key` (the config's `providers.<name>.key`);
 /// the file at `key_file`; then the kind's conventional env var. Empty values count as unset.
-/// `Ok(None)` when no source has one; `Err` when a named file cannot be read.
+/// `Ok(None)` when no source has one; `Err` when a named file cannot be read. The key stays a
+/// [`Secret`] from here to the request header it goes into.
 pub fn resolve_key(
     name: &str,
     kind: ProviderKind,
-    key: Option<&str>,
+    key: Option<&Secret>,
     key_file: Option<&Path>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<String>, String> {
+) -> Result<Option<Secret>, String> {
     let set = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
     if let Some(k) = set(env(&key_env(name))) {
-        return Ok(Some(k.trim().to_owned()));
+        return Ok(Some(Secret::new(k.trim())));
     }
     if let Some(f) = set(env(&key_file_env(name))) {
         return read_key_file(Path::new(&f)).map(Some);
     }
-    if let Some(k) = key.filter(|k| !k.trim().is_empty()) {
-        return Ok(Some(k.trim().to_owned()));
+    if let Some(k) = key.filter(|k| !k.is_blank()) {
+        return Ok(Some(k.trimmed()));
     }
     if let Some(f) = key_file {
         return read_key_file(f).map(Some);
     }
     Ok(conventional_env(kind)
         .and_then(|var| set(env(var)))
-        .map(|k| k.trim().to_owned()))
+        .map(|k| Secret::new(k.trim())))
 }
 
 #[cfg(test)]
@@ -93,8 +95,11 @@ mod tests {
             ("VIBECTL_OPENAI_API_KEY_FILE", &env_file_s),
             ("OPENAI_API_KEY", "from-sdk-env"),
         ]);
-        let r = |env: &dyn Fn(&str) -> Option<String>, key, file| {
-            resolve_key("openai", kind, key, file, env).expect("resolves")
+        let r = |env: &dyn Fn(&str) -> Option<String>, key: Option<&str>, file| {
+            let key = key.map(Secret::new);
+            resolve_key("openai", kind, key.as_ref(), file, env)
+                .expect("resolves")
+                .map(|k| k.expose().to_owned())
         };
         assert_eq!(
             r(&all, Some("k"), Some(&cfg_file)).as_deref(),

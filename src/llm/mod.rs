@@ -22,6 +22,7 @@ pub mod openai;
 pub mod provider;
 pub mod proxy;
 pub mod proxy_url;
+pub mod retry;
 pub mod select;
 pub mod stream;
 
@@ -33,3 +34,29 @@ pub use provider::{
 pub use stream::ChatStream;
 
 // Further `llm` modules (adapters, proxy client) go here.
+
+#[cfg(test)]
+mod tests {
+    /// The provider modules and the leaf modules they share sit below `client`: none of them
+    /// imports it, so `client` -> providers is the only direction.
+    #[test]
+    fn provider_modules_do_not_import_the_client() {
+        let below_client = [
+            ("anthropic.rs", include_str!("anthropic.rs")),
+            ("openai.rs", include_str!("openai.rs")),
+            ("ollama.rs", include_str!("ollama.rs")),
+            ("provider.rs", include_str!("provider.rs")),
+            ("stream.rs", include_str!("stream.rs")),
+            ("lines.rs", include_str!("lines.rs")),
+            ("error.rs", include_str!("error.rs")),
+        ];
+        for (file, source) in below_client {
+            for import in ["super::client", "llm::client", "super::{client"] {
+                assert!(
+                    !source.contains(import),
+                    "src/llm/{file} uses `{import}`: move what it needs to a leaf module"
+                );
+            }
+        }
+    }
+}

@@ -10,8 +10,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::error::ProviderError;
-use super::provider::{ChatRequest, ChatResponse, RoleMessage, StreamEvent, Usage, role_messages};
+use super::provider::{
+    ChatRequest, ChatResponse, RoleMessage, StreamEvent, Usage, key_header, role_messages,
+};
 use super::stream::{Frame, FrameDecoder, Step};
+use crate::config::Secret;
 
 pub(crate) fn endpoint(base_url: &str) -> String {
     format!("{base_url}/api/chat")
@@ -21,12 +24,9 @@ pub(crate) fn endpoint(base_url: &str) -> String {
 /// authenticating reverse proxies often put in front of it.
 pub(crate) fn headers(
     builder: reqwest::RequestBuilder,
-    api_key: Option<&str>,
+    api_key: Option<&Secret>,
 ) -> reqwest::RequestBuilder {
-    match api_key {
-        Some(key) => builder.bearer_auth(key),
-        None => builder,
-    }
+    key_header(builder, "authorization", "Bearer ", api_key)
 }
 
 #[derive(Serialize)]
@@ -54,7 +54,7 @@ pub(crate) fn body(req: &ChatRequest, stream: bool) -> Vec<u8> {
         format: req
             .response_schema
             .as_ref()
-            .map(super::client::clean_schema),
+            .map(super::provider::clean_schema),
         options: req.max_tokens.map(|num_predict| Options { num_predict }),
     };
     serde_json::to_vec(&body).unwrap_or_default()

@@ -12,8 +12,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::{ProviderError, error_type};
-use super::provider::{ChatRequest, ChatResponse, RoleMessage, StreamEvent, Usage, role_messages};
+use super::provider::{
+    ChatRequest, ChatResponse, RoleMessage, StreamEvent, Usage, key_header, role_messages,
+};
 use super::stream::{Frame, FrameDecoder, Step};
+use crate::config::Secret;
 
 /// Schema name used when the schema has no usable `title`.
 const DEFAULT_SCHEMA_NAME: &str = "response";
@@ -24,12 +27,9 @@ pub(crate) fn endpoint(base_url: &str) -> String {
 
 pub(crate) fn headers(
     builder: reqwest::RequestBuilder,
-    api_key: Option<&str>,
+    api_key: Option<&Secret>,
 ) -> reqwest::RequestBuilder {
-    match api_key {
-        Some(key) => builder.bearer_auth(key),
-        None => builder,
-    }
+    key_header(builder, "authorization", "Bearer ", api_key)
 }
 
 /// A `json_schema.name` must match `^[a-zA-Z0-9_-]{1,64}$`.
@@ -92,7 +92,7 @@ pub(crate) fn body(req: &ChatRequest, stream: bool) -> Vec<u8> {
             kind: "json_schema",
             json_schema: JsonSchema {
                 name: schema_name(schema),
-                schema: super::client::clean_schema(schema),
+                schema: super::provider::clean_schema(schema),
                 strict: false,
             },
         }),

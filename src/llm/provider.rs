@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Secret;
+
 /// One chat call: what the model is told, and how it must answer.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChatRequest {
@@ -167,6 +169,36 @@ mod tests {
     }
 
     #[test]
+    fn a_key_goes_into_its_header_marked_sensitive_and_a_bad_one_is_not_quoted() {
+        let http = reqwest::Client::new();
+        let post = || http.post("http://127.0.0.1:9/");
+        let key = Secret::new("sk-good");
+        let req = key_header(post(), "authorization", "Bearer ", Some(&key))
+            .build()
+            .expect("a valid key");
+        let value = &req.headers()["authorization"];
+        assert_eq!(value, "Bearer sk-good");
+        assert!(value.is_sensitive());
+        let none = key_header(post(), "x-api-key", "", None)
+            .build()
+            .expect("no key");
+        assert!(none.headers().get("x-api-key").is_none());
+
+        let bad = Secret::new("sk-bad\nkey");
+        let err = key_header(post(), "x-api-key", "", Some(&bad))
+            .build()
+            .expect_err("a newline cannot be in a header");
+        let mut shown = format!("{err} {err:?}");
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            shown.push_str(&s.to_string());
+            source = s.source();
+        }
+        assert!(err.is_builder(), "{shown}");
+        assert!(!shown.contains("sk-bad"), "{shown}");
+    }
+
+    #[test]
     fn names_imply_providers() {
         assert_eq!(
             kind_for_model("claude-sonnet-4-0"),
@@ -224,4 +256,39 @@ pub(crate) fn role_messages(req: &ChatRequest) -> Vec<RoleMessage<'_>> {
         content: Joined(&req.user),
     });
     messages
+}
+
+/// The schema as sent upstream: the `$schema` dialect marker is dropped, since some providers
+/// reject keywords they do not know at the top level.
+pub(crate) fn clean_schema(schema: &serde_json::Value) -> serde_json::Value {
+    let mut schema = schema.clone();
+    if let Some(obj) = schema.as_object_mut() {
+        obj.remove("$schema");
+    }
+    schema
+}
+
+/// `builder` with the header `name: PREFIX KEY` when there is a key: the one place a provider key
+/// leaves its [`Secret`]. The value is marked sensitive, so no header dump shows it; a key that
+/// cannot be a header value fails the request when it is sent, as a `Config` error that does
+/// not quote it.
+pub(crate) fn key_header(
+    builder: reqwest::RequestBuilder,
+    name: &'static str,
+    prefix: &str,
+    key: Option<&Secret>,
+) -> reqwest::RequestBuilder {
+    let Some(key) = key else {
+        return builder;
+    };
+    let raw = format!("{prefix}{}", key.expose());
+    match reqwest::header::HeaderValue::try_from(raw) {
+        Ok(mut value) => {
+            value.set_sensitive(true);
+            builder.header(name, value)
+        }
+        // The builder keeps the first bad header as its error, and `send` reports it
+        // (`failed to parse header value`) without the value.
+        Err(_) => builder.header(name, "\n"),
+    }
 }

@@ -1,5 +1,6 @@
 //! `ProxyAdapter`: model calls through a vibectl-server over gRPC, on one reused channel, with
-//! the profile's timeout and retries applied (jittered backoff, honouring `retry-after-ms`).
+//! the profile's timeout and retries applied by the shared [`RetryPolicy`] (jittered backoff,
+//! honouring `retry-after-ms`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -16,41 +17,28 @@ use super::adapter::{
     AdapterError, AdapterEvent, AdapterStream, LlmMetrics, LlmRequest, LlmResponse, ModelAdapter,
     ServerInfo,
 };
+use super::error::parse_retry_after_ms;
 use super::proxy_url::ProxyUrl;
+use super::retry::RetryPolicy;
+use crate::config::Secret;
 use crate::proto::vibectl_llm_proxy_client::VibectlLlmProxyClient;
 use crate::proto::{
     ExecuteRequest, ExecutionMetrics, GetServerInfoRequest, execute_response, stream_chunk,
 };
 
-/// Where a proxy adapter connects and how patient it is. `Debug` prints the token as
-/// `**REDACTED**` (the URL prints its own token as `***`).
-#[derive(Clone)]
+/// Where a proxy adapter connects and how patient it is. The token is a [`Secret`] (`Debug`
+/// prints `**REDACTED**`; the URL prints its own token as `***`).
+#[derive(Debug, Clone)]
 pub struct ProxySettings {
     pub url: ProxyUrl,
     /// The token, already looked up (URL, then the profile's jwt_path, then VIBECTL_JWT_TOKEN).
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// A PEM CA bundle to trust instead of the system roots.
     pub ca_bundle: Option<PathBuf>,
     /// A client certificate to present, for servers that require mutual TLS.
     pub client_identity: Option<ClientIdentity>,
     pub timeout: Duration,
     pub retry_attempts: u32,
-}
-
-impl std::fmt::Debug for ProxySettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProxySettings")
-            .field("url", &self.url)
-            .field(
-                "token",
-                &self.token.as_ref().map(|_| crate::config::secret::REDACTED),
-            )
-            .field("ca_bundle", &self.ca_bundle)
-            .field("client_identity", &self.client_identity)
-            .field("timeout", &self.timeout)
-            .field("retry_attempts", &self.retry_attempts)
-            .finish()
-    }
 }
 
 /// PEM files of a client certificate (with any intermediates) and its private key.
@@ -60,8 +48,9 @@ pub struct ClientIdentity {
     pub key: PathBuf,
 }
 
-/// Adds `authorization: Bearer <token>` to every call.
-#[derive(Clone)]
+/// Adds `authorization: Bearer <token>` to every call; the value is marked sensitive, so
+/// `Debug` prints `Sensitive`.
+#[derive(Debug, Clone)]
 pub struct BearerToken(Option<MetadataValue<tonic::metadata::Ascii>>);
 
 impl tonic::service::Interceptor for BearerToken {
@@ -76,15 +65,17 @@ impl tonic::service::Interceptor for BearerToken {
 type Client = VibectlLlmProxyClient<InterceptedService<Channel, BearerToken>>;
 
 /// The adapter over one server.
+#[derive(Debug)]
 pub struct ProxyAdapter {
     client: Client,
     settings: ProxySettings,
     info: OnceCell<ServerInfo>,
 }
 
-const BASE_BACKOFF: Duration = Duration::from_millis(250);
-/// Longest wait before one retry, whether ours or the server's `retry-after-ms`.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// The longest `retry-after-ms` a client waits for: a server asking for longer (a spent
+/// per-minute budget: up to 60 s) would refuse every retry before then, so the call fails at
+/// once with the wait.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 impl ProxyAdapter {
     /// Set up the channel (it connects on first use).
@@ -126,10 +117,18 @@ impl ProxyAdapter {
                 .map_err(|e| AdapterError::Config(format!("bad TLS setup: {e}")))?;
         }
         let channel = endpoint.connect_lazy();
+        // The one place the token leaves its `Secret`: the header of every call.
         let header = match &settings.token {
-            Some(t) => Some(MetadataValue::try_from(format!("Bearer {t}")).map_err(|_| {
-                AdapterError::Config("the token has characters not allowed in a header".into())
-            })?),
+            Some(t) => {
+                let mut value =
+                    MetadataValue::try_from(format!("Bearer {}", t.expose())).map_err(|_| {
+                        AdapterError::Config(
+                            "the token has characters not allowed in a header".into(),
+                        )
+                    })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
             None => None,
         };
         Ok(ProxyAdapter {
@@ -147,8 +146,8 @@ impl ProxyAdapter {
             Code::ResourceExhausted => AdapterError::RateLimited {
                 limit_type: meta(s, "limit-type").unwrap_or_else(|| "limit".into()),
                 retry_after_ms: meta(s, "retry-after-ms")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
+                    .and_then(|v| parse_retry_after_ms(&v))
+                    .map_or(0, |d| d.as_millis() as u64),
             },
             Code::DeadlineExceeded | Code::Cancelled
                 if msg.contains("Timeout") || s.code() == Code::DeadlineExceeded =>
@@ -187,50 +186,47 @@ impl ProxyAdapter {
         }
     }
 
-    /// Retry `call` on UNAVAILABLE and RESOURCE_EXHAUSTED up to `retry_attempts` times.
+    /// The profile's retries (`retry_attempts`) with the shared backoff; a server's
+    /// `retry-after-ms` is waited when it is no longer than the timeout and [`MAX_RETRY_AFTER`].
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_retry_after: MAX_RETRY_AFTER.min(self.settings.timeout),
+            ..RetryPolicy::new(self.settings.retry_attempts)
+        }
+    }
+
+    /// Retry `call` on UNAVAILABLE and RESOURCE_EXHAUSTED by [`Self::retry_policy`].
     async fn with_retries<T, F, Fut>(&self, mut call: F) -> Result<(T, u32), AdapterError>
     where
         F: FnMut(Client) -> Fut,
         Fut: std::future::Future<Output = Result<T, Status>>,
     {
+        let policy = self.retry_policy();
         let mut attempt = 0u32;
         loop {
             match call(self.client.clone()).await {
                 Ok(v) => return Ok((v, attempt)),
                 Err(s) => {
                     let err = self.map_status(&s);
-                    // A refusal a wait cannot cure (input too long), or one whose wait is longer
-                    // than the call may take (a spent quota), is not retried.
-                    let retryable = match &err {
-                        AdapterError::CertUntrusted { .. } => false,
+                    // A refusal a wait cannot cure (input too long) is not retried; nor is one
+                    // whose wait is longer than the policy sits through (a spent quota): the
+                    // error says how long to wait instead.
+                    let (retryable, retry_after) = match &err {
+                        AdapterError::CertUntrusted { .. } => (false, None),
                         AdapterError::RateLimited {
                             limit_type,
                             retry_after_ms,
-                        } => {
-                            limit_type != "input"
-                                && Duration::from_millis(*retry_after_ms) <= self.settings.timeout
-                        }
-                        _ => s.code() == Code::Unavailable,
+                        } => (
+                            limit_type != "input",
+                            (*retry_after_ms > 0).then(|| Duration::from_millis(*retry_after_ms)),
+                        ),
+                        _ => (s.code() == Code::Unavailable, None),
                     };
-                    if !retryable || attempt >= self.settings.retry_attempts {
+                    let wait = retryable
+                        .then(|| policy.delay(attempt, retry_after, None))
+                        .flatten();
+                    let Some(wait) = wait else {
                         return Err(err);
-                    }
-                    let wait = match &err {
-                        // A server asking for a longer wait than we are willing to sit through
-                        // (a spent per-minute budget: up to 60 s) refuses every retry before
-                        // then: say so now, with the wait, instead of hanging.
-                        AdapterError::RateLimited { retry_after_ms, .. }
-                            if Duration::from_millis(*retry_after_ms) > MAX_BACKOFF =>
-                        {
-                            return Err(err);
-                        }
-                        AdapterError::RateLimited { retry_after_ms, .. } if *retry_after_ms > 0 => {
-                            Duration::from_millis(*retry_after_ms)
-                        }
-                        _ => BASE_BACKOFF
-                            .saturating_mul(1 << attempt.min(8))
-                            .min(MAX_BACKOFF)
-                            .mul_f64(rand::random_range(0.5..1.0)),
                     };
                     tracing::debug!(?wait, attempt, "retrying the proxy call");
                     tokio::time::sleep(wait).await;

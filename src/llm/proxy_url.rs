@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::config::Secret;
+
 /// The scheme of a TLS server URL.
 pub const SCHEME_TLS: &str = "vibectl-server";
 /// The scheme of a plaintext server URL.
@@ -17,7 +19,7 @@ pub struct ProxyUrl {
     pub tls: bool,
     pub host: String,
     pub port: u16,
-    pub token: Option<String>,
+    pub token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,7 +73,7 @@ impl ProxyUrl {
         {
             return Err(UrlError::TokenSpace);
         }
-        let token = token.filter(|t| !t.is_empty());
+        let token = token.filter(|t| !t.is_empty()).map(Secret::new);
         let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
             let (h, after) = v6.split_once(']').ok_or(UrlError::NoHost)?;
             (h.to_owned(), after.strip_prefix(':'))
@@ -116,7 +118,7 @@ impl ProxyUrl {
 
     /// The URL with the token in clear, for saving.
     pub fn to_url_with_token(&self) -> String {
-        self.render(self.token.as_deref())
+        self.render(self.token.as_ref().map(Secret::expose))
     }
 
     fn render(&self, token: Option<&str>) -> String {
@@ -153,7 +155,7 @@ mod tests {
     #[test]
     fn good_urls() {
         let u = ProxyUrl::parse("vibectl-server://tok.en@llm.example.com:8443").unwrap();
-        assert!(u.tls && u.port == 8443 && u.token.as_deref() == Some("tok.en"));
+        assert!(u.tls && u.port == 8443 && u.token.as_ref().map(Secret::expose) == Some("tok.en"));
         assert_eq!(u.to_string(), "vibectl-server://***@llm.example.com:8443");
         assert_eq!(u.endpoint(), "https://llm.example.com:8443");
         let p = ProxyUrl::parse("vibectl-server-insecure://127.0.0.1").unwrap();

@@ -7,9 +7,9 @@ use std::time::Duration;
 use super::adapter::AdapterError;
 use super::proxy::{ClientIdentity, ProxySettings};
 use super::proxy_url::ProxyUrl;
-use crate::config::ClientConfig;
 use crate::config::KeyPath;
 use crate::config::generated::client::{ProxyProfile, key};
+use crate::config::{ClientConfig, Secret};
 
 /// Env var with a token used when neither the URL nor the profile's jwt_path has one.
 pub const ENV_TOKEN: &str = "VIBECTL_JWT_TOKEN";
@@ -37,7 +37,7 @@ impl std::fmt::Display for TokenSource {
 }
 
 /// Read a token file: one line, no spaces.
-pub fn read_token(path: &Path) -> Result<String, AdapterError> {
+pub fn read_token(path: &Path) -> Result<Secret, AdapterError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         AdapterError::Config(format!(
             "cannot read the token file {}: {e}",
@@ -51,7 +51,7 @@ pub fn read_token(path: &Path) -> Result<String, AdapterError> {
             path.display()
         )));
     }
-    Ok(token)
+    Ok(Secret::new(token))
 }
 
 /// The client certificate and key to present (both or neither), checked to be readable.
@@ -131,7 +131,7 @@ pub fn settings(
     } else if let Some(p) = &jwt_path {
         (Some(read_token(p)?), TokenSource::File(p.clone()))
     } else if let Some(t) = env(ENV_TOKEN).filter(|t| !t.trim().is_empty()) {
-        (Some(t.trim().to_owned()), TokenSource::Env)
+        (Some(Secret::new(t.trim())), TokenSource::Env)
     } else {
         (None, TokenSource::None)
     };

@@ -31,6 +31,19 @@ pub struct ModelDef {
 pub const MAX_USAGE_MODEL_BYTES: usize = 64;
 
 impl ModelDef {
+    /// The price in US dollars of `input` and `output` tokens: the one cost rule of the server,
+    /// behind the wire metrics, the usage records, the quotas and the Prometheus counter. Each
+    /// side is priced by its own price, so a model with only an input price costs its input; a
+    /// model with no price at all has no cost (`None`), while a priced model that used nothing
+    /// costs 0.
+    pub fn cost_usd(&self, input: u64, output: u64) -> Option<f64> {
+        if self.input_cost_per_mtok.is_none() && self.output_cost_per_mtok.is_none() {
+            return None;
+        }
+        let part = |price: Option<f64>, n: u64| price.unwrap_or(0.0) * n as f64 / 1_000_000.0;
+        Some(part(self.input_cost_per_mtok, input) + part(self.output_cost_per_mtok, output))
+    }
+
     /// The model as usage records name it: its id when configured, else the requested name cut
     /// to [`MAX_USAGE_MODEL_BYTES`] (names are printable ASCII, checked before the lookup, so
     /// the cut falls on a character boundary; any other byte is replaced).
@@ -234,5 +247,37 @@ impl Catalog {
             output_cost_per_mtok: None,
             configured: false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn priced(input: Option<f64>, output: Option<f64>) -> ModelDef {
+        ModelDef {
+            id: "m".into(),
+            provider: "p".into(),
+            upstream: "m".into(),
+            display_name: "m".into(),
+            aliases: Vec::new(),
+            max_context_length: None,
+            supports_streaming: true,
+            input_cost_per_mtok: input,
+            output_cost_per_mtok: output,
+            configured: true,
+        }
+    }
+
+    #[test]
+    fn each_side_is_priced_by_its_own_price() {
+        assert_eq!(priced(None, None).cost_usd(1_000_000, 1_000_000), None);
+        assert_eq!(priced(Some(3.0), None).cost_usd(2_000_000, 5), Some(6.0));
+        assert_eq!(priced(None, Some(15.0)).cost_usd(7, 1_000_000), Some(15.0));
+        assert_eq!(
+            priced(Some(3.0), Some(15.0)).cost_usd(1_000_000, 2_000_000),
+            Some(33.0)
+        );
+        assert_eq!(priced(Some(3.0), Some(15.0)).cost_usd(0, 0), Some(0.0));
     }
 }

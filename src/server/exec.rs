@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::catalog::{CatalogError, ModelDef};
 use super::state::State;
+use crate::llm::retry::RetryPolicy;
 use crate::llm::{ChatRequest, ProviderClient, ProviderError, Usage};
 use crate::proto::{ExecuteError, ExecuteRequest, ExecutionMetrics};
 
@@ -28,12 +29,6 @@ pub mod code {
     pub const TIMEOUT: &str = "TIMEOUT";
 }
 
-/// First backoff delay; doubled per retry, with jitter, up to [`MAX_BACKOFF`].
-const BASE_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// A provider asking for a longer wait than this is not retried.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
-
 pub fn error(code: &str, message: impl Into<String>, details: Option<String>) -> ExecuteError {
     ExecuteError {
         error_code: code.to_owned(),
@@ -47,7 +42,8 @@ pub struct Prepared {
     pub model: ModelDef,
     /// The provider's client for this call: its attempts end by `deadline`.
     pub client: ProviderClient,
-    pub max_retries: u32,
+    /// The provider's retry policy.
+    pub retry: RetryPolicy,
     pub chat: ChatRequest,
     /// When the call, retries included, must be over (the provider's `deadline_seconds`).
     pub deadline: Instant,
@@ -55,9 +51,9 @@ pub struct Prepared {
 
 impl Prepared {
     /// How long to wait before retry number `attempt` (0-based), or `None` to give up: the
-    /// provider's retry policy ([`backoff`]), and no retry whose wait would reach the deadline.
+    /// provider's [`RetryPolicy`], with no retry whose wait would reach the deadline.
     pub fn backoff(&self, e: &ProviderError, attempt: u32) -> Option<Duration> {
-        backoff(e, attempt, self.max_retries).filter(|wait| Instant::now() + *wait < self.deadline)
+        self.retry.after_error(e, attempt, Some(self.deadline))
     }
 }
 
@@ -139,7 +135,7 @@ pub fn prepare(state: &State, req: &ExecuteRequest) -> Result<Prepared, ExecuteE
         max_tokens: None,
     };
     Ok(Prepared {
-        max_retries: upstream.max_retries,
+        retry: upstream.retry,
         model,
         client,
         chat,
@@ -211,41 +207,23 @@ pub fn provider_error(e: &ProviderError, model: &ModelDef, retries: u32) -> Exec
     error(c, message, Some(details.to_string()))
 }
 
-/// How long to wait before retry number `attempt` (0-based), or `None` to give up.
-pub fn backoff(e: &ProviderError, attempt: u32, max_retries: u32) -> Option<Duration> {
-    if !e.is_retryable() || attempt >= max_retries {
-        return None;
-    }
-    if let Some(after) = e.retry_after() {
-        return (after <= MAX_RETRY_AFTER).then_some(after);
-    }
-    let exp = BASE_BACKOFF
-        .saturating_mul(1 << attempt.min(10))
-        .min(MAX_BACKOFF);
-    let jitter = rand::random_range(0.75..1.25);
-    Some(exp.mul_f64(jitter))
-}
-
-/// The metrics of a finished call.
-pub fn metrics(started: Instant, usage: Usage, model: &ModelDef, retries: u32) -> ExecutionMetrics {
-    let cost = match (
-        model.input_cost_per_mtok,
-        model.output_cost_per_mtok,
-        usage.input_tokens,
-        usage.output_tokens,
-    ) {
-        (Some(pi), Some(po), Some(i), Some(o)) => {
-            Some((f64::from(i) * pi + f64::from(o) * po) / 1_000_000.0)
-        }
-        _ => None,
-    };
+/// The metrics of a finished call. `charged` is what the call's meter charges (the provider's
+/// counts, or estimates where it sent none), so the cost sent to the client is the cost in the
+/// usage record, by the one rule of [`ModelDef::cost_usd`].
+pub fn metrics(
+    started: Instant,
+    usage: Usage,
+    model: &ModelDef,
+    retries: u32,
+    charged: Option<(u64, u64)>,
+) -> ExecutionMetrics {
     let as_i32 = |n: Option<u32>| n.map(|n| n.min(i32::MAX as u32) as i32);
     ExecutionMetrics {
         duration_ms: started.elapsed().as_millis() as i64,
         input_tokens: as_i32(usage.input_tokens),
         output_tokens: as_i32(usage.output_tokens),
         total_tokens: as_i32(usage.total_tokens()),
-        cost_usd: cost,
+        cost_usd: charged.and_then(|(input, output)| model.cost_usd(input, output)),
         retry_count: retries as i32,
         timestamp: SystemTime::now()
             .duration_since(UNIX_EPOCH)

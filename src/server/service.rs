@@ -201,7 +201,13 @@ async fn run_complete(p: Prepared, started: Instant, mut meter: Meter) -> execut
                 meter.end(Outcome::Completed);
                 return execute_response::Result::Success(ExecuteSuccess {
                     response_text: resp.text,
-                    metrics: Some(exec::metrics(started, resp.usage, &p.model, attempt)),
+                    metrics: Some(exec::metrics(
+                        started,
+                        resp.usage,
+                        &p.model,
+                        attempt,
+                        meter.used(),
+                    )),
                     actual_model_used: p.model.id.clone(),
                 });
             }
@@ -269,6 +275,6 @@ fn run_stream(
         }
         meter.end(Outcome::Completed);
         yield chunk(&id, stream_chunk::ChunkType::Complete(StreamComplete { actual_model_used: p.model.id.clone() }));
-        yield chunk(&id, stream_chunk::ChunkType::FinalMetrics(exec::metrics(started, usage, &p.model, attempt)));
+        yield chunk(&id, stream_chunk::ChunkType::FinalMetrics(exec::metrics(started, usage, &p.model, attempt, meter.used())));
     }
 }

@@ -9,6 +9,7 @@ use crate::config::generated::server::{ProviderEntry, key};
 use crate::config::{KeyPath, ServerConfig};
 use crate::llm::client::CallLimits;
 use crate::llm::keys::resolve_key;
+use crate::llm::retry::RetryPolicy;
 use crate::llm::{HttpClient, ProviderClient, ProviderKind, ProviderOptions};
 
 /// The longest connect timeout of the shared pool; a provider's own timeout may be shorter.
@@ -23,7 +24,8 @@ pub struct Upstream {
     pub name: String,
     pub kind: ProviderKind,
     pub client: Result<ProviderClient, String>,
-    pub max_retries: u32,
+    /// When to retry a failed call (`max_retries`, with the shared backoff).
+    pub retry: RetryPolicy,
     /// One attempt (`timeout_seconds`).
     pub timeout: Duration,
     /// A whole call, retries included (`deadline_seconds`).
@@ -128,10 +130,7 @@ pub fn build(
             let api_key = resolve_key(
                 &name,
                 kind,
-                entry
-                    .as_ref()
-                    .and_then(|e| e.key.as_ref())
-                    .map(|k| k.expose()),
+                entry.as_ref().and_then(|e| e.key.as_ref()),
                 entry.as_ref().and_then(|e| e.key_file.as_deref()),
                 env,
             )?;
@@ -150,7 +149,7 @@ pub fn build(
                 name,
                 kind,
                 client,
-                max_retries,
+                retry: RetryPolicy::new(max_retries),
                 timeout,
                 deadline,
             },

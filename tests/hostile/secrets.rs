@@ -142,18 +142,74 @@ fn the_usage_log_is_private_and_an_open_one_is_narrowed() {
     }
 }
 
-#[test]
-fn tokens_and_keys_never_print() {
+/// A provider key stand-in that must never show up in what is printed.
+const PROVIDER_KEY: &str = "sk-sekrit-provider-key";
+
+/// `shown` holds none of the secrets of these tests.
+fn assert_no_secret(what: &str, shown: &str) {
+    for secret in ["sekrit", JWT_SECRET] {
+        assert!(!shown.contains(secret), "{what} prints a secret: {shown}");
+    }
+}
+
+/// Every struct that carries a provider key, a bearer token or the JWT secret, from the configs
+/// through the `llm` layer to the server's upstreams, formats with `{:?}` without it: each holds
+/// it as a `Secret`, which prints `**REDACTED**`.
+#[tokio::test]
+async fn tokens_and_keys_never_print() {
+    use vibectl::config::generated::client::ClientConfig;
+    use vibectl::llm::direct::DirectAdapter;
+    use vibectl::llm::proxy::ProxyAdapter;
+    use vibectl::llm::{ProviderClient, ProviderKind, ProviderOptions};
+
+    let url =
+        ProxyUrl::parse(&format!("vibectl-server-insecure://{TOKEN}@127.0.0.1:9")).expect("url");
+    assert_no_secret("ProxyUrl", &format!("{url:?} {url}"));
     let settings = ProxySettings {
-        url: ProxyUrl::parse("vibectl-server://127.0.0.1:50051").expect("url"),
-        token: Some(TOKEN.to_owned()),
+        token: url.token.clone(),
+        url,
         ca_bundle: None,
         client_identity: None,
         timeout: Duration::from_secs(1),
         retry_attempts: 0,
     };
-    let shown = format!("{settings:?}");
-    assert!(!shown.contains("sekrit"), "{shown}");
+    assert_no_secret("ProxySettings", &format!("{settings:?}"));
+    let adapter = ProxyAdapter::new(settings).expect("adapter");
+    assert_no_secret("ProxyAdapter", &format!("{adapter:?}"));
+
+    let mut client_cfg = ClientConfig::default();
+    client_cfg.providers.openai.key = Some(Secret::new(PROVIDER_KEY));
+    let env = |k: &str| (k == "VIBECTL_ANTHROPIC_API_KEY").then(|| PROVIDER_KEY.to_owned());
+    let direct = DirectAdapter::from_config(&client_cfg, &env).expect("direct adapter");
+    let shown = format!("{client_cfg:?} {direct:?}");
+    assert_no_secret("the client config and DirectAdapter", &shown);
+    assert!(shown.contains(vibectl::config::secret::REDACTED), "{shown}");
+
+    let provider = ProviderClient::new(
+        ProviderKind::Anthropic,
+        Some("http://127.0.0.1:9"),
+        Some(Secret::new(PROVIDER_KEY)),
+        ProviderOptions::default(),
+    )
+    .expect("provider client");
+    assert_no_secret("ProviderClient", &format!("{provider:?}"));
+
+    let mock = MockProvider::start(&[]);
+    let mut server_cfg = config(&mock);
+    server_cfg.jwt.secret_key = Some(Secret::new(JWT_SECRET));
+    for p in server_cfg.providers.values_mut() {
+        p.key = Some(Secret::new(PROVIDER_KEY));
+    }
+    let upstreams = vibectl::server::upstream::build(&server_cfg, &|_| None);
+    assert!(
+        upstreams.values().all(|u| u.client.is_ok()),
+        "{upstreams:?}"
+    );
+    assert_no_secret(
+        "the server config and its upstreams",
+        &format!("{server_cfg:?} {upstreams:?}"),
+    );
+
     // Complaints about a URL quote the part at fault, not the token before its `@`.
     for url in [
         format!("vibectl-server://base64/{TOKEN}@host:1"),
@@ -161,8 +217,7 @@ fn tokens_and_keys_never_print() {
         format!("{TOKEN}@vibectl-server://host:1"),
     ] {
         let e = ProxyUrl::parse(&url).expect_err("a bad URL");
-        let shown = format!("{e} {e:?}");
-        assert!(!shown.contains("sekrit"), "{shown}");
+        assert_no_secret("a URL complaint", &format!("{e} {e:?}"));
     }
 }
 

@@ -47,7 +47,7 @@ fn client_with(
     ProviderClient::new(
         kind,
         Some(&mock.base_url(kind)),
-        key.map(String::from),
+        key.map(vibectl::config::Secret::new),
         opts,
     )
     .expect("client")

@@ -6,12 +6,14 @@
 //! - [`auth`]: every RPC refuses every kind of bad token with UNAUTHENTICATED.
 //! - [`protocol`]: GetServerInfo, Execute and StreamExecute on the happy path.
 //! - [`bad_input`]: bad requests and upstream failures become in-band errors, never crashes.
+//! - [`cost`]: the cost on the wire is the cost in the usage log and the metrics.
 //! - [`shutdown`]: draining calls in flight, refusing new connections, the drain deadline.
 //! - [`cli`]: `serve` and `generate-token` as a user runs them.
 
 mod auth;
 mod bad_input;
 mod cli;
+mod cost;
 mod protocol;
 mod shutdown;
 

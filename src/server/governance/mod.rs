@@ -287,7 +287,7 @@ impl Call {
     /// totals and usage log, the Redis quota counters (in the background) and the metrics.
     /// [`meter::Meter`] calls this once per call.
     pub fn charge(&self, model: &ModelDef, input: u64, output: u64, outcome: usage::Outcome) {
-        let cost = cost_usd(model, input, output);
+        let cost = model.cost_usd(input, output);
         let record = usage::Record {
             ts: usage::now_unix(),
             sub: self.sub.clone(),
@@ -337,15 +337,6 @@ pub fn request_chars(req: &ExecuteRequest) -> u64 {
         .chain(req.response_model_schema.as_deref())
         .map(|f| f.chars().count() as u64)
         .sum()
-}
-
-/// The price of a call, when the model has a price for what it used.
-pub fn cost_usd(model: &ModelDef, input: u64, output: u64) -> Option<f64> {
-    if model.input_cost_per_mtok.is_none() && model.output_cost_per_mtok.is_none() {
-        return None;
-    }
-    let part = |price: Option<f64>, n: u64| price.unwrap_or(0.0) * n as f64 / 1_000_000.0;
-    Some(part(model.input_cost_per_mtok, input) + part(model.output_cost_per_mtok, output))
 }
 
 /// `stream`, ended after `limit` with `on_timeout()` as its last item. `on_timeout` runs before

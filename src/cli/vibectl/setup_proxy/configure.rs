@@ -89,7 +89,7 @@ pub fn run(ctx: &Ctx, args: &ConfigureArgs) -> CmdResult {
             .unwrap_or_default()
             .join("tokens");
         let path = dir.join(format!("{name}.jwt"));
-        store::write_atomic(&path, &format!("{token}\n"), true)?;
+        store::write_atomic(&path, &format!("{}\n", token.expose()), true)?;
         jwt_path = Some(path);
     }
     let bare = ProxyUrl {
