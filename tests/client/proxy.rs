@@ -21,7 +21,8 @@ const SECRET: &str = "client-test-secret-0123456789abcdef0123";
 pub(crate) struct Server {
     dir: TempDir,
     pub(crate) addr: String,
-    child: KillOnDrop,
+    /// Killed with the server.
+    _child: KillOnDrop,
 }
 
 impl Server {
@@ -118,12 +119,11 @@ impl Server {
             })
             .to_owned();
         assert!(addr.starts_with("127.0.0.1:"), "{addr}");
-        Server { dir, addr, child }
-    }
-
-    /// The server's process id.
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.0.id()
+        Server {
+            dir,
+            addr,
+            _child: child,
+        }
     }
 
     fn ca_bundle(&self) -> std::path::PathBuf {
