@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 
-pub mod kube_api;
 pub mod cli;
+pub mod kube_api;
 pub mod mock;
 pub mod process;
 pub mod python;
