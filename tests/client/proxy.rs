@@ -1,42 +1,27 @@
 //! The same commands through our `vibectl-server` binary print what they print in direct
 //! mode: `setup-proxy configure` switches the client to the server, which holds the key.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
 use tempfile::TempDir;
 use vibectl::llm::ProviderKind;
 
 use super::{API_KEY, Client, MODEL, PODS, plan_json};
 use crate::support::mock::MockProvider;
-use crate::support::process::{self, KillOnDrop};
+use crate::support::process;
+use crate::support::spawned::{self, Spawned};
 
-/// Longest wait for the server to print its listening line.
-const START_LIMIT: Duration = Duration::from_secs(30);
 const SECRET: &str = "client-test-secret-0123456789abcdef0123";
 
-/// Our server, serving [`MODEL`] from the mock with [`API_KEY`], auth on.
+/// Our server, serving [`MODEL`] from the mock with [`API_KEY`], auth on: the one out-of-process
+/// fixture ([`Spawned`]) on a config written here.
 pub(crate) struct Server {
-    dir: TempDir,
     pub(crate) addr: String,
-    /// Killed with the server.
-    _child: KillOnDrop,
+    spawned: Spawned,
+    dir: TempDir,
 }
 
 impl Server {
-    fn command(dir: &TempDir) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vibectl-server"));
-        cmd.arg("--config")
-            .arg(dir.path().join("config.yaml"))
-            .current_dir(dir.path())
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("HOME", dir.path());
-        cmd
-    }
-
     pub(super) fn start(mock: &MockProvider) -> Server {
         Self::start_with(mock, false)
     }
@@ -77,7 +62,8 @@ impl Server {
                     "127.0.0.1",
                 ][..],
             ] {
-                process::run(Self::command(&dir).args(args), super::LIMIT).assert_success();
+                process::run(&mut spawned::command(dir.path(), args), super::LIMIT)
+                    .assert_success();
             }
             let certs = dir.path().join("ca/server_certs");
             yaml.push_str(&format!(
@@ -87,43 +73,10 @@ impl Server {
             ));
             std::fs::write(dir.path().join("config.yaml"), &yaml).expect("write");
         }
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("log");
-        let mut serve = Self::command(&dir);
-        customize(&mut serve);
-        let child = serve
-            .args(["serve", "--port", "0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start vibectl-server");
-        let mut child = KillOnDrop(child);
-        let stdout = child.0.stdout.take().expect("piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-        let line = rx.recv_timeout(START_LIMIT).unwrap_or_default();
-        let addr = line
-            .strip_prefix("vibectl-server listening on ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| {
-                panic!(
-                    "the server did not start (first line {line:?})\n{}",
-                    std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
-                )
-            })
-            .to_owned();
+        let spawned = Spawned::start_in(dir.path(), &[], customize);
+        let addr = spawned.addr.to_string();
         assert!(addr.starts_with("127.0.0.1:"), "{addr}");
-        Server {
-            dir,
-            addr,
-            _child: child,
-        }
+        Server { addr, spawned, dir }
     }
 
     fn ca_bundle(&self) -> std::path::PathBuf {
@@ -139,12 +92,7 @@ impl Server {
     }
 
     pub(crate) fn token(&self) -> String {
-        let out = process::run(
-            Self::command(&self.dir).args(["generate-token", "client-test"]),
-            super::LIMIT,
-        );
-        out.assert_success();
-        out.stdout.trim().to_owned()
+        self.spawned.token("client-test")
     }
 }
 
