@@ -41,6 +41,17 @@ fn text_blocks(fragments: &[String]) -> Vec<Value> {
         .collect()
 }
 
+/// The conversation: the request's messages, or one user message of its fragments.
+fn messages(req: &ChatRequest) -> Value {
+    if req.messages.is_empty() {
+        return json!([{"role": "user", "content": text_blocks(&req.user)}]);
+    }
+    req.messages
+        .iter()
+        .map(|m| json!({"role": m.role.as_str(), "content": text_blocks(&m.content)}))
+        .collect()
+}
+
 /// The request body, as JSON bytes.
 pub(crate) fn body(req: &ChatRequest, stream: bool) -> Vec<u8> {
     serde_json::to_vec(&body_value(req, stream)).unwrap_or_default()
@@ -50,9 +61,15 @@ fn body_value(req: &ChatRequest, stream: bool) -> Value {
     let mut body = json!({
         "model": req.model,
         "max_tokens": req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-        "messages": [{"role": "user", "content": text_blocks(&req.user)}],
+        "messages": messages(req),
         "stream": stream,
     });
+    if let Some(t) = req.temperature {
+        body["temperature"] = json!(t);
+    }
+    if !req.stop.is_empty() {
+        body["stop_sequences"] = json!(req.stop);
+    }
     if !req.system.is_empty() {
         body["system"] = Value::Array(text_blocks(&req.system));
     }
@@ -197,6 +214,7 @@ mod tests {
             model: "claude-x".into(),
             response_schema: Some(json!({"$schema": "x", "type": "object"})),
             max_tokens: None,
+            ..Default::default()
         };
         let b = body_value(&req, true);
         assert_eq!(b["system"][0]["text"], "be brief");

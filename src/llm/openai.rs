@@ -57,6 +57,10 @@ struct Body<'a> {
     max_completion_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_format: Option<ResponseFormat<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -96,6 +100,8 @@ pub(crate) fn body(req: &ChatRequest, stream: bool) -> Vec<u8> {
                 strict: false,
             },
         }),
+        temperature: req.temperature,
+        stop: &req.stop,
     };
     serde_json::to_vec(&body).unwrap_or_default()
 }
@@ -237,6 +243,7 @@ mod tests {
             model: "gpt-x".into(),
             response_schema: Some(json!({"title": "Plan", "type": "object"})),
             max_tokens: Some(9),
+            ..Default::default()
         };
         let b: Value = serde_json::from_slice(&body(&req, true)).expect("JSON");
         assert_eq!(
@@ -264,6 +271,7 @@ mod tests {
             model: "m".into(),
             response_schema: None,
             max_tokens: None,
+            ..Default::default()
         };
         let b: Value = serde_json::from_slice(&body(&req, false)).expect("JSON");
         assert_eq!(

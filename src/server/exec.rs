@@ -133,6 +133,7 @@ pub fn prepare(state: &State, req: &ExecuteRequest) -> Result<Prepared, ExecuteE
         model: model.upstream.clone(),
         response_schema,
         max_tokens: None,
+        ..Default::default()
     };
     Ok(Prepared {
         retry: upstream.retry,
