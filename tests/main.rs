@@ -6,6 +6,7 @@ mod support;
 
 mod governance;
 mod hostile;
+mod http;
 mod providers;
 mod retry;
 mod server;

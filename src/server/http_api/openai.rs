@@ -127,8 +127,7 @@ fn parse(body: &Map<String, Value>) -> Result<Chat, ApiError> {
         )
         .with_code("unsupported_parameter"));
     }
-    let mut chat = Chat::default();
-    chat.model = match body.get("model") {
+    let model = match body.get("model") {
         Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
         _ => {
             return Err(ApiError::invalid(
@@ -136,6 +135,10 @@ fn parse(body: &Map<String, Value>) -> Result<Chat, ApiError> {
                 "`model` is required: a model id from GET /v1/models",
             ));
         }
+    };
+    let mut chat = Chat {
+        model,
+        ..Chat::default()
     };
     let messages = match body.get("messages") {
         Some(Value::Array(m)) if !m.is_empty() => m,
