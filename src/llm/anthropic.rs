@@ -225,6 +225,56 @@ mod tests {
     }
 
     #[test]
+    fn a_conversation_goes_as_its_turns_with_temperature_and_stop() {
+        use crate::llm::{Message, Role};
+        let req = ChatRequest {
+            system: vec!["be brief".into()],
+            user: vec!["ignored when there are messages".into()],
+            model: "claude-x".into(),
+            messages: vec![
+                Message {
+                    role: Role::User,
+                    content: vec!["hi".into(), "there".into()],
+                },
+                Message {
+                    role: Role::Assistant,
+                    content: vec!["hello".into()],
+                },
+                Message {
+                    role: Role::User,
+                    content: vec!["list pods".into()],
+                },
+            ],
+            temperature: Some(0.5),
+            stop: vec!["END".into()],
+            ..Default::default()
+        };
+        let b = body_value(&req, false);
+        let roles: Vec<_> = b["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["role"].clone())
+            .collect();
+        assert_eq!(
+            roles,
+            vec![json!("user"), json!("assistant"), json!("user")]
+        );
+        assert_eq!(b["messages"][0]["content"][1]["text"], "there");
+        assert_eq!(b["messages"][2]["content"][0]["text"], "list pods");
+        assert_eq!(b["temperature"], 0.5);
+        assert_eq!(b["stop_sequences"], json!(["END"]));
+        let plain = body_value(
+            &ChatRequest {
+                user: vec!["u".into()],
+                ..Default::default()
+            },
+            false,
+        );
+        assert!(plain.get("temperature").is_none() && plain.get("stop_sequences").is_none());
+    }
+
+    #[test]
     fn tool_input_wins_over_text() {
         let r = parse_response(
             br#"{"content":[{"type":"tool_use","name":"respond","input":{"a":1}}],

@@ -281,6 +281,44 @@ mod tests {
     }
 
     #[test]
+    fn a_conversation_goes_as_its_turns_with_temperature_and_stop() {
+        use crate::llm::{Message, Role};
+        let req = ChatRequest {
+            system: vec!["s".into()],
+            model: "m".into(),
+            messages: vec![
+                Message {
+                    role: Role::User,
+                    content: vec!["a".into(), "b".into()],
+                },
+                Message {
+                    role: Role::Assistant,
+                    content: vec!["c".into()],
+                },
+                Message {
+                    role: Role::User,
+                    content: vec!["d".into()],
+                },
+            ],
+            temperature: Some(0.25),
+            stop: vec!["X".into(), "Y".into()],
+            ..Default::default()
+        };
+        let b: Value = serde_json::from_slice(&body(&req, false)).expect("JSON");
+        assert_eq!(
+            b["messages"],
+            json!([
+                {"role": "system", "content": "s"},
+                {"role": "user", "content": "a\n\nb"},
+                {"role": "assistant", "content": "c"},
+                {"role": "user", "content": "d"},
+            ])
+        );
+        assert_eq!(b["temperature"], 0.25);
+        assert_eq!(b["stop"], json!(["X", "Y"]));
+    }
+
+    #[test]
     fn usage_and_text_come_from_the_answer() {
         let r = parse_response(
             br#"{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],

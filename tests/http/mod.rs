@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod sdk;
+mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -5,12 +5,14 @@
 use serde_json::{Value, json};
 use tonic::Code;
 use vibectl::config::generated::server::key;
+use vibectl::llm::ProviderKind;
 use vibectl::proto::execute_response;
 
 use super::{Served, token};
 use crate::support::mock::MockProvider;
 use crate::support::python::{driver, run_ok};
-use crate::support::server::{MODEL, authorized, request, within};
+use crate::support::server::{MODEL, PROVIDER, authorized, request, within};
+use crate::support::yaml::entry;
 
 /// The mock's default answer and its word count (the mock's output tokens).
 const HELLO: &str = "Hello from the mock provider.";
@@ -182,4 +184,47 @@ async fn grpc_and_http_share_one_daily_quota() {
         "insufficient_quota",
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openai_sdk_reaches_a_model_served_in_anthropic_format() {
+    let mock = MockProvider::start(&[]);
+    let kind = entry(key::PROVIDERS_PROVIDER_KIND, PROVIDER);
+    let base_key = entry(key::PROVIDERS_PROVIDER_BASE_URL, PROVIDER);
+    let base = mock.base_url(ProviderKind::Anthropic);
+    let served = Served::start(
+        &mock,
+        false,
+        &[
+            (kind.as_str(), "anthropic"),
+            (base_key.as_str(), base.as_str()),
+        ],
+    )
+    .await;
+    let chat = sdk(&served, "unused", "chat", &[]).await;
+    assert_eq!(chat["text"], HELLO, "{chat}");
+    let usage = json!({"prompt_tokens": PROMPT_WORDS, "completion_tokens": HELLO_WORDS,
+                       "total_tokens": PROMPT_WORDS + HELLO_WORDS});
+    assert_eq!(chat["usage"], usage, "{chat}");
+    let sent = mock.last_request().await;
+    assert_eq!(sent["path"], "/v1/messages", "{sent}");
+    assert_eq!(
+        sent["body"]["system"][0]["text"], "You are terse.",
+        "{sent}"
+    );
+    assert_eq!(sent["body"]["messages"][0]["role"], "user", "{sent}");
+    assert_eq!(
+        sent["body"]["messages"][0]["content"][0]["text"], "say hello",
+        "{sent}"
+    );
+    assert_eq!(sent["body"]["temperature"], 0.2, "{sent}");
+    assert_eq!(sent["body"]["max_tokens"], 64, "{sent}");
+
+    let stream = sdk(&served, "unused", "stream", &[]).await;
+    assert_eq!(stream["text"], HELLO, "{stream}");
+    assert_eq!(stream["usage_chunks"], 1, "{stream}");
+    assert_eq!(stream["usage"], usage, "{stream}");
+
+    let out = sdk(&served, "unused", "schema", &[]).await;
+    assert!(out["parsed"]["replicas"].is_i64(), "{out}");
 }
