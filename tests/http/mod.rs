@@ -1,6 +1,7 @@
 //! The OpenAI-compatible HTTP API on the gRPC port: the official `openai` SDK (Python peer
 //! venv, `scripts/interop/openai_sdk.py`) and raw HTTP requests against a server on the mock.
 
+mod anthropic;
 mod bad_input;
 mod sdk;
 mod tls;

@@ -10,7 +10,9 @@
 //! status and `retry-after` headers each SDK's retry logic reads.
 //!
 //! - [`openai`]: `GET /v1/models` and `POST /v1/chat/completions`.
+//! - [`anthropic`]: `POST /v1/messages`.
 
+pub mod anthropic;
 pub mod openai;
 
 use std::pin::Pin;
@@ -26,10 +28,14 @@ use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-use super::governance::layer::Denied;
-use super::governance::{ANONYMOUS, Governance, LimitType, Refusal};
+use super::exec::{self, Prepared};
+use super::governance::layer::{Denied, Slot, admit};
+use super::governance::meter::Meter;
+use super::governance::usage::Api;
+use super::governance::{self, ANONYMOUS, Governance, LimitType, Limits, Refusal};
 use super::state::State;
-use crate::proto::ExecuteError;
+use crate::llm::Message;
+use crate::proto::{ExecuteError, ExecuteRequest};
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
@@ -46,12 +52,13 @@ pub fn router(http: Http) -> axum::Router {
             "/v1/chat/completions",
             axum::routing::post(openai::chat_completions),
         )
+        .route("/v1/messages", axum::routing::post(anthropic::messages))
         .fallback(|uri: http::Uri| async move {
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found_error",
                 format!(
-                    "no route for {}; the HTTP API serves GET /v1/models and POST /v1/chat/completions",
+                    "no route for {}; the HTTP API serves GET /v1/models, POST /v1/chat/completions and POST /v1/messages",
                     shown(uri.path())
                 ),
             )
@@ -121,9 +128,37 @@ pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response 
         .into_response()
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut resp = json_response(self.status, &self.body());
+impl ApiError {
+    /// The error type of Anthropic's shape for this status.
+    pub fn anthropic_type(&self) -> &'static str {
+        match self.status.as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            503 => "overloaded_error",
+            504 => "timeout_error",
+            400..=499 => "invalid_request_error",
+            _ => "api_error",
+        }
+    }
+
+    /// Anthropic's JSON body: `{"type": "error", "error": {"type", "message"}}`.
+    pub fn anthropic_body(&self) -> serde_json::Value {
+        serde_json::json!({"type": "error", "error": {
+            "type": self.anthropic_type(),
+            "message": self.message,
+        }})
+    }
+
+    /// The error as a response in Anthropic's shape.
+    pub fn into_anthropic(self) -> Response {
+        let resp = json_response(self.status, &self.anthropic_body());
+        self.with_retry_headers(resp)
+    }
+
+    fn with_retry_headers(&self, mut resp: Response) -> Response {
         if let Some(after) = self.retry_after {
             let ms = after.as_nanos().div_ceil(1_000_000).max(1);
             let secs = ms.div_ceil(1000);
@@ -136,6 +171,14 @@ impl IntoResponse for ApiError {
             }
         }
         resp
+    }
+}
+
+impl IntoResponse for ApiError {
+    /// The error as a response in OpenAI's shape.
+    fn into_response(self) -> Response {
+        let resp = json_response(self.status, &self.body());
+        self.with_retry_headers(resp)
     }
 }
 
@@ -346,6 +389,93 @@ pub async fn json_body(
         )
         .with_code("invalid_json")),
     }
+}
+
+/// A chat request, checked: what goes upstream and what the response needs.
+#[derive(Debug, Default)]
+pub struct Chat {
+    pub model: String,
+    pub system: Vec<String>,
+    pub messages: Vec<Message>,
+    pub stream: bool,
+    pub include_usage: bool,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<u32>,
+    pub stop: Vec<String>,
+    /// The schema of `response_format`, as JSON text.
+    pub schema: Option<String>,
+}
+
+impl Chat {
+    /// The fields gRPC's checks and model resolution read.
+    fn execute_request(&self) -> ExecuteRequest {
+        ExecuteRequest {
+            system_fragments: self.system.clone(),
+            user_fragments: self
+                .messages
+                .iter()
+                .flat_map(|m| m.content.clone())
+                .collect(),
+            model_name: Some(self.model.clone()),
+            response_model_schema: self.schema.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A chat call past its checks: ready to go upstream, metered, holding its admission slot.
+pub struct Admitted {
+    pub p: Prepared,
+    pub meter: Meter,
+    pub slot: Slot,
+    /// The subject's request timeout.
+    pub timeout: Option<Duration>,
+}
+
+/// Admit `chat` of `sub`, which came in on `api` (its `method` in the metrics), as gRPC admits
+/// an Execute: the limits, then the input bounds, then the model and provider.
+pub async fn admit_chat(
+    http: &Http,
+    sub: String,
+    chat: &Chat,
+    api: Api,
+    method: &str,
+) -> Result<Admitted, ApiError> {
+    let state = http.state.load_full();
+    let req = chat.execute_request();
+    let slot = admit(http.gov.clone(), &state, sub.clone(), method.to_owned()).await?;
+    let limits = Limits::for_sub(&state.config.server.limits, &sub);
+    http.gov.check_input(&sub, &limits, &req)?;
+    let mut p = exec::prepare(&state, &req)?;
+    p.chat.system = chat.system.clone();
+    p.chat.user = vec![];
+    p.chat.messages = chat.messages.clone();
+    p.chat.temperature = chat.temperature;
+    p.chat.max_tokens = chat.max_tokens;
+    p.chat.stop = chat.stop.clone();
+    let meter = Meter::new(
+        http.gov.call_via(sub, api),
+        p.model.clone(),
+        governance::request_chars(&req),
+    );
+    Ok(Admitted {
+        p,
+        meter,
+        slot,
+        timeout: limits.timeout,
+    })
+}
+
+pub fn timeout(limit: std::time::Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "timeout_error",
+        format!(
+            "the request did not finish within its {}s timeout",
+            limit.as_secs()
+        ),
+    )
+    .with_code("timeout")
 }
 
 /// Longest piece of client text quoted back in an error.

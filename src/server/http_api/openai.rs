@@ -14,13 +14,15 @@ use futures_util::StreamExt;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::{ApiError, Http, identify, json_body, json_response, provider_failure};
+use super::{
+    Admitted, ApiError, Chat, Http, admit_chat, identify, json_body, json_response,
+    provider_failure, timeout,
+};
 use crate::llm::{Message, Role, StreamEvent};
-use crate::proto::ExecuteRequest;
 use crate::server::exec;
 use crate::server::governance::meter::Meter;
 use crate::server::governance::usage::{Api, Outcome};
-use crate::server::governance::{self, Limits, layer};
+use crate::server::governance::{self, layer};
 
 /// The most messages one request may carry.
 pub const MAX_MESSAGES: usize = 1024;
@@ -58,22 +60,7 @@ pub async fn models(AxState(http): AxState<Http>, headers: HeaderMap) -> Respons
     json_response(StatusCode::OK, &json!({"object": "list", "data": data}))
 }
 
-/// A chat request, checked: what goes upstream and what the response needs.
-#[derive(Debug, Default)]
-struct Chat {
-    model: String,
-    system: Vec<String>,
-    messages: Vec<Message>,
-    stream: bool,
-    include_usage: bool,
-    temperature: Option<f64>,
-    max_tokens: Option<u32>,
-    stop: Vec<String>,
-    /// The schema of `response_format`, as JSON text.
-    schema: Option<String>,
-}
-
-fn text_of(v: &Value, param: &str) -> Result<Vec<String>, ApiError> {
+pub(super) fn text_of(v: &Value, param: &str) -> Result<Vec<String>, ApiError> {
     match v {
         Value::String(s) => Ok(vec![s.clone()]),
         Value::Array(parts) => {
@@ -328,23 +315,6 @@ fn parse(body: &Map<String, Value>) -> Result<Chat, ApiError> {
     Ok(chat)
 }
 
-impl Chat {
-    /// The fields gRPC's checks and model resolution read.
-    fn execute_request(&self) -> ExecuteRequest {
-        ExecuteRequest {
-            system_fragments: self.system.clone(),
-            user_fragments: self
-                .messages
-                .iter()
-                .flat_map(|m| m.content.clone())
-                .collect(),
-            model_name: Some(self.model.clone()),
-            response_model_schema: self.schema.clone(),
-            ..Default::default()
-        }
-    }
-}
-
 /// `{"prompt_tokens", "completion_tokens", "total_tokens"}` of what the meter charges.
 fn usage_json(used: Option<(u64, u64)>) -> Value {
     let (input, output) = used.unwrap_or_default();
@@ -373,41 +343,18 @@ async fn run(http: Http, headers: HeaderMap, body: axum::body::Body) -> Result<R
     let max = usize::try_from(state.config.server.http.max_body_bytes).unwrap_or(usize::MAX);
     let body = json_body(&headers, body, max).await?;
     let chat = parse(&body)?;
-    let req = chat.execute_request();
-    let slot = layer::admit(
-        http.gov.clone(),
-        &state,
-        sub.clone(),
-        "ChatCompletions".to_owned(),
-    )
-    .await?;
-    let limits = Limits::for_sub(&state.config.server.limits, &sub);
-    http.gov.check_input(&sub, &limits, &req)?;
-    let mut p = exec::prepare(&state, &req)?;
-    p.chat.system = chat.system.clone();
-    p.chat.user = vec![];
-    p.chat.messages = chat.messages.clone();
-    p.chat.temperature = chat.temperature;
-    p.chat.max_tokens = chat.max_tokens;
-    p.chat.stop = chat.stop.clone();
+    let Admitted {
+        p,
+        meter,
+        slot,
+        timeout: deadline,
+    } = admit_chat(&http, sub, &chat, Api::Openai, "ChatCompletions").await?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
-    let meter = Meter::new(
-        http.gov.call_via(sub, Api::Openai),
-        p.model.clone(),
-        governance::request_chars(&req),
-    );
     if chat.stream {
-        return Ok(stream(
-            p,
-            meter,
-            id,
-            chat.include_usage,
-            limits.timeout,
-            slot,
-        ));
+        return Ok(stream(p, meter, id, chat.include_usage, deadline, slot));
     }
     let mut meter = meter;
-    let answer = match limits.timeout {
+    let answer = match deadline {
         None => exec::complete(&p).await,
         Some(limit) => match tokio::time::timeout(limit, exec::complete(&p)).await {
             Ok(r) => r,
@@ -446,18 +393,6 @@ async fn run(http: Http, headers: HeaderMap, body: axum::body::Body) -> Result<R
             Err(provider_failure(&e, &p.model, retries))
         }
     }
-}
-
-fn timeout(limit: std::time::Duration) -> ApiError {
-    ApiError::new(
-        StatusCode::GATEWAY_TIMEOUT,
-        "timeout_error",
-        format!(
-            "the request did not finish within its {}s timeout",
-            limit.as_secs()
-        ),
-    )
-    .with_code("timeout")
 }
 
 fn sse(v: &Value) -> Result<Bytes, std::convert::Infallible> {
