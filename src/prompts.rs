@@ -4,10 +4,23 @@
 //! Each builder returns an [`LlmRequest`] without a model; the caller picks the model. The
 //! user's custom instructions go in the system fragments, the memory in the user fragments.
 
+pub mod port_forward;
+
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::llm::adapter::LlmRequest;
+
+pub mod apply;
+pub mod cluster_info;
+pub mod create;
+pub mod delete;
+pub mod diff;
+pub mod edit;
+pub mod rollout;
+pub mod scale;
+pub mod verbs;
+pub mod wait;
 
 /// Longest kubectl output put in a prompt, in characters; longer output keeps its head and tail.
 pub const MAX_OUTPUT_CHARS: usize = 40_000;

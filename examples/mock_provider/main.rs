@@ -10,7 +10,8 @@
 //!
 //! Behaviour comes from the flags (see `--help`), overridden per request, key by key, first by
 //! markers `[[mock:key=value,key=value]]` anywhere in the system or user text, then by headers
-//! `x-mock-<key>` (`_` written `-`). Keys: `reply`, `chunks`, `delay_ms` (before the response
+//! `x-mock-<key>` (`_` written `-`). Keys: `reply`, `reply_b64` (the reply, base64-encoded, so it
+//! may hold `,` and `]]`), `chunks`, `delay_ms` (before the response
 //! head), `chunk_delay_ms` (between text chunks), `status` (answer with this HTTP error in the
 //! provider's error shape), `retry_after` (seconds, `retry-after` header), `retry_after_ms`
 //! (`retry-after-ms` header), `garbage` (invalid JSON: the whole body, or a stream frame),

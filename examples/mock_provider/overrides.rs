@@ -8,6 +8,7 @@ use crate::hostile::{self, Hostile};
 /// Every override key. As a header, `_` is written `-` (`x-mock-chunk-delay-ms`).
 pub const KEYS: &[&str] = &[
     "reply",
+    "reply_b64",
     "chunks",
     "delay_ms",
     "chunk_delay_ms",
@@ -81,6 +82,14 @@ impl Behaviour {
             "reply" => {
                 self.reply = Some(value.to_string());
                 Ok(())
+            }
+            "reply_b64" => {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .decode(value.trim())
+                    .map_err(|e| format!("not base64: {e}"))
+                    .and_then(|b| String::from_utf8(b).map_err(|e| format!("not UTF-8: {e}")))
+                    .map(|text| self.reply = Some(text))
             }
             "chunks" => number(value).map(|n| self.chunks = n),
             "delay_ms" => number(value).map(|n| self.delay_ms = n),

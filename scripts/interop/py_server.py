@@ -271,9 +271,17 @@ def main() -> int:
         while True:
             if server.poll() is not None:
                 raise RuntimeError(f"vibectl-server exited with {server.returncode}; see {server_log}")
+            # Ready means the models are listed, not just an answer: 0.11.6 loads the `llm`
+            # plugins on first use behind a flag it sets before loading them (llm/plugins.py
+            # `_loaded`), so under load a call that arrives while a first, timed-out probe is
+            # still loading them gets an empty model list.
             try:
-                stub.GetServerInfo(pb.GetServerInfoRequest(), metadata=md, timeout=2)
-                break
+                info = stub.GetServerInfo(pb.GetServerInfoRequest(), metadata=md, timeout=2)
+                if any(m.model_id == "mock-gpt" for m in info.available_models):
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"vibectl-server lists no mock-gpt after {args.startup_timeout}s; see {server_log}")
+                time.sleep(0.2)
             except grpc.RpcError:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"vibectl-server not ready after {args.startup_timeout}s; see {server_log}")

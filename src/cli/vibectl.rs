@@ -4,12 +4,19 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod apply;
 mod audit;
+mod edit;
 mod guard;
 mod just;
 mod kube;
 mod kubectl;
+mod live;
 mod memory;
+mod plan;
+mod rollout;
+mod port_forward;
+mod relay;
 mod safety;
 mod session;
 pub mod setup_proxy;
@@ -90,10 +97,11 @@ pub enum Command {
     ///
     /// Example: `vibectl explain deployment.spec.strategy`
     Explain(kube::KubeArgs),
-    /// Run `kubectl rollout ARGS` and summarize the output
+    /// Run `kubectl rollout status|history|undo|restart|pause|resume ARGS` and summarize
     ///
     /// Example: `vibectl rollout status deployment/web`
-    Rollout(kube::KubeArgs),
+    #[command(subcommand)]
+    Rollout(rollout::RolloutCommand),
     /// Run `kubectl top ARGS` and summarize the output
     ///
     /// Example: `vibectl top pods -n shop`
@@ -102,6 +110,47 @@ pub enum Command {
     ///
     /// Example: `vibectl version`
     Version(kube::KubeArgs),
+    /// Run `kubectl create ARGS` and summarize the output
+    ///
+    /// Example: `vibectl create deployment web --image=nginx`, or `vibectl create vibe "an nginx deployment"`
+    Create(kube::KubeArgs),
+    /// Run `kubectl delete ARGS` and summarize the output
+    ///
+    /// Example: `vibectl delete pod web-1`, or `vibectl delete vibe "the failed jobs in batch"`
+    Delete(kube::KubeArgs),
+    /// Run `kubectl scale ARGS` and summarize the output
+    ///
+    /// Example: `vibectl scale deployment/web --replicas=3`
+    Scale(kube::KubeArgs),
+    /// Run `kubectl wait ARGS` and summarize the output
+    ///
+    /// Example: `vibectl wait deployment/web --for=condition=Available --timeout=60s`
+    Wait(kube::KubeArgs),
+    /// Run `kubectl diff ARGS` and summarize the differences (differences are not a failure)
+    ///
+    /// Example: `vibectl diff -f web.yaml`
+    Diff(kube::KubeArgs),
+    /// Run `kubectl cluster-info ARGS` and summarize the output
+    ///
+    /// Example: `vibectl cluster-info`
+    ClusterInfo(kube::KubeArgs),
+    /// Run `kubectl apply ARGS` and summarize; `apply vibe` gathers, validates, corrects and applies manifests
+    ///
+    /// Example: `vibectl apply -f web.yaml`, or `vibectl apply vibe "web.yaml, fixed so the server accepts it"`
+    Apply(kube::KubeArgs),
+    /// Run `kubectl edit ARGS`; `edit vibe` turns a plain-language change into a patch, shown and confirmed
+    ///
+    /// Example: `vibectl edit vibe "give the web deployment 3 replicas"`
+    Edit(kube::KubeArgs),
+    /// Run `kubectl patch ARGS` and summarize the output
+    ///
+    /// Example: `vibectl patch deployment web -p '{"spec":{"replicas":2}}'`, or `vibectl patch vibe "..."`
+    Patch(kube::KubeArgs),
+    /// Run `kubectl port-forward ARGS` until Ctrl-C, through a local relay that counts the
+    /// traffic when networking.intermediate_port_range is set, and summarize the session
+    ///
+    /// Example: `vibectl port-forward pod/web 8080:80`, or `vibectl port-forward vibe "the web service on my 8080"`
+    PortForward(kube::KubeArgs),
     /// Run `kubectl ARGS` as it is, without the model
     ///
     /// Example: `vibectl just get pods -o wide`
@@ -205,9 +254,19 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Logs(a) => kube::run(&model_ctx(&cli)?, "logs", a),
         Command::Events(a) => kube::run(&model_ctx(&cli)?, "events", a),
         Command::Explain(a) => kube::run(&model_ctx(&cli)?, "explain", a),
-        Command::Rollout(a) => kube::run(&model_ctx(&cli)?, "rollout", a),
+        Command::Rollout(cmd) => rollout::run(&model_ctx(&cli)?, cmd),
+        Command::Create(a) => kube::run(&model_ctx(&cli)?, "create", a),
+        Command::Delete(a) => kube::run(&model_ctx(&cli)?, "delete", a),
+        Command::Scale(a) => kube::run(&model_ctx(&cli)?, "scale", a),
+        Command::Wait(a) => kube::run(&model_ctx(&cli)?, "wait", a),
+        Command::Diff(a) => kube::run(&model_ctx(&cli)?, "diff", a),
+        Command::ClusterInfo(a) => kube::run(&model_ctx(&cli)?, "cluster-info", a),
+        Command::Apply(a) => apply::run(&model_ctx(&cli)?, a),
+        Command::Edit(a) => edit::run(&model_ctx(&cli)?, a),
+        Command::Patch(a) => kube::run(&model_ctx(&cli)?, "patch", a),
         Command::Top(a) => kube::run(&model_ctx(&cli)?, "top", a),
         Command::Version(a) => version::run(&model_ctx(&cli)?, a),
+        Command::PortForward(a) => port_forward::run(&model_ctx(&cli)?, a),
         Command::Just(a) => just::run(&model_ctx(&cli)?, a),
         Command::Memory(m) => memory::run(&model_ctx(&cli)?, m),
         Command::Audit(cmd) => {

@@ -3,18 +3,23 @@
 //! directly or through our `vibectl-server` binary. Every process is bounded by a timeout and
 //! all traffic stays on 127.0.0.1.
 
+mod apply;
 mod audit;
 mod commands;
 mod confirm;
+mod edit;
 mod errors;
 mod follow;
 mod keys;
+mod live;
 mod memory;
+mod port_forward;
 mod profile_security;
 pub(crate) mod proxy;
 mod read_only;
 mod redaction;
 mod theme;
+mod verbs;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,6 +29,7 @@ use tempfile::TempDir;
 use vibectl::config::generated::client::key;
 use vibectl::llm::ProviderKind;
 
+use crate::support::kube_api::KubeApi;
 use crate::support::mock::MockProvider;
 use crate::support::process::{self, Output};
 use crate::support::yaml;
@@ -170,8 +176,35 @@ impl Client {
             .current_dir(self.path());
     }
 
+    /// Make this home's kubectl the real one (found on PATH; scripts/ci-deps installs it)
+    /// talking to `api`, behind a wrapper that records its arguments like the fake one.
+    pub fn use_real_kubectl(&self, api: &KubeApi) {
+        let real = std::env::var_os("PATH")
+            .and_then(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join("kubectl"))
+                    .find(|k| k.is_file())
+            })
+            .expect("no kubectl on PATH: run scripts/ci-deps (it installs kubernetes-client)");
+        let kubeconfig = api.kubeconfig(self.path());
+        let script = format!(
+            "#!/bin/sh\n\
+             printf '%s\\n' \"$*\" >> '{dir}/kubectl-args'\n\
+             KUBECONFIG='{kubeconfig}' exec '{real}' \"$@\"\n",
+            dir = self.path().display(),
+            kubeconfig = kubeconfig.display(),
+            real = real.display()
+        );
+        write_executable(&self.kubectl(), &script);
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         process::run(&mut self.command(args), LIMIT)
+    }
+
+    /// [`Client::run`] with its own limit, for a run that does much work in a debug build.
+    pub fn run_within(&self, args: &[&str], limit: Duration) -> Output {
+        process::run(&mut self.command(args), limit)
     }
 
     /// Run a command that must fail with exit code 1, an `error:` line, and no change to

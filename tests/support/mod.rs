@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+pub mod kube_api;
 pub mod mock;
 pub mod process;
 pub mod python;

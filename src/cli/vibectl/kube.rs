@@ -1,14 +1,15 @@
-//! `get|describe|logs|events|explain|rollout|top ARGS`: run `kubectl VERB ARGS`, then
-//! summarize the output with the model. `VERB vibe "<request>"` plans the arguments instead.
+//! The kubectl verbs that run kubectl and summarize the output with the model (`get`,
+//! `describe`, `create`, `delete`, `scale`, `wait`, `diff`, `cluster-info`, `rollout SUB`, ...).
+//! `VERB vibe "<request>"` plans the arguments instead, and carries the plan out like `vibe`.
 
 use clap::Args;
 
 use super::kubectl;
+use super::plan;
+use super::safety::Class;
 use super::session::{Ctx, Session};
-use super::vibe;
 use crate::cli::vibectl::setup_proxy::block_on;
-use crate::cli::{CmdError, CmdResult, out, warn};
-use crate::config::generated::client::key;
+use crate::cli::{CmdError, CmdResult, out};
 use crate::prompts;
 
 #[derive(Debug, Args)]
@@ -19,89 +20,61 @@ pub struct KubeArgs {
     pub args: Vec<String>,
 }
 
+/// Verbs whose typed form is confirmed too (as 0.11.6 confirms `rollout undo`).
+const CONFIRM_TYPED: &[&str] = &["rollout undo"];
+
+/// `kubectl VERB ARGS` (VERB may be two words: `rollout status`), summarized; or, when ARGS
+/// start with `vibe`, the command planned from the request that follows.
 pub fn run(ctx: &Ctx, verb: &str, args: &KubeArgs) -> CmdResult {
     block_on(async {
         let mut session = Session::open(ctx)?;
         if args.args.first().map(String::as_str) == Some("vibe") {
-            // Flags end up among the trailing words (`get vibe "..." --yes`); take --yes back.
-            let (flags, words): (Vec<&String>, Vec<&String>) = args.args[1..]
-                .iter()
-                .partition(|w| matches!(w.as_str(), "--yes" | "-y"));
-            let request = words
-                .iter()
-                .map(|w| w.as_str())
-                .collect::<Vec<_>>()
-                .join(" ");
-            if request.trim().is_empty() {
-                return Err(CmdError::new(format!("`{verb} vibe` needs a request"))
-                    .with_hint(format!("vibectl {verb} vibe \"what to look at\"")));
-            }
-            let req = prompts::plan(&request, Some(verb), &session.context());
-            let plan = vibe::plan(&session, req).await?;
-            if !flags.is_empty() {
-                session.policy.yes = true;
-            }
-            return vibe::carry_out(&session, plan, Some(&request), Some(verb)).await;
+            return planned(&mut session, verb, &args.args[1..]).await;
         }
-        let mut full = vec![verb.to_owned()];
+        let mut full: Vec<String> = verb.split_whitespace().map(str::to_owned).collect();
         full.extend(args.args.iter().cloned());
         let line = kubectl::display(&full);
         session.policy.allow(&full)?;
+        if CONFIRM_TYPED.contains(&verb) {
+            let class = Class::Changes {
+                verb: verb.to_owned(),
+            };
+            let answer = session.confirm(&line, &class)?;
+            if !plan::approve(&session, &line, &answer).await? {
+                return Ok(());
+            }
+        }
         if session.cfg.display.show_kubectl {
             out(&crate::cli::style::command_line(&line));
         }
         if kubectl::is_streaming(&full) {
             // `logs -f`, `get -w`: show the output as it comes; summarize when it ends.
-            let followed = kubectl::follow(&session.cfg, &full).await;
-            let code = followed.as_ref().ok().and_then(|f| f.code);
-            session.guard.audit_run(&line, false, true, code)?;
-            let followed = followed?;
-            if followed.interrupted {
-                eprintln!();
-            }
-            return summarize(&session, &line, &followed.tail, None, true).await;
+            return super::live::watch(&session, &line, &full, None, false).await;
         }
         let output = session.run_kubectl(&full, &full, false)?;
-        summarize(&session, &line, &output, None, false).await
+        plan::summarize(&session, &line, &output, None, false).await
     })?
 }
 
-/// Print the raw output and/or the model's summary of it, per `display.*`; then update the
-/// memory and print the total metrics. `shown` says the output was already printed live.
-pub async fn summarize(
-    session: &Session,
-    line: &str,
-    output: &str,
-    request: Option<&str>,
-    shown: bool,
-) -> CmdResult {
-    let d = &session.cfg.display;
-    if d.show_raw_output && !shown {
-        super::session::print_answer(output);
+/// `VERB vibe REQUEST...`: plan a `kubectl VERB` command and carry it out.
+pub async fn planned(session: &mut Session, verb: &str, words: &[String]) -> CmdResult {
+    // Flags end up among the trailing words (`get vibe "..." --yes`); take --yes back.
+    let (flags, words): (Vec<&String>, Vec<&String>) = words
+        .iter()
+        .partition(|w| matches!(w.as_str(), "--yes" | "-y"));
+    let request = words
+        .iter()
+        .map(|w| w.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if request.trim().is_empty() {
+        return Err(CmdError::new(format!("`{verb} vibe` needs a request"))
+            .with_hint(format!("vibectl {verb} vibe \"what to do\"")));
     }
-    let summary = if d.show_vibe {
-        let req = prompts::summary(line, output, request, &session.context());
-        Some(session.show("summary", req).await?)
-    } else {
-        if !d.show_raw_output && !shown && session.cfg.warnings.warn_no_output {
-            warn(&format!(
-                "neither the raw output nor the summary is shown ({} and {} are off)",
-                key::DISPLAY_SHOW_RAW_OUTPUT,
-                key::DISPLAY_SHOW_VIBE
-            ));
-        }
-        None
-    };
-    let mut news = String::new();
-    if let Some(r) = request {
-        news.push_str(&format!("The user asked: {r}\n"));
+    let req = prompts::verbs::plan(&request, verb, &session.context());
+    let plan = plan::ask(session, req).await?;
+    if !flags.is_empty() {
+        session.policy.yes = true;
     }
-    news.push_str(&format!("Ran: {line}\n"));
-    match &summary {
-        Some(s) => news.push_str(&format!("Result: {}", s.trim())),
-        None => news.push_str(&format!("Output:\n{}", output.trim())),
-    }
-    session.remember(&news).await;
-    session.finish();
-    Ok(())
+    plan::carry_out(session, plan, Some(&request), Some(verb)).await
 }

@@ -3,6 +3,7 @@
 
 use std::io::ErrorKind;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::cli::CmdError;
 use crate::config::ClientConfig;
@@ -53,31 +54,104 @@ fn not_started(cfg: &ClientConfig, e: &std::io::Error) -> CmdError {
 }
 
 /// Run kubectl and return what it printed on stdout and how it exited (non-UTF-8 output is
-/// converted lossily); its stderr is passed on to ours. Only a kubectl that cannot be
-/// started is an error.
+/// converted lossily); its stderr is passed on to ours. A kubectl that cannot be started, or
+/// that runs longer than `core.kubectl_timeout_seconds`, is an error.
 pub fn capture_status(
     cfg: &ClientConfig,
     args: &[String],
 ) -> Result<(String, std::process::ExitStatus), CmdError> {
-    let output = command(cfg, args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| not_started(cfg, &e))?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if !stderr.is_empty() {
-        eprint!("{stderr}");
-        if !stderr.ends_with('\n') {
+    let c = capture_all(cfg, args)?;
+    if !c.stderr.is_empty() {
+        eprint!("{}", c.stderr);
+        if !c.stderr.ends_with('\n') {
             eprintln!();
         }
     }
-    Ok((
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        output.status,
-    ))
+    Ok((c.stdout, c.status))
 }
 
-/// Most of a followed run's output kept for the summary, in bytes (the newest part).
-const FOLLOW_TAIL: usize = 64 * 1024;
+/// What a kubectl run printed on stdout and stderr (neither passed on), and how it exited.
+pub struct Captured {
+    pub stdout: String,
+    pub stderr: String,
+    pub status: std::process::ExitStatus,
+}
+
+/// Run kubectl and keep both of its outputs (for the model to read). A kubectl that cannot
+/// be started, or that runs longer than `core.kubectl_timeout_seconds` (it is then killed),
+/// is an error.
+pub fn capture_all(cfg: &ClientConfig, args: &[String]) -> Result<Captured, CmdError> {
+    use std::io::Read;
+    let mut child = command(cfg, args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| not_started(cfg, &e))?;
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let stdout = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let limit = Duration::from_secs(u64::try_from(cfg.core.kubectl_timeout_seconds).unwrap_or(1));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(CmdError::new(format!(
+                    "`{}` did not finish within {} seconds ({}); vibectl stopped it",
+                    display(args),
+                    limit.as_secs(),
+                    key::CORE_KUBECTL_TIMEOUT_SECONDS
+                ))
+                .with_hint(format!(
+                    "check that the cluster answers (kubectl cluster-info), or allow more time: vibectl config set {} SECONDS",
+                    key::CORE_KUBECTL_TIMEOUT_SECONDS
+                )));
+            }
+            Ok(None) => std::thread::sleep(POLL),
+            Err(e) => return Err(not_started(cfg, &e)),
+        }
+    };
+    Ok(Captured {
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+        status,
+    })
+}
+
+/// Whether kubectl exiting with `code` for `args` is a normal outcome: any success, and
+/// `diff`'s exit status 1, which says the objects differ (2 and above are errors).
+pub fn succeeded(args: &[String], code: Option<i32>) -> bool {
+    match code {
+        Some(0) => true,
+        Some(1) => super::safety::verb(args) == Some("diff"),
+        _ => false,
+    }
+}
+
+/// How often a running kubectl is checked for having exited.
+const POLL: Duration = Duration::from_millis(20);
+
 
 /// Whether `args` (verb first) keep kubectl running to print things as they happen:
 /// `logs -f`, `get -w`, `events -w` and their long and `=true` forms.
@@ -102,65 +176,123 @@ pub fn is_streaming(args: &[String]) -> bool {
         .any(|a| flags.contains(&a.as_str()))
 }
 
-/// What a followed run printed, whether the user stopped it, and its exit code.
+/// Most of kubectl's stderr read after it ended, in bytes.
+const STDERR_REST: usize = 64 * 1024;
+
+/// How a followed run ended: whether the user stopped it, and its exit code.
 pub struct Followed {
-    /// The newest [`FOLLOW_TAIL`] bytes of kubectl's stdout.
-    pub tail: String,
     pub interrupted: bool,
     pub code: Option<i32>,
 }
 
-/// Run kubectl, copying its stdout to ours as it arrives, until it exits or the user presses
-/// Ctrl-C (which stops kubectl). Its stderr is ours. A run that fails on its own is an error;
-/// one the user stopped is not.
-pub async fn follow(cfg: &ClientConfig, args: &[String]) -> Result<Followed, CmdError> {
-    use std::io::Write;
+/// Run kubectl, giving its stdout to the live display as it arrives, until it exits or the user
+/// stops it (Ctrl-C, or the exit key of the view), which stops kubectl. Its stderr is ours.
+/// kubectl runs in its own process group, so a Ctrl-C typed on the terminal reaches vibectl
+/// only, and vibectl stops kubectl. A run that fails on its own is an error; one the user
+/// stopped is not.
+pub async fn follow(
+    cfg: &ClientConfig,
+    args: &[String],
+    live: &mut super::live::Live,
+) -> Result<Followed, CmdError> {
     use tokio::io::AsyncReadExt;
 
-    let mut child = tokio::process::Command::from(command(cfg, args))
+    let mut cmd = command(cfg, args);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let err = if live.takes_stderr() {
+        Stdio::piped()
+    } else {
+        Stdio::inherit()
+    };
+    let mut child = tokio::process::Command::from(cmd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
+        .stderr(err)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| not_started(cfg, &e))?;
     let mut stdout = child.stdout.take().expect("stdout is piped");
-    let mut tail: Vec<u8> = Vec::new();
+    let mut stderr = child.stderr.take();
     let mut buf = vec![0u8; 8192];
+    let mut ebuf = vec![0u8; 4096];
     let interrupt = tokio::signal::ctrl_c();
     tokio::pin!(interrupt);
+    // kubectl is out of the terminal's process group: a hang-up or a kill of vibectl must
+    // still stop it.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup()).ok();
+    let mut terminate = signal(SignalKind::terminate()).ok();
+    let mut ended = false;
     let mut interrupted = false;
     loop {
+        let other = async {
+            match (&mut hangup, &mut terminate) {
+                (Some(h), Some(t)) => tokio::select! { _ = h.recv() => {}, _ = t.recv() => {} },
+                _ => std::future::pending().await,
+            }
+        };
+        let key = async {
+            match live.keys() {
+                Some(keys) => keys.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let err_read = async {
+            match &mut stderr {
+                Some(e) => e.read(&mut ebuf).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             read = stdout.read(&mut buf) => match read {
                 Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let mut out = std::io::stdout().lock();
-                    let _ = out.write_all(&buf[..n]);
-                    let _ = out.flush();
-                    tail.extend_from_slice(&buf[..n]);
-                    if tail.len() > 2 * FOLLOW_TAIL {
-                        tail.drain(..tail.len() - FOLLOW_TAIL);
-                    }
-                }
+                Ok(n) => live.feed(&buf[..n]),
             },
+            read = err_read => match read {
+                Ok(0) | Err(_) => stderr = None,
+                Ok(n) => live.feed_stderr(&ebuf[..n]),
+            },
+            Some(k) = key => {
+                if live.key(k) == super::live::KeyAction::Exit {
+                    interrupted = true;
+                    break;
+                }
+            }
             _ = &mut interrupt => {
                 interrupted = true;
                 break;
             }
+            _ = other => {
+                ended = true;
+                break;
+            }
         }
+    }
+    if ended {
+        // Hung up or told to end: stop kubectl and leave as those signals would.
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        return Err(CmdError::new(format!(
+            "`{}` was stopped: vibectl was told to end",
+            display(args)
+        )));
     }
     if interrupted {
         let _ = child.start_kill();
     }
     let status = child.wait().await.map_err(|e| not_started(cfg, &e))?;
+    if let Some(e) = stderr {
+        // What kubectl said last on stderr (bounded, and not waiting on a process it left).
+        let mut rest = Vec::new();
+        let mut e = e.take(STDERR_REST as u64);
+        let drain = e.read_to_end(&mut rest);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+        live.feed_stderr(&rest);
+    }
     if !interrupted && !status.success() {
         return Err(failed(args, status));
     }
-    if tail.len() > FOLLOW_TAIL {
-        tail.drain(..tail.len() - FOLLOW_TAIL);
-    }
     Ok(Followed {
-        tail: String::from_utf8_lossy(&tail).into_owned(),
         interrupted,
         code: status.code(),
     })

@@ -103,6 +103,18 @@ const VALUE_FLAGS: &[&str] = &[
     "--profile-output",
 ];
 
+/// kubectl verbs that are neither reads nor changes vibectl tracks, but are kubectl's own.
+const OTHER_VERBS: &[&str] = &["plugin", "alpha", "options", "replace"];
+
+/// Whether `word` is a kubectl verb (a plan whose first word is not one names another
+/// program).
+pub fn is_kubectl_verb(word: &str) -> bool {
+    READ_VERBS.contains(&word)
+        || CHANGING_VERBS.contains(&word)
+        || OTHER_VERBS.contains(&word)
+        || READ_SUBCOMMANDS.iter().any(|(v, _)| *v == word)
+}
+
 /// What a kubectl command can do to the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Class {
@@ -118,6 +130,26 @@ pub enum Class {
 impl Class {
     pub fn reads(&self) -> bool {
         matches!(self, Class::Reads)
+    }
+}
+
+/// The verb of `kubectl ARGS` (`args` without `kubectl`): the first word that is not a flag
+/// or a known flag's value. `None` when there is none or an unknown flag comes first.
+pub fn verb(args: &[String]) -> Option<&str> {
+    let mut words = args.iter().map(String::as_str);
+    loop {
+        let w = words.next()?;
+        if !w.starts_with('-') {
+            return Some(w);
+        }
+        if w.contains('=') {
+            continue;
+        }
+        if VALUE_FLAGS.contains(&w) {
+            words.next();
+            continue;
+        }
+        return None;
     }
 }
 

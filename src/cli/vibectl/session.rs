@@ -340,7 +340,7 @@ impl Session {
             true,
             status.code(),
         )?;
-        if !status.success() {
+        if !super::kubectl::succeeded(real, status.code()) {
             return Err(super::kubectl::failed(shown, status));
         }
         Ok(output)

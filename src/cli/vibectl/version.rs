@@ -1,8 +1,9 @@
 //! `version [ARGS]`: the client's version, the server's when a proxy is active, then
 //! `kubectl version ARGS` summarized.
 
-use super::kube::{self, KubeArgs};
+use super::kube::KubeArgs;
 use super::kubectl;
+use super::plan;
 use super::session::{Ctx, Session};
 use crate::cli::vibectl::setup_proxy::block_on;
 use crate::cli::{CmdResult, out};
@@ -32,6 +33,6 @@ pub fn run(ctx: &Ctx, args: &KubeArgs) -> CmdResult {
             out(&crate::cli::style::command_line(&line));
         }
         let output = session.run_kubectl(&full, &full, false)?;
-        kube::summarize(&session, &line, &output, None, false).await
+        plan::summarize(&session, &line, &output, None, false).await
     })?
 }

@@ -18,6 +18,8 @@ pub struct Core {
     pub kubeconfig: Option<std::path::PathBuf>,
     /// The kubectl executable that vibectl runs, as a name looked up on PATH or as a full path.
     pub kubectl_command: String,
+    /// How long, in seconds, vibectl lets one kubectl command run before it stops it and says it timed out. Commands that follow output as it comes (logs -f, get -w) run until they end or Ctrl-C instead.
+    pub kubectl_timeout_seconds: i64,
 }
 
 impl Default for Core {
@@ -25,6 +27,7 @@ impl Default for Core {
         Self {
             kubeconfig: None,
             kubectl_command: "kubectl".to_owned(),
+            kubectl_timeout_seconds: 600_i64,
         }
     }
 }
@@ -276,9 +279,7 @@ impl Default for Memory {
 pub struct Warnings {
     /// Whether vibectl warns when both the raw output and the vibe are turned off, so a command would print nothing.
     pub warn_no_output: bool,
-    /// In vibectl 0.11.6, whether port-forward warns that its traffic is not being watched because networking.intermediate_port_range is not set.
-    /// 
-    /// Accepted for compatibility; has no effect. Read by vibectl port-forward, which is not built yet.
+    /// Whether port-forward warns that its traffic is not watched (no connection or byte counts) because networking.intermediate_port_range is not set.
     pub warn_no_proxy: bool,
     /// Whether vibectl prints a warning on stderr saying how many secrets of which kinds it removed from a request before sending it. A proxy profile can override it with its own security.warn_sanitization.
     pub warn_sanitization: bool,
@@ -294,29 +295,19 @@ impl Default for Warnings {
     }
 }
 
-/// The live view vibectl 0.11.6 gives long-running commands such as watch, logs --follow and port-forward. This vibectl shows their output as it arrives and reads none of these keys yet.
+/// The live display of commands that keep running (logs -f, get -w, events -w, port-forward): on a terminal a view of the latest lines with keys to exit, wrap, pause, save and filter (E, W, P, S, F); plain lines when stdout is not a terminal. The summary is of the lines that passed the filter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct LiveDisplay {
-    /// How many of the latest lines the live view of vibectl 0.11.6 shows.
-    /// 
-    /// Accepted for compatibility; has no effect. Read by the live view of watch, logs --follow and port-forward, which is not built yet.
+    /// How many of the latest lines the live view on a terminal shows.
     pub max_lines: i64,
-    /// Whether the live view of vibectl 0.11.6 wraps long lines instead of cutting them at the terminal's width.
-    /// 
-    /// Accepted for compatibility; has no effect. Read by the live view of watch, logs --follow and port-forward, which is not built yet.
+    /// Whether the live view on a terminal wraps long lines instead of cutting them at the terminal's width; the W key switches it while running.
     pub wrap_text: bool,
-    /// How many lines of a stream the live view of vibectl 0.11.6 keeps in memory; older lines are dropped.
-    /// 
-    /// Accepted for compatibility; has no effect. Read by the live view of watch, logs --follow and port-forward, which is not built yet.
+    /// How many lines of a stream the live display keeps in memory for the view, the saved file and the summary; older lines are dropped.
     pub stream_buffer_max_lines: i64,
-    /// A regular expression the live view of vibectl 0.11.6 applies from the start, so only matching lines show; null shows every line.
-    /// 
-    /// Accepted for compatibility; has no effect. Read by the live view of watch, logs --follow and port-forward, which is not built yet.
+    /// A regular expression the live display applies from the start, so only matching lines show (on a terminal or not) and go to the summary; the F key changes it while running; null shows every line.
     pub default_filter_regex: Option<String>,
-    /// The directory where the live view of vibectl 0.11.6 saves its output when asked to.
-    /// 
-    /// Accepted for compatibility; has no effect. Read by the live view of watch, logs --follow and port-forward, which is not built yet.
+    /// The directory where the S key of the live view saves the kept lines that pass the filter, under the name typed at its prompt or, by default, vibectl_COMMAND_TIME.log (the directory is created when missing; files are readable by their owner only and never overwritten).
     pub save_dir: std::path::PathBuf,
 }
 
@@ -332,21 +323,15 @@ impl Default for LiveDisplay {
     }
 }
 
-/// Optional behaviours of the vibectl 0.11.6 commands apply, edit and check, which this vibectl does not have yet.
+/// Optional behaviours of the commands apply, edit and check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Features {
-    /// In vibectl 0.11.6, whether vibectl apply vibe may correct and complete manifests with the model before applying them.
-    /// 
-    /// Accepted for compatibility; has no effect. Read by vibectl apply, which is not built yet.
+    /// Whether vibectl apply vibe validates the manifests with a server-side dry run and has the model correct those that fail (or write one from a description) before applying them; when it is false, apply vibe plans one kubectl apply command like any other verb.
     pub intelligent_apply: bool,
-    /// In vibectl 0.11.6, whether vibectl edit vibe turns a plain-language change into an edit of the resource.
-    /// 
-    /// Accepted for compatibility; has no effect. Read by vibectl edit, which is not built yet.
+    /// Whether vibectl edit vibe turns a plain-language change into a merge patch of the live resource, shown as a difference before it is applied; when it is false, edit vibe plans one kubectl edit command like any other verb.
     pub intelligent_edit: bool,
-    /// In vibectl 0.11.6, how many times apply asks the model to correct a manifest that failed validation.
-    /// 
-    /// Accepted for compatibility; has no effect. Read by vibectl apply, which is not built yet.
+    /// How many times vibectl apply vibe asks the model to correct a manifest that the dry run rejected; 0 fails at the first rejection. Nothing is applied unless every manifest passes.
     pub max_correction_retries: i64,
     /// In vibectl 0.11.6, the most iterations vibectl check runs before it gives up on deciding whether the predicate holds.
     /// 
@@ -365,13 +350,11 @@ impl Default for Features {
     }
 }
 
-/// Local networking used by the port-forward of vibectl 0.11.6.
+/// Local networking used by port-forward.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Networking {
-    /// In vibectl 0.11.6, a range of local ports, written MIN-MAX, from which port-forward picks an intermediate port so it can watch the forwarded traffic. When it is null, traffic is forwarded directly and not watched.
-    /// 
-    /// Accepted for compatibility; has no effect. Read by vibectl port-forward, which is not built yet.
+    /// A range of local ports, written MIN-MAX, from which port-forward picks a free port for kubectl to forward to, while a relay on the port the user asked for copies the traffic and counts connections and bytes for the summary. When it is null, kubectl forwards the user's port directly and the traffic is not watched.
     pub intermediate_port_range: Option<String>,
 }
 
@@ -676,11 +659,11 @@ pub struct ClientConfig {
     pub memory: Memory,
     /// Which warnings vibectl prints.
     pub warnings: Warnings,
-    /// The live view vibectl 0.11.6 gives long-running commands such as watch, logs --follow and port-forward. This vibectl shows their output as it arrives and reads none of these keys yet.
+    /// The live display of commands that keep running (logs -f, get -w, events -w, port-forward): on a terminal a view of the latest lines with keys to exit, wrap, pause, save and filter (E, W, P, S, F); plain lines when stdout is not a terminal. The summary is of the lines that passed the filter.
     pub live_display: LiveDisplay,
-    /// Optional behaviours of the vibectl 0.11.6 commands apply, edit and check, which this vibectl does not have yet.
+    /// Optional behaviours of the commands apply, edit and check.
     pub features: Features,
-    /// Local networking used by the port-forward of vibectl 0.11.6.
+    /// Local networking used by port-forward.
     pub networking: Networking,
     /// The prompt plugins of vibectl 0.11.6.
     pub plugins: Plugins,
@@ -719,6 +702,7 @@ impl Default for ClientConfig {
 pub static KEYS: &[KeySpec] = &[
     KeySpec { path: "core.kubeconfig", ty: KeyType::Path, item: None, doc: "The kubeconfig file passed to kubectl with --kubeconfig. When it is null, kubectl uses its own default (the KUBECONFIG environment variable, then ~/.kube/config).", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_CORE_KUBECONFIG"), old_names: &["kubeconfig"], compat: None },
     KeySpec { path: "core.kubectl_command", ty: KeyType::String, item: None, doc: "The kubectl executable that vibectl runs, as a name looked up on PATH or as a full path.", default: "\"kubectl\"", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_CORE_KUBECTL_COMMAND"), old_names: &["kubectl_command"], compat: None },
+    KeySpec { path: "core.kubectl_timeout_seconds", ty: KeyType::Int, item: None, doc: "How long, in seconds, vibectl lets one kubectl command run before it stops it and says it timed out. Commands that follow output as it comes (logs -f, get -w) run until they end or Ctrl-C instead.", default: "600", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(86400.0), env: Some("VIBECTL_CORE_KUBECTL_TIMEOUT_SECONDS"), old_names: &[], compat: None },
     KeySpec { path: "display.theme", ty: KeyType::Enum, item: None, doc: "The colour theme of vibectl's own lines (error, warning and hint labels, the kubectl command line, metrics). The accessible theme uses no red or green. Colour is used on a terminal only, never when NO_COLOR is set, and always when CLICOLOR_FORCE is set.", default: "\"default\"", nullable: false, sensitive: false, values: &["default", "dark", "light", "accessible"], min: None, max: None, env: Some("VIBECTL_DISPLAY_THEME"), old_names: &["theme"], compat: None },
     KeySpec { path: "display.show_raw_output", ty: KeyType::Bool, item: None, doc: "Whether vibectl prints the raw kubectl output in addition to the model's summary.", default: "false", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_DISPLAY_SHOW_RAW_OUTPUT"), old_names: &["show_raw_output"], compat: None },
     KeySpec { path: "display.show_vibe", ty: KeyType::Bool, item: None, doc: "Whether vibectl prints the model's summary (the vibe) of each kubectl result.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_DISPLAY_SHOW_VIBE"), old_names: &["show_vibe"], compat: None },
@@ -743,18 +727,18 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { path: "memory.enabled", ty: KeyType::Bool, item: None, doc: "Whether vibectl updates the memory after each command and includes it in its prompts. The command vibectl memory freeze sets it to false and vibectl memory unfreeze sets it back to true.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_MEMORY_ENABLED"), old_names: &["memory_enabled"], compat: None },
     KeySpec { path: "memory.max_chars", ty: KeyType::Int, item: None, doc: "The longest memory, in characters, that vibectl keeps. The model is asked to keep the memory within it, and a longer memory is cut to this length when it is saved.", default: "500", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(100000.0), env: Some("VIBECTL_MEMORY_MAX_CHARS"), old_names: &["memory_max_chars"], compat: None },
     KeySpec { path: "warnings.warn_no_output", ty: KeyType::Bool, item: None, doc: "Whether vibectl warns when both the raw output and the vibe are turned off, so a command would print nothing.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_WARNINGS_WARN_NO_OUTPUT"), old_names: &["warn_no_output"], compat: None },
-    KeySpec { path: "warnings.warn_no_proxy", ty: KeyType::Bool, item: None, doc: "In vibectl 0.11.6, whether port-forward warns that its traffic is not being watched because networking.intermediate_port_range is not set.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_WARNINGS_WARN_NO_PROXY"), old_names: &["warn_no_proxy"], compat: Some("Read by vibectl port-forward, which is not built yet.") },
+    KeySpec { path: "warnings.warn_no_proxy", ty: KeyType::Bool, item: None, doc: "Whether port-forward warns that its traffic is not watched (no connection or byte counts) because networking.intermediate_port_range is not set.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_WARNINGS_WARN_NO_PROXY"), old_names: &["warn_no_proxy"], compat: None },
     KeySpec { path: "warnings.warn_sanitization", ty: KeyType::Bool, item: None, doc: "Whether vibectl prints a warning on stderr saying how many secrets of which kinds it removed from a request before sending it. A proxy profile can override it with its own security.warn_sanitization.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_WARNINGS_WARN_SANITIZATION"), old_names: &[], compat: None },
-    KeySpec { path: "live_display.max_lines", ty: KeyType::Int, item: None, doc: "How many of the latest lines the live view of vibectl 0.11.6 shows.", default: "20", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(10000.0), env: Some("VIBECTL_LIVE_DISPLAY_MAX_LINES"), old_names: &["live_display_max_lines"], compat: Some("Read by the live view of watch, logs --follow and port-forward, which is not built yet.") },
-    KeySpec { path: "live_display.wrap_text", ty: KeyType::Bool, item: None, doc: "Whether the live view of vibectl 0.11.6 wraps long lines instead of cutting them at the terminal's width.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_LIVE_DISPLAY_WRAP_TEXT"), old_names: &["live_display_wrap_text"], compat: Some("Read by the live view of watch, logs --follow and port-forward, which is not built yet.") },
-    KeySpec { path: "live_display.stream_buffer_max_lines", ty: KeyType::Int, item: None, doc: "How many lines of a stream the live view of vibectl 0.11.6 keeps in memory; older lines are dropped.", default: "100000", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(10000000.0), env: Some("VIBECTL_LIVE_DISPLAY_STREAM_BUFFER_MAX_LINES"), old_names: &["live_display_stream_buffer_max_lines"], compat: Some("Read by the live view of watch, logs --follow and port-forward, which is not built yet.") },
-    KeySpec { path: "live_display.default_filter_regex", ty: KeyType::String, item: None, doc: "A regular expression the live view of vibectl 0.11.6 applies from the start, so only matching lines show; null shows every line.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_LIVE_DISPLAY_DEFAULT_FILTER_REGEX"), old_names: &["live_display_default_filter_regex"], compat: Some("Read by the live view of watch, logs --follow and port-forward, which is not built yet.") },
-    KeySpec { path: "live_display.save_dir", ty: KeyType::Path, item: None, doc: "The directory where the live view of vibectl 0.11.6 saves its output when asked to.", default: "\".\"", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_LIVE_DISPLAY_SAVE_DIR"), old_names: &["live_display_save_dir"], compat: Some("Read by the live view of watch, logs --follow and port-forward, which is not built yet.") },
-    KeySpec { path: "features.intelligent_apply", ty: KeyType::Bool, item: None, doc: "In vibectl 0.11.6, whether vibectl apply vibe may correct and complete manifests with the model before applying them.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_FEATURES_INTELLIGENT_APPLY"), old_names: &["intelligent_apply"], compat: Some("Read by vibectl apply, which is not built yet.") },
-    KeySpec { path: "features.intelligent_edit", ty: KeyType::Bool, item: None, doc: "In vibectl 0.11.6, whether vibectl edit vibe turns a plain-language change into an edit of the resource.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_FEATURES_INTELLIGENT_EDIT"), old_names: &["intelligent_edit"], compat: Some("Read by vibectl edit, which is not built yet.") },
-    KeySpec { path: "features.max_correction_retries", ty: KeyType::Int, item: None, doc: "In vibectl 0.11.6, how many times apply asks the model to correct a manifest that failed validation.", default: "1", nullable: false, sensitive: false, values: &[], min: Some(0.0), max: Some(10.0), env: Some("VIBECTL_FEATURES_MAX_CORRECTION_RETRIES"), old_names: &["max_correction_retries"], compat: Some("Read by vibectl apply, which is not built yet.") },
+    KeySpec { path: "live_display.max_lines", ty: KeyType::Int, item: None, doc: "How many of the latest lines the live view on a terminal shows.", default: "20", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(10000.0), env: Some("VIBECTL_LIVE_DISPLAY_MAX_LINES"), old_names: &["live_display_max_lines"], compat: None },
+    KeySpec { path: "live_display.wrap_text", ty: KeyType::Bool, item: None, doc: "Whether the live view on a terminal wraps long lines instead of cutting them at the terminal's width; the W key switches it while running.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_LIVE_DISPLAY_WRAP_TEXT"), old_names: &["live_display_wrap_text"], compat: None },
+    KeySpec { path: "live_display.stream_buffer_max_lines", ty: KeyType::Int, item: None, doc: "How many lines of a stream the live display keeps in memory for the view, the saved file and the summary; older lines are dropped.", default: "100000", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(10000000.0), env: Some("VIBECTL_LIVE_DISPLAY_STREAM_BUFFER_MAX_LINES"), old_names: &["live_display_stream_buffer_max_lines"], compat: None },
+    KeySpec { path: "live_display.default_filter_regex", ty: KeyType::String, item: None, doc: "A regular expression the live display applies from the start, so only matching lines show (on a terminal or not) and go to the summary; the F key changes it while running; null shows every line.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_LIVE_DISPLAY_DEFAULT_FILTER_REGEX"), old_names: &["live_display_default_filter_regex"], compat: None },
+    KeySpec { path: "live_display.save_dir", ty: KeyType::Path, item: None, doc: "The directory where the S key of the live view saves the kept lines that pass the filter, under the name typed at its prompt or, by default, vibectl_COMMAND_TIME.log (the directory is created when missing; files are readable by their owner only and never overwritten).", default: "\".\"", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_LIVE_DISPLAY_SAVE_DIR"), old_names: &["live_display_save_dir"], compat: None },
+    KeySpec { path: "features.intelligent_apply", ty: KeyType::Bool, item: None, doc: "Whether vibectl apply vibe validates the manifests with a server-side dry run and has the model correct those that fail (or write one from a description) before applying them; when it is false, apply vibe plans one kubectl apply command like any other verb.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_FEATURES_INTELLIGENT_APPLY"), old_names: &["intelligent_apply"], compat: None },
+    KeySpec { path: "features.intelligent_edit", ty: KeyType::Bool, item: None, doc: "Whether vibectl edit vibe turns a plain-language change into a merge patch of the live resource, shown as a difference before it is applied; when it is false, edit vibe plans one kubectl edit command like any other verb.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_FEATURES_INTELLIGENT_EDIT"), old_names: &["intelligent_edit"], compat: None },
+    KeySpec { path: "features.max_correction_retries", ty: KeyType::Int, item: None, doc: "How many times vibectl apply vibe asks the model to correct a manifest that the dry run rejected; 0 fails at the first rejection. Nothing is applied unless every manifest passes.", default: "1", nullable: false, sensitive: false, values: &[], min: Some(0.0), max: Some(10.0), env: Some("VIBECTL_FEATURES_MAX_CORRECTION_RETRIES"), old_names: &["max_correction_retries"], compat: None },
     KeySpec { path: "features.check_max_iterations", ty: KeyType::Int, item: None, doc: "In vibectl 0.11.6, the most iterations vibectl check runs before it gives up on deciding whether the predicate holds.", default: "10", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(100.0), env: Some("VIBECTL_FEATURES_CHECK_MAX_ITERATIONS"), old_names: &["check_max_iterations"], compat: Some("Read by vibectl check, which is not built yet.") },
-    KeySpec { path: "networking.intermediate_port_range", ty: KeyType::String, item: None, doc: "In vibectl 0.11.6, a range of local ports, written MIN-MAX, from which port-forward picks an intermediate port so it can watch the forwarded traffic. When it is null, traffic is forwarded directly and not watched.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_NETWORKING_INTERMEDIATE_PORT_RANGE"), old_names: &["intermediate_port_range"], compat: Some("Read by vibectl port-forward, which is not built yet.") },
+    KeySpec { path: "networking.intermediate_port_range", ty: KeyType::String, item: None, doc: "A range of local ports, written MIN-MAX, from which port-forward picks a free port for kubectl to forward to, while a relay on the port the user asked for copies the traffic and counts connections and bytes for the summary. When it is null, kubectl forwards the user's port directly and the traffic is not watched.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_NETWORKING_INTERMEDIATE_PORT_RANGE"), old_names: &["intermediate_port_range"], compat: None },
     KeySpec { path: "plugins.precedence", ty: KeyType::List, item: Some(KeyType::String), doc: "Plugin names in the order in which vibectl 0.11.6 asks them for a prompt; plugins not listed come after, in installation order. An empty list means installation order for all.", default: "[]", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_PLUGINS_PRECEDENCE"), old_names: &["plugin_precedence"], compat: Some("Read by prompt plugins, which are not built yet.") },
     KeySpec { path: "security.sanitize_requests", ty: KeyType::Bool, item: None, doc: "Whether vibectl replaces secrets (Secret data, bearer tokens and JWTs, private keys and certificates, kubeconfig credentials, cloud keys, password pairs, credentials in URLs) with numbered placeholders such as [REDACTED:k8s-secret-data:1] before a request to the model leaves the machine in direct mode. A placeholder the model echoes in a planned command gets its real value back locally, just before kubectl runs. Through a proxy, the profile's security.sanitize_requests decides.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_SECURITY_SANITIZE_REQUESTS"), old_names: &[], compat: None },
     KeySpec { path: "security.audit_logging", ty: KeyType::Bool, item: None, doc: "Whether vibectl appends an audit record (one JSON line) for each model call and each kubectl command it runs in direct mode. When the audit file cannot be written, the command stops before calling the model. Through a proxy, the profile's security.audit_logging decides.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_SECURITY_AUDIT_LOGGING"), old_names: &[], compat: None },
@@ -798,9 +782,9 @@ pub static SECTIONS: &[SectionSpec] = &[
     SectionSpec { path: "providers.ollama", doc: "A local or remote Ollama server, used for models named ollama:<model>.", map_entry: false },
     SectionSpec { path: "memory", doc: "The memory vibectl carries from one command to the next.", map_entry: false },
     SectionSpec { path: "warnings", doc: "Which warnings vibectl prints.", map_entry: false },
-    SectionSpec { path: "live_display", doc: "The live view vibectl 0.11.6 gives long-running commands such as watch, logs --follow and port-forward. This vibectl shows their output as it arrives and reads none of these keys yet.", map_entry: false },
-    SectionSpec { path: "features", doc: "Optional behaviours of the vibectl 0.11.6 commands apply, edit and check, which this vibectl does not have yet.", map_entry: false },
-    SectionSpec { path: "networking", doc: "Local networking used by the port-forward of vibectl 0.11.6.", map_entry: false },
+    SectionSpec { path: "live_display", doc: "The live display of commands that keep running (logs -f, get -w, events -w, port-forward): on a terminal a view of the latest lines with keys to exit, wrap, pause, save and filter (E, W, P, S, F); plain lines when stdout is not a terminal. The summary is of the lines that passed the filter.", map_entry: false },
+    SectionSpec { path: "features", doc: "Optional behaviours of the commands apply, edit and check.", map_entry: false },
+    SectionSpec { path: "networking", doc: "Local networking used by port-forward.", map_entry: false },
     SectionSpec { path: "plugins", doc: "The prompt plugins of vibectl 0.11.6.", map_entry: false },
     SectionSpec { path: "security", doc: "Protections vibectl applies to its model calls and to the kubectl commands it runs. They hold in direct mode; through a proxy, a profile's own security keys decide where they are set.", map_entry: false },
     SectionSpec { path: "proxy", doc: "Sending model calls through a vibectl-server instead of calling providers directly. Each named profile holds one server; the active profile is the one in use.", map_entry: false },
@@ -822,6 +806,7 @@ pub static SCHEMA: ProgramSchema = ProgramSchema {
 pub mod key {
     pub const CORE_KUBECONFIG: &str = "core.kubeconfig";
     pub const CORE_KUBECTL_COMMAND: &str = "core.kubectl_command";
+    pub const CORE_KUBECTL_TIMEOUT_SECONDS: &str = "core.kubectl_timeout_seconds";
     pub const DISPLAY_THEME: &str = "display.theme";
     pub const DISPLAY_SHOW_RAW_OUTPUT: &str = "display.show_raw_output";
     pub const DISPLAY_SHOW_VIBE: &str = "display.show_vibe";

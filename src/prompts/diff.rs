@@ -1,0 +1,20 @@
+//! How the model plans `kubectl diff` (comparing manifests with the cluster): what to watch for, and worked examples.
+
+use super::verbs::{Example, Guide};
+
+pub const GUIDE: Guide = Guide {
+    verb: "diff",
+    focus: "`diff` compares manifests with what the cluster has; it needs `-f FILE` or \
+        `-k DIR`. It exits 1 when there are differences, which is not an error.",
+    summary: "Say what would change, object by object: lines starting with `+` are what the manifests would set, `-` what the cluster has now; call out changes that restart pods (image, env, resources) or remove things.",
+    examples: &[
+        Example {
+            request: "what would change if I applied web.yaml",
+            commands: &["diff", "-f", "web.yaml"],
+        },
+        Example {
+            request: "compare the overlay in deploy/prod with the cluster",
+            commands: &["diff", "-k", "deploy/prod"],
+        },
+    ],
+};

@@ -1,0 +1,334 @@
+//! The kubectl verbs that summarize (`create`, `delete`, `scale`, `wait`, `diff`,
+//! `cluster-info`, `patch`, `rollout SUB`), each typed and as `VERB vibe`, in direct mode and
+//! through our server, with the real kubectl against the stub API server where it matters.
+
+use base64::Engine;
+use serde_json::json;
+
+use super::proxy::Server;
+use super::{Client, plan_json};
+use crate::support::kube_api::KubeApi;
+use crate::support::mock::MockProvider;
+
+/// How the client reaches the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Via {
+    Direct,
+    Server,
+}
+
+pub(super) const BOTH: [Via; 2] = [Via::Direct, Via::Server];
+
+/// Configure `client` for `mock` (with `extra` config), directly or through a fresh server of
+/// ours holding the key; the server is returned so it lives as long as the test needs it.
+pub(super) fn connect(
+    client: &mut Client,
+    mock: &MockProvider,
+    via: Via,
+    extra: &str,
+) -> Option<Server> {
+    match via {
+        Via::Direct => {
+            client.configure(mock, true, extra);
+            None
+        }
+        Via::Server => {
+            client.configure(mock, false, extra);
+            let server = Server::start(mock);
+            let url = format!(
+                "vibectl-server-insecure://{}@{}",
+                server.token(),
+                server.addr
+            );
+            client
+                .run(&["setup-proxy", "configure", "prod", &url])
+                .assert_success();
+            Some(server)
+        }
+    }
+}
+
+/// A marker making the mock answer `reply` (which may hold `,` and `]]`).
+pub(super) fn reply_marker(reply: &str) -> String {
+    format!(
+        "[[mock:reply_b64={}]]",
+        base64::engine::general_purpose::STANDARD.encode(reply)
+    )
+}
+
+/// A valid deployment `name` with `replicas`, as the stub stores it.
+pub(super) fn deployment(name: &str, replicas: i64) -> serde_json::Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": name, "image": "nginx:1.27"}]}
+            }
+        }
+    })
+}
+
+const MEMORY_OFF: &str = "memory:\n  enabled: false\n";
+
+#[tokio::test]
+async fn typed_verbs_run_the_real_kubectl_and_print_the_summary() {
+    for via in BOTH {
+        let api = KubeApi::start();
+        api.seed(deployment("web", 1));
+        let mock = MockProvider::start(&["--reply", "Done."]);
+        let mut client = Client::with_pods();
+        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        client.use_real_kubectl(&api);
+        // The stub speaks JSON only, so objects are created from files (kubectl's generator
+        // forms send protobuf); the fake kubectl covers those forms elsewhere.
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": "settings"}, "data": {"mode": "fast"}});
+        std::fs::write(client.path().join("cm.json"), cm.to_string()).expect("write");
+        for args in [
+            &["create", "-f", "cm.json"][..],
+            &["scale", "deployment/web", "--replicas=3"],
+            &[
+                "wait",
+                "deployment/web",
+                "--for=condition=Available",
+                "--timeout=20s",
+            ],
+            &["rollout", "status", "deployment/web", "--timeout=20s"],
+            &["cluster-info"],
+            &["delete", "configmap", "settings"],
+        ] {
+            let out = client.run(args);
+            out.assert_success();
+            assert_eq!(out.stdout, "Done.\n", "{via:?}\n{out}");
+        }
+        assert_eq!(
+            api.object("deployments", "default", "web").expect("web")["spec"]["replicas"],
+            3,
+            "{via:?}"
+        );
+        assert!(api.object("configmaps", "default", "settings").is_none());
+        let reqs = mock.requests().await;
+        assert_eq!(reqs.len(), 6, "{via:?}: one summary per command");
+        let text = reqs[0]["body"].to_string();
+        assert!(text.contains("configmap/settings created"), "{text}");
+        let text = reqs[2]["body"].to_string();
+        assert!(text.contains("condition met"), "{text}");
+        let text = reqs[3]["body"].to_string();
+        assert!(text.contains("successfully rolled out"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn diff_with_differences_is_not_a_failure_but_a_diff_error_is() {
+    for via in BOTH {
+        let api = KubeApi::start();
+        api.seed(deployment("web", 1));
+        let mock = MockProvider::start(&["--reply", "Replicas go from 1 to 4."]);
+        let mut client = Client::with_pods();
+        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        client.use_real_kubectl(&api);
+        let changed = serde_json::to_string(&deployment("web", 4)).expect("json");
+        std::fs::write(client.path().join("web.json"), changed).expect("write");
+        let out = client.run(&["diff", "-f", "web.json"]);
+        out.assert_success();
+        assert_eq!(out.stdout, "Replicas go from 1 to 4.\n", "{via:?}\n{out}");
+        let reqs = mock.requests().await;
+        let text = reqs[0]["body"].to_string();
+        assert!(
+            text.contains("replicas: 4"),
+            "the diff reached the model: {text}"
+        );
+        assert!(
+            text.contains("object by object"),
+            "the diff summary guide: {text}"
+        );
+        // Nothing was changed: kubectl's diff is a dry run.
+        assert_eq!(
+            api.object("deployments", "default", "web").expect("web")["spec"]["replicas"],
+            1
+        );
+        // A file that does not exist: kubectl diff exits above 1, which is a failure.
+        let out = client.fails(&["diff", "-f", "missing.yaml"]);
+        assert!(
+            out.stderr.contains("`kubectl diff -f missing.yaml` failed"),
+            "{out}"
+        );
+        assert_eq!(mock.requests().await.len(), 1, "no summary of a failure");
+    }
+}
+
+#[tokio::test]
+async fn verb_vibe_plans_a_command_of_that_verb_with_its_guide() {
+    for via in BOTH {
+        let api = KubeApi::start();
+        api.seed(deployment("web", 1));
+        let plan = plan_json(&["deployment/web", "--replicas=2"], "two copies");
+        let mock = MockProvider::start(&["--reply", &plan]);
+        let mut client = Client::with_pods();
+        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        client.use_real_kubectl(&api);
+        let out = client.run(&["scale", "vibe", "run two copies of web", "--yes"]);
+        out.assert_success();
+        assert!(
+            out.stdout
+                .starts_with("$ kubectl scale deployment/web --replicas=2\n  two copies\n"),
+            "{via:?}\n{out}"
+        );
+        assert_eq!(
+            api.object("deployments", "default", "web").expect("web")["spec"]["replicas"],
+            2
+        );
+        let reqs = mock.requests().await;
+        let system = reqs[0]["body"]["messages"][0]["content"].to_string();
+        assert!(system.contains("About `kubectl scale`"), "{system}");
+        assert!(
+            client
+                .kubectl_runs()
+                .iter()
+                .any(|r| r == "scale deployment/web --replicas=2")
+        );
+    }
+}
+
+#[tokio::test]
+async fn rollout_subcommands_run_their_kubectl_subcommand_and_undo_asks_first() {
+    let mock = MockProvider::start(&["--reply", "Rolled."]);
+    for via in BOTH {
+        let mut client = Client::new("deployment.apps/web restarted\n", "", 0);
+        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        for sub in ["status", "history", "restart", "pause", "resume"] {
+            let out = client.run(&["rollout", sub, "deployment/web"]);
+            out.assert_success();
+            assert_eq!(out.stdout, "Rolled.\n", "{out}");
+        }
+        // Undo is confirmed even when typed; stdin is not a terminal, so it is refused.
+        let out = client.fails(&["rollout", "undo", "deployment/web"]);
+        assert!(out.stderr.contains("hint: pass --yes"), "{out}");
+        client
+            .run(&["--yes", "rollout", "undo", "deployment/web"])
+            .assert_success();
+        let runs = client.kubectl_runs();
+        assert_eq!(
+            runs,
+            [
+                "rollout status deployment/web",
+                "rollout history deployment/web",
+                "rollout restart deployment/web",
+                "rollout pause deployment/web",
+                "rollout resume deployment/web",
+                "rollout undo deployment/web",
+            ],
+            "{via:?}"
+        );
+        let plan = plan_json(&["rollout", "restart", "deployment/web"], "restart it");
+        let marker = super::verbs::reply_marker(&plan);
+        let out = client.run(&["rollout", "vibe", &format!("restart web {marker}"), "--yes"]);
+        out.assert_success();
+        assert!(
+            out.stdout
+                .starts_with("$ kubectl rollout restart deployment/web\n"),
+            "{out}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn plans_naming_another_program_shell_syntax_or_context_are_refused() {
+    let cases: [(&[&str], &str); 3] = [
+        (&["helm", "install", "x"], "`helm` is not a kubectl command"),
+        (&["get", "pods", ";", "rm", "-rf", "/"], "shell syntax"),
+        (&["--context", "prod", "delete", "pod", "x"], "`--context`"),
+    ];
+    for via in BOTH {
+        for (commands, why) in cases {
+            let plan = plan_json(commands, "as asked");
+            let mock = MockProvider::start(&["--reply", &plan]);
+            let mut client = Client::with_pods();
+            let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+            let out = client.fails(&["vibe", "clean up", "--yes"]);
+            assert!(
+                out.stderr.contains("not running the planned command"),
+                "{out}"
+            );
+            assert!(out.stderr.contains(why), "{via:?} {why}\n{out}");
+            assert!(client.kubectl_runs().is_empty(), "nothing ran");
+        }
+    }
+}
+
+#[tokio::test]
+async fn patch_typed_and_planned_changes_the_object_and_summarizes() {
+    for via in BOTH {
+        let api = KubeApi::start();
+        api.seed(deployment("web", 1));
+        let plan = plan_json(
+            &[
+                "deployment",
+                "web",
+                "--type",
+                "merge",
+                "-p",
+                r#"{"spec":{"replicas":4}}"#,
+            ],
+            "four replicas",
+        );
+        let mock = MockProvider::start(&["--reply", "Patched."]);
+        let mut client = Client::with_pods();
+        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        client.use_real_kubectl(&api);
+        let out = client.run(&[
+            "patch",
+            "deployment",
+            "web",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"replicas":2}}"#,
+        ]);
+        out.assert_success();
+        assert_eq!(out.stdout, "Patched.\n", "{via:?}\n{out}");
+        let web = || api.object("deployments", "default", "web").expect("web");
+        assert_eq!(web()["spec"]["replicas"], 2);
+        let text = mock.requests().await[0]["body"].to_string();
+        assert!(text.contains("deployment.apps/web patched"), "{text}");
+
+        let request = format!("four replicas for web {}", reply_marker(&plan));
+        let out = client.run(&["patch", "vibe", &request, "--yes"]);
+        out.assert_success();
+        assert!(
+            out.stdout.starts_with(
+                "$ kubectl patch deployment web --type merge -p '{\"spec\":{\"replicas\":4}}'\n"
+            ),
+            "{out}"
+        );
+        assert_eq!(web()["spec"]["replicas"], 4, "{via:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_kubectl_that_hangs_is_stopped_after_core_kubectl_timeout_seconds() {
+    for via in BOTH {
+        let mock = MockProvider::start(&[]);
+        let mut client = Client::with_pods();
+        client.env = vec![("VIBECTL_CORE_KUBECTL_TIMEOUT_SECONDS".into(), "1".into())];
+        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        // A kubectl that never answers (a cluster that accepts the connection and says nothing).
+        super::write_executable(&client.kubectl(), "#!/bin/sh\nexec sleep 300\n");
+        let out = client.fails(&["wait", "deployment/web", "--for=condition=Available"]);
+        assert!(
+            out.stderr.contains(
+                "`kubectl wait deployment/web --for=condition=Available` did not finish within 1 seconds (core.kubectl_timeout_seconds)"
+            ),
+            "{via:?}\n{out}"
+        );
+        assert!(out.stderr.contains("hint: "), "{out}");
+        assert!(
+            mock.requests().await.is_empty(),
+            "no summary of a run that never ended"
+        );
+    }
+}
