@@ -294,3 +294,72 @@ async fn an_abandoned_stream_cancels_upstream_and_is_charged() {
     .await;
     assert_eq!(got.0, 200, "{}", got.2);
 }
+
+#[tokio::test]
+async fn provider_failures_and_the_timeout_get_their_statuses() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(
+        &mock,
+        false,
+        &[(key::SERVER_LIMITS_GLOBAL_REQUEST_TIMEOUT_SECONDS, "1")],
+    )
+    .await;
+    let c = reqwest::Client::new();
+    let call = |user: &str| serde_json::to_vec(&chat(user)).unwrap();
+    let got = post(&served, &c, &[JSON], call("[[mock:status=503]]")).await;
+    assert_error(&got, 503, None, None);
+    let got = post(
+        &served,
+        &c,
+        &[JSON],
+        call("[[mock:status=429,retry_after=7]]"),
+    )
+    .await;
+    assert_error(&got, 429, None, None);
+    assert_eq!(got.1["retry-after"], "7", "{:?}", got.1);
+    assert_eq!(got.1["retry-after-ms"], "7000", "{:?}", got.1);
+    let got = post(&served, &c, &[JSON], call("[[mock:delay_ms=5000]]")).await;
+    assert_error(&got, 504, None, Some("timeout"));
+    // No provider text in what the client sees.
+    let got = post(
+        &served,
+        &c,
+        &[JSON],
+        call("[[mock:status=401,echo_auth=1]]"),
+    )
+    .await;
+    assert_error(&got, 502, None, None);
+    assert!(!got.2.to_string().contains("test-key"), "{}", got.2);
+}
+
+#[tokio::test]
+async fn json_object_and_both_token_limits_reach_the_provider() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(&mock, false, &[]).await;
+    let c = reqwest::Client::new();
+    let mut body = chat("plan");
+    body["response_format"] = json!({"type": "json_object"});
+    body["max_tokens"] = json!(10);
+    body["max_completion_tokens"] = json!(20);
+    body["stop"] = json!("END");
+    let got = post(&served, &c, &[JSON], serde_json::to_vec(&body).unwrap()).await;
+    assert_eq!(got.0, 200, "{}", got.2);
+    let text = got.2["choices"][0]["message"]["content"]
+        .as_str()
+        .expect("text");
+    assert!(
+        serde_json::from_str::<Value>(text).is_ok_and(|v| v.is_object()),
+        "{text}"
+    );
+    let sent = mock.last_request().await;
+    assert_eq!(
+        sent["body"]["response_format"]["json_schema"]["schema"],
+        json!({"type": "object"}),
+        "{sent}"
+    );
+    assert_eq!(
+        sent["body"]["max_completion_tokens"], 10,
+        "the smaller: {sent}"
+    );
+    assert_eq!(sent["body"]["stop"], json!(["END"]), "{sent}");
+}

@@ -152,7 +152,6 @@ pub fn succeeded(args: &[String], code: Option<i32>) -> bool {
 /// How often a running kubectl is checked for having exited.
 const POLL: Duration = Duration::from_millis(20);
 
-
 /// Whether `args` (verb first) keep kubectl running to print things as they happen:
 /// `logs -f`, `get -w`, `events -w` and their long and `=true` forms.
 pub fn is_streaming(args: &[String]) -> bool {

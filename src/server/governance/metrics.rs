@@ -252,7 +252,7 @@ impl Metrics {
         let r = &mut registry;
         r.register(
             "vibectl_requests",
-            "Execute and StreamExecute calls, by token subject",
+            "Calls that count against the limits (Execute, StreamExecute, and the HTTP API's chat calls), by token subject",
             m.requests.family.clone(),
         );
         r.register(
