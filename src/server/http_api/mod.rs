@@ -34,6 +34,7 @@ use super::governance::meter::Meter;
 use super::governance::usage::Api;
 use super::governance::{self, ANONYMOUS, Governance, LimitType, Limits, Refusal};
 use super::state::State;
+use crate::config::generated::server::key;
 use crate::llm::Message;
 use crate::proto::{ExecuteError, ExecuteRequest};
 
@@ -349,7 +350,10 @@ pub async fn json_body(
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid_request_error",
-            format!("the request body is over {max} bytes (server.http.max_body_bytes); send less"),
+            format!(
+                "the request body is over {max} bytes ({}); send less",
+                key::SERVER_HTTP_MAX_BODY_BYTES
+            ),
         )
         .with_code("request_too_large")
     };
@@ -579,7 +583,10 @@ where
                 ApiError::new(
                     StatusCode::NOT_FOUND,
                     "not_found_error",
-                    "the HTTP API is off on this server (server.http.enabled)",
+                    format!(
+                        "the HTTP API is off on this server ({})",
+                        key::SERVER_HTTP_ENABLED
+                    ),
                 )
                 .with_code("http_api_disabled"),
             )
