@@ -107,6 +107,7 @@ where
         };
         async move {
             let (bytes, wait) = piece?;
+            // The hostile pace itself (a trickle, frames after done), not a synchronisation.
             if wait && !every.is_zero() {
                 tokio::time::sleep(every).await;
             }

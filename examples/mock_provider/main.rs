@@ -4,7 +4,8 @@
 //! Endpoints: `POST /v1/messages` (Anthropic, SSE when `stream: true`),
 //! `POST /v1/chat/completions` (OpenAI, SSE; usage chunk when `stream_options.include_usage`),
 //! `POST /api/chat` (Ollama, NDJSON unless `stream: false`), `GET /mock/stats` (counters),
-//! `GET /mock/requests` (the last 64 requests: path, headers, body), `POST /mock/reset`.
+//! `GET /mock/requests` (the last 64 requests: path, headers, body), `POST /mock/reset`,
+//! `POST /mock/release` (opens the `gate` of every stream requested before it).
 //!
 //! The first line on stdout is `LISTENING <addr>`.
 //!
@@ -20,12 +21,15 @@
 //! `fail_times` with `fail_id` (`status` only for the first N requests carrying that id, then
 //! a normal answer: `[[mock:status=500,fail_times=1,fail_id=t1]]` fails once, then succeeds),
 //! `hold_after` (send that many text chunks of a stream, then hold it open until the client
-//! goes away: `[[mock:chunks=5,hold_after=4]]` is cancelled after its 4th chunk, every time).
+//! goes away: `[[mock:chunks=5,hold_after=4]]` is cancelled after its 4th chunk, every time),
+//! `gate` (send that many text chunks, then wait for `POST /mock/release` before the rest:
+//! `[[mock:chunks=4,gate=1]]` stays in flight after its first chunk until the test releases it).
 //! Hostile keys (see `hostile.rs`): `hang` (no response head, ever), `trickle_ms` (a body of
 //! one filler byte every N ms that never ends), `huge_mb` (a whole answer of N MiB),
 //! `endless_line` (a stream line that never ends), `after_done_ms` (a frame every N ms after
 //! the end marker), `retry_after_raw` (this exact `retry-after` with `status`), `echo_auth`
 //! (the request's credentials in the error message with `status`).
+//! `--script FILE` hands out reply sequences by rule (see `script.rs`), in place of `--reply`.
 //! Request bodies may be up to [`MAX_BODY`] bytes.
 //!
 //! The reply: an explicit one (flag or override) is sent as is, and `@echo` replies with
@@ -40,6 +44,7 @@
 mod hostile;
 mod overrides;
 mod schema;
+mod script;
 mod stats;
 mod wire;
 
@@ -103,11 +108,16 @@ struct Args {
     /// Exit when stdin closes (so a mock started by a test dies with it)
     #[arg(long)]
     exit_on_stdin_eof: bool,
+    /// Scripted reply sequences: a JSON file of `{"when": TEXT, "replies": [...]}` rules
+    /// (see `script.rs`)
+    #[arg(long, value_name = "FILE")]
+    script: Option<std::path::PathBuf>,
 }
 
 struct App {
     args: Args,
     stats: Arc<Stats>,
+    script: script::Script,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -124,9 +134,14 @@ async fn main() -> std::io::Result<()> {
             std::process::exit(0);
         });
     }
+    let script = match &args.script {
+        Some(path) => script::Script::load(path).map_err(std::io::Error::other)?,
+        None => script::Script::default(),
+    };
     let app = Arc::new(App {
         args,
         stats: Arc::new(Stats::default()),
+        script,
     });
     let router = Router::new()
         .route("/v1/messages", post(anthropic))
@@ -135,6 +150,7 @@ async fn main() -> std::io::Result<()> {
         .route("/mock/stats", get(stats))
         .route("/mock/requests", get(requests))
         .route("/mock/reset", post(reset))
+        .route("/mock/release", post(release))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app);
     {
@@ -166,6 +182,11 @@ async fn requests(State(app): State<Arc<App>>) -> Response {
 async fn reset(State(app): State<Arc<App>>) -> Response {
     app.stats.reset();
     json_response(StatusCode::OK, &serde_json::json!({"reset": true}))
+}
+
+async fn release(State(app): State<Arc<App>>) -> Response {
+    let n = app.stats.release();
+    json_response(StatusCode::OK, &serde_json::json!({"releases": n}))
 }
 
 async fn anthropic(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -239,6 +260,8 @@ async fn handle(
         Err(_) => Value::from(String::from_utf8_lossy(raw).into_owned()),
     };
     app.stats.record(path, Value::Object(header_log), logged);
+    // A gate opens only at a release made after this request arrived.
+    let releases = app.stats.releases();
 
     let Ok(body) = body else {
         return error(format, 400, "request body is not JSON");
@@ -266,10 +289,14 @@ async fn handle(
         .chain(&parsed.user)
         .map(String::as_str)
         .collect();
+    if let Some(r) = app.script.next(&texts) {
+        b.reply = Some(r);
+    }
     if let Err(e) = b.apply_request(&texts, headers) {
         return error(format, 400, &e);
     }
 
+    // The scenario a test asks for (a provider slow to answer), not a synchronisation.
     if b.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(b.delay_ms)).await;
     }
@@ -406,6 +433,12 @@ async fn handle(
         if b.truncate == Truncate::Abort {
             steps.push(Step::Abort);
         }
+    } else if let Some(n) = b.gate {
+        let mut pieces = frames.pieces.into_iter();
+        steps.extend(pieces.by_ref().take(n).map(|f| Step::After(delay, f)));
+        steps.push(Step::Gate(releases));
+        steps.extend(pieces.map(|f| Step::After(delay, f)));
+        steps.extend(frames.end.into_iter().map(Step::Now));
     } else if let Some(n) = b.hold_after {
         steps.extend(
             frames
@@ -437,6 +470,8 @@ enum Step {
     Abort,
     /// Send nothing more until the body is dropped (the client went away).
     Hold,
+    /// Wait for a release later than this count of releases, then go on.
+    Gate(u64),
 }
 
 fn stream_body(steps: Vec<Step>, guard: StreamGuard) -> Body {
@@ -449,14 +484,20 @@ fn stream_body(steps: Vec<Step>, guard: StreamGuard) -> Body {
             }
             Some(Step::Now(b)) => Ok(b),
             Some(Step::After(d, b)) => {
+                // The pace a test asks for (`chunk_delay_ms`), not a synchronisation.
                 if !d.is_zero() {
                     tokio::time::sleep(d).await;
                 }
                 Ok(b)
             }
             Some(Step::Hold) => std::future::pending().await,
+            Some(Step::Gate(since)) => {
+                guard.stats().wait_release(since).await;
+                return Some((Ok(Bytes::new()), (steps, guard)));
+            }
             Some(Step::Abort) => {
-                // Pause first, so what was written so far is flushed before the connection drops.
+                // Pause first, so what was written so far is flushed before the connection drops:
+                // the peer's reads cannot be observed from here, and this is not a test's wait.
                 tokio::time::sleep(ABORT_PAUSE).await;
                 guard.finish();
                 Err(std::io::Error::other("mock: aborted on purpose"))

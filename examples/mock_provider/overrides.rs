@@ -21,6 +21,7 @@ pub const KEYS: &[&str] = &[
     "fail_times",
     "fail_id",
     "hold_after",
+    "gate",
 ];
 
 /// How a stream (or body) is cut short on purpose.
@@ -55,6 +56,10 @@ pub struct Behaviour {
     /// Send this many text chunks of a stream, then hold it open, sending nothing more, until
     /// the client goes away (a stream that is cancelled mid-way, deterministically).
     pub hold_after: Option<usize>,
+    /// Send this many text chunks of a stream, then wait for `POST /mock/release` (one made
+    /// after the request arrived) before sending the rest: a stream that stays in flight until
+    /// the test says otherwise.
+    pub gate: Option<usize>,
     /// Behaviours of a hostile upstream (see `hostile.rs`).
     pub hostile: Hostile,
 }
@@ -101,6 +106,7 @@ impl Behaviour {
             "stream_error" => flag(value).map(|b| self.stream_error = b),
             "fail_times" => number(value).map(|n| self.fail_times = Some(n)),
             "hold_after" => number(value).map(|n| self.hold_after = Some(n)),
+            "gate" => number(value).map(|n| self.gate = Some(n)),
             "fail_id" => {
                 self.fail_id = value.to_string();
                 Ok(())

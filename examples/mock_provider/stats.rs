@@ -1,10 +1,12 @@
-//! Request counters and a request log, served at `GET /mock/stats` and `GET /mock/requests`.
+//! Request counters and a request log, served at `GET /mock/stats` and `GET /mock/requests`,
+//! and the release that `POST /mock/release` gives the streams waiting at their `gate`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Value, json};
+use tokio::sync::Notify;
 
 /// How many recent requests `GET /mock/requests` keeps.
 const LOG_CAPACITY: usize = 64;
@@ -16,6 +18,11 @@ pub struct Stats {
     streams_started: AtomicU64,
     streams_completed: AtomicU64,
     streams_cancelled: AtomicU64,
+    /// Streams that reached their `gate` so far.
+    streams_gated: AtomicU64,
+    /// `POST /mock/release` calls so far (never reset: a stream waits for one after its request).
+    releases: AtomicU64,
+    released: Notify,
     /// Failures injected so far under `fail_times`, by `fail_id`.
     failures: Mutex<BTreeMap<String, u64>>,
 }
@@ -52,6 +59,33 @@ impl Stats {
         self.streams_started.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// The number of releases so far; a stream's gate opens at the first release after this.
+    pub fn releases(&self) -> u64 {
+        self.releases.load(Ordering::SeqCst)
+    }
+
+    /// Open the gate of every stream whose request came before this call.
+    pub fn release(&self) -> u64 {
+        let n = self.releases.fetch_add(1, Ordering::SeqCst) + 1;
+        self.released.notify_waiters();
+        n
+    }
+
+    /// Count a stream at its gate, and wait until a release later than `since`.
+    pub async fn wait_release(&self, since: u64) {
+        self.streams_gated.fetch_add(1, Ordering::SeqCst);
+        loop {
+            let notified = self.released.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a release between the two is not missed.
+            notified.as_mut().enable();
+            if self.releases() > since {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     pub fn snapshot(&self) -> Value {
         let requests = self.requests.lock().map(|r| r.clone()).unwrap_or_default();
         let total: u64 = requests.values().sum();
@@ -61,6 +95,8 @@ impl Stats {
             "streams_started": self.streams_started.load(Ordering::SeqCst),
             "streams_completed": self.streams_completed.load(Ordering::SeqCst),
             "streams_cancelled": self.streams_cancelled.load(Ordering::SeqCst),
+            "streams_gated": self.streams_gated.load(Ordering::SeqCst),
+            "releases": self.releases(),
         })
     }
 
@@ -83,6 +119,7 @@ impl Stats {
             &self.streams_started,
             &self.streams_completed,
             &self.streams_cancelled,
+            &self.streams_gated,
         ] {
             c.store(0, Ordering::SeqCst);
         }
@@ -107,6 +144,10 @@ impl StreamGuard {
 }
 
 impl StreamGuard {
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
     /// The body has sent everything it meant to send.
     pub fn finish(&mut self) {
         self.finished = true;

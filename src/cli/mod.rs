@@ -4,6 +4,7 @@
 pub mod complete;
 pub mod completions;
 pub mod config;
+pub mod markup;
 pub mod style;
 pub mod vibectl;
 pub mod vibectl_server;
@@ -34,6 +35,20 @@ impl CmdError {
         }
     }
 
+    /// An exit with `code` and nothing more to print (what was to say is said).
+    pub fn exit(code: u8) -> CmdError {
+        CmdError {
+            message: String::new(),
+            hint: None,
+            code,
+        }
+    }
+
+    pub fn with_code(mut self, code: u8) -> CmdError {
+        self.code = code;
+        self
+    }
+
     pub fn with_hint(mut self, hint: impl Into<String>) -> CmdError {
         self.hint = Some(hint.into());
         self
@@ -41,6 +56,9 @@ impl CmdError {
 
     /// Print `error: ...` and `hint: ...` to stderr.
     pub fn report(&self) {
+        if self.message.is_empty() {
+            return;
+        }
         let error = style::paint(style::Role::Error, style::Stream::Stderr, "error:");
         let hint = style::paint(style::Role::Hint, style::Stream::Stderr, "hint:");
         let mut err = std::io::stderr().lock();
@@ -89,16 +107,43 @@ pub fn process_env(name: &str) -> Option<String> {
 /// Send logs to stderr at `level` (a Python-style name: DEBUG, INFO, WARNING, ERROR, CRITICAL),
 /// unless RUST_LOG says otherwise.
 pub fn init_logging(level: &str) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(log_filter(level, std::env::var("RUST_LOG").ok().as_deref()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The crates under vibectl whose debug logs are wire frames, not vibectl's steps: kept at
+/// warnings unless `RUST_LOG` asks for them.
+const NOISY: &[&str] = &[
+    "h2",
+    "hyper",
+    "hyper_util",
+    "tonic",
+    "tower",
+    "rustls",
+    "reqwest",
+    "tokio_rustls",
+];
+
+/// The log filter for `level` (`system.log_level`, `--log-level`): that level for vibectl, and
+/// warnings for [`NOISY`]. `rust_log` (the `RUST_LOG` variable), when set and valid, wins whole.
+pub fn log_filter(level: &str, rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
+    if let Some(f) = rust_log
+        .filter(|r| !r.trim().is_empty())
+        .and_then(|r| tracing_subscriber::EnvFilter::try_new(r).ok())
+    {
+        return f;
+    }
     let directive = match level.to_ascii_uppercase().as_str() {
         "DEBUG" => "debug",
         "INFO" => "info",
         "ERROR" | "CRITICAL" => "error",
         _ => "warn",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(directive));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let mut spec = directive.to_owned();
+    for c in NOISY {
+        spec.push_str(&format!(",{c}=warn"));
+    }
+    tracing_subscriber::EnvFilter::new(spec)
 }

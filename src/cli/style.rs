@@ -51,6 +51,11 @@ pub fn set_theme(theme: DisplayTheme) {
     THEME.store(n, Ordering::Relaxed);
 }
 
+/// The theme in use.
+pub fn current_theme() -> DisplayTheme {
+    theme()
+}
+
 fn theme() -> DisplayTheme {
     match THEME.load(Ordering::Relaxed) {
         1 => DisplayTheme::Dark,

@@ -6,21 +6,29 @@ use clap::{Parser, Subcommand};
 
 mod apply;
 mod audit;
+mod auto;
+mod check;
+mod display_flags;
 mod edit;
 mod guard;
+mod instructions;
 mod just;
 mod kube;
 mod kubectl;
 mod live;
+mod looping;
 mod memory;
 mod plan;
+mod plugin;
 mod port_forward;
 mod relay;
 mod rollout;
 mod safety;
+mod semiauto;
 mod session;
 pub mod setup_proxy;
 mod spinner;
+mod theme;
 mod version;
 mod vibe;
 
@@ -30,9 +38,18 @@ use super::{CmdError, CmdResult, process_env};
 use crate::config::generated::client::key;
 use crate::config::{CLIENT, KeyPath, Override, store, value};
 
+/// The heading of the flags every command takes.
+pub const GLOBAL_HEADING: &str = "Global options";
+
 /// vibectl: plan and explain kubectl commands with an LLM.
 #[derive(Debug, Parser)]
-#[command(name = "vibectl", version, about, propagate_version = true)]
+#[command(
+    name = "vibectl",
+    version,
+    about,
+    propagate_version = true,
+    next_help_heading = GLOBAL_HEADING
+)]
 pub struct Cli {
     /// Use this model for this run (overrides llm.model)
     #[arg(long, global = true, value_name = "NAME")]
@@ -48,9 +65,12 @@ pub struct Cli {
     /// Call the provider directly for this run, even if a proxy is active
     #[arg(long, global = true)]
     pub no_proxy: bool,
-    /// Log level for this run (overrides system.log_level)
+    /// Log level for this run (overrides system.log_level); debug logs vibectl's own steps
     #[arg(long, global = true, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// Same as --log-level debug
+    #[arg(long, global = true, conflicts_with = "log_level")]
+    pub verbose: bool,
     /// The client config directory (same as VIBECTL_CLIENT_CONFIG_DIR)
     #[arg(long, global = true, value_name = "DIR")]
     pub config_dir: Option<PathBuf>,
@@ -61,6 +81,8 @@ pub struct Cli {
     /// security.read_only); --yes does not override it
     #[arg(long, global = true)]
     pub read_only: bool,
+    #[command(flatten)]
+    pub display: display_flags::DisplayFlags,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -160,6 +182,35 @@ pub enum Command {
     /// Example: `vibectl memory show`
     #[command(subcommand)]
     Memory(memory::MemoryCommand),
+    /// Work toward a goal step by step: plan a kubectl command, run it, look at the result,
+    /// until the model says the goal is reached, --limit steps ran, or Ctrl-C
+    ///
+    /// Example: `vibectl auto --limit 5 "find out why the web pods restart"`
+    Auto(auto::AutoArgs),
+    /// Like auto, but confirm every step (yes, no, and remember, or exit)
+    ///
+    /// Example: `vibectl semiauto "clean up the failed jobs in namespace batch"`
+    Semiauto(auto::SemiautoArgs),
+    /// Decide whether a statement about the cluster holds, with read-only commands; exits 0
+    /// (true), 1 (false), 2 (poorly posed) or 3 (cannot determine)
+    ///
+    /// Example: `vibectl check "every pod in namespace shop is running"`
+    Check(check::CheckArgs),
+    /// Install, list, update and remove prompt plugins
+    ///
+    /// Example: `vibectl plugin install security-focused-check-v1.json`
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// Show or change the custom instructions added to every prompt
+    ///
+    /// Example: `vibectl instructions set "Use namespace staging unless told otherwise."`
+    #[command(subcommand)]
+    Instructions(instructions::InstructionsCommand),
+    /// List the colour themes or pick one
+    ///
+    /// Example: `vibectl theme set accessible`
+    #[command(subcommand)]
+    Theme(theme::ThemeCommand),
     /// Read the audit log: the model calls and kubectl commands vibectl recorded
     ///
     /// Example: `vibectl audit show --since 2h`
@@ -224,6 +275,12 @@ impl Cli {
         if let Some(l) = &self.log_level {
             add(key::SYSTEM_LOG_LEVEL, Some(l), "--log-level")?;
         }
+        if self.verbose {
+            add(key::SYSTEM_LOG_LEVEL, Some("DEBUG"), "--verbose")?;
+        }
+        for (k, v, flag) in self.display.overrides() {
+            add(k, Some(v), flag)?;
+        }
         Ok(out)
     }
 }
@@ -269,6 +326,12 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::PortForward(a) => port_forward::run(&model_ctx(&cli)?, a),
         Command::Just(a) => just::run(&model_ctx(&cli)?, a),
         Command::Memory(m) => memory::run(&model_ctx(&cli)?, m),
+        Command::Auto(a) => auto::run(&model_ctx(&cli)?, a),
+        Command::Semiauto(a) => semiauto::run(&model_ctx(&cli)?, a),
+        Command::Check(a) => check::run(&model_ctx(&cli)?, a),
+        Command::Plugin(cmd) => plugin::run(&model_ctx(&cli)?, cmd),
+        Command::Instructions(cmd) => instructions::run(&model_ctx(&cli)?, cmd),
+        Command::Theme(cmd) => theme::run(&model_ctx(&cli)?, cmd),
         Command::Audit(cmd) => {
             let ctx = audit::Ctx {
                 session: model_ctx(&cli)?,
@@ -287,5 +350,6 @@ fn model_ctx(cli: &Cli) -> Result<session::Ctx, CmdError> {
         yes: cli.yes,
         read_only: cli.read_only,
         dir_flag: cli.config_dir.is_some(),
+        mode: cli.display.mode,
     })
 }

@@ -61,8 +61,21 @@ pub struct ServerInfo {
 }
 
 impl ServerInfo {
-    /// The model id a requested name means: an id, an alias of the map, or a model's alias.
+    /// The model id a requested name means: an id, an alias of the map, or a model's alias;
+    /// or one of these written the direct way, `PROVIDER/NAME` (`openai/gpt-4o`), when that
+    /// provider (by the server's entry name or by kind) serves it.
     pub fn resolve(&self, name: &str) -> Option<String> {
+        if let Some(id) = self.resolve_plain(name) {
+            return Some(id);
+        }
+        let (p, m) = name.split_once('/')?;
+        let id = self.resolve_plain(m)?;
+        let (_, provider, _) = self.models.iter().find(|(i, _, _)| *i == id)?;
+        let kind = crate::llm::kind_for_model(&id).map(|k| k.as_str());
+        (provider == p || kind == Some(p)).then_some(id)
+    }
+
+    fn resolve_plain(&self, name: &str) -> Option<String> {
         if self.models.iter().any(|(id, _, _)| id == name) {
             return Some(name.to_owned());
         }

@@ -38,6 +38,8 @@ pub enum UrlError {
     TokenSpace,
     #[error("the URL has a path, query or fragment (`{0}`); only [TOKEN@]HOST[:PORT] is allowed")]
     Extra(String),
+    #[error("the host `{0}` is not a name or an address; write an IPv6 address in brackets")]
+    Host(String),
 }
 
 /// `text` as a complaint may quote it: everything up to its last `@` replaced by `***`.
@@ -76,12 +78,26 @@ impl ProxyUrl {
         let token = token.filter(|t| !t.is_empty()).map(Secret::new);
         let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
             let (h, after) = v6.split_once(']').ok_or(UrlError::NoHost)?;
-            (h.to_owned(), after.strip_prefix(':'))
-        } else {
-            match hostport.rsplit_once(':') {
-                Some((h, p)) => (h.to_owned(), Some(p)),
-                None => (hostport.to_owned(), None),
+            if !h.is_empty() && h.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(UrlError::Host(quoted(h)));
             }
+            let port = match after {
+                "" => None,
+                a => Some(
+                    a.strip_prefix(':')
+                        .ok_or_else(|| UrlError::Port(quoted(a)))?,
+                ),
+            };
+            (h.to_owned(), port)
+        } else {
+            let (h, p) = match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hostport, None),
+            };
+            if h.contains([':', '[', ']']) {
+                return Err(UrlError::Host(quoted(h)));
+            }
+            (h.to_owned(), p)
         };
         if host.is_empty() {
             return Err(UrlError::NoHost);

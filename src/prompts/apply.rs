@@ -30,7 +30,7 @@ added under `spec`.";
 /// Ask for manifests that fulfil `request` (the user named no file).
 pub fn generate(request: &str, ctx: &Context<'_>) -> LlmRequest {
     LlmRequest {
-        system: ctx.system(&format!("{GENERATE_TASK}\n{YAML_RULES}")),
+        system: ctx.system(vec![format!("{GENERATE_TASK}\n{YAML_RULES}")]),
         user: ctx.user(vec![format!(
             "What the user wants applied:\n<request>\n{}\n</request>",
             request.trim()
@@ -50,7 +50,7 @@ pub fn correct(
     ctx: &Context<'_>,
 ) -> LlmRequest {
     LlmRequest {
-        system: ctx.system(&format!("{CORRECT_TASK}\n{YAML_RULES}")),
+        system: ctx.system(vec![format!("{CORRECT_TASK}\n{YAML_RULES}")]),
         user: ctx.user(vec![
             format!(
                 "What the user asked for:\n<request>\n{}\n</request>",

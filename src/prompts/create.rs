@@ -1,15 +1,18 @@
 //! How the model plans `kubectl create` (creating resources): what to watch for, and worked examples.
 
-use super::verbs::{Example, Guide};
+use super::blocks::PlanExample;
+use super::verbs::Guide;
 
 pub const GUIDE: Guide = Guide {
     verb: "create",
+    purpose: "creating resources",
     focus: "Create only what was asked for. Prefer the generator forms \
         (`create deployment NAME --image=IMAGE`, `create configmap NAME --from-literal=K=V`) \
         and name the namespace when the request gives one.",
     summary: "Say what was created (kind, name, namespace) and anything kubectl refused or warned about.",
     examples: &[
-        Example {
+        PlanExample {
+            memory: "",
             request: "an nginx deployment called front with 2 replicas",
             commands: &[
                 "create",
@@ -18,10 +21,13 @@ pub const GUIDE: Guide = Guide {
                 "--image=nginx",
                 "--replicas=2",
             ],
+            explanation: "A deployment from the nginx image with the replicas asked for.",
         },
-        Example {
+        PlanExample {
+            memory: "",
             request: "a namespace for the billing team",
             commands: &["create", "namespace", "billing"],
+            explanation: "A namespace named after the team.",
         },
     ],
 };

@@ -31,7 +31,7 @@ pub fn target(request: &str, ctx: &Context<'_>) -> LlmRequest {
 /// Ask for the merge patch that makes `request` true of `live` (its YAML).
 pub fn patch(request: &str, resource: &str, live: &str, ctx: &Context<'_>) -> LlmRequest {
     LlmRequest {
-        system: ctx.system(PATCH_TASK),
+        system: ctx.system(vec![PATCH_TASK.to_owned()]),
         user: ctx.user(vec![
             format!("The change:\n<request>\n{}\n</request>", request.trim()),
             format!(

@@ -1,24 +1,23 @@
 //! Planning prompts of the kubectl verbs that take `vibe "REQUEST"`: the shared plan prompt,
 //! with the verb's guide (what to watch for, worked examples) when it has one; each guide lives
 //! in its command's module (`create`, `delete`, `scale`, `wait`, `diff`, `cluster_info`,
-//! `rollout`).
+//! `rollout`, `patch`, `port_forward`).
 
-use super::{Context, plan as base_plan, summary as base_summary};
+use super::blocks::PlanExample;
+use super::plan::VerbPlan;
+use super::{Context, plan as base_plan, plan_with, summary as base_summary};
 use crate::llm::adapter::LlmRequest;
 
-/// One worked example: a request and the `commands` that answer it.
-pub struct Example {
-    pub request: &'static str,
-    pub commands: &'static [&'static str],
-}
-
-/// What the model is told about a verb: the points to keep in mind and examples.
+/// What the model is told about a verb: what it is for, the points to keep in mind, what a
+/// summary of its output should say, and worked examples (in the shared example format).
 pub struct Guide {
     pub verb: &'static str,
+    /// What the verb is for, completing "`kubectl VERB` ... used for ...".
+    pub purpose: &'static str,
     pub focus: &'static str,
     /// What a summary of this verb's output should say.
     pub summary: &'static str,
-    pub examples: &'static [Example],
+    pub examples: &'static [PlanExample],
 }
 
 /// The verbs with a guide, each in its own module.
@@ -30,15 +29,26 @@ const GUIDES: &[&Guide] = &[
     &super::diff::GUIDE,
     &super::cluster_info::GUIDE,
     &super::rollout::GUIDE,
+    &super::patch::GUIDE,
+    &super::port_forward::GUIDE,
 ];
 
-/// The plan request for `VERB vibe REQUEST`: the shared plan prompt, with the verb's guide
-/// when it has one.
+/// The plan request for `VERB vibe REQUEST`: the shared plan prompt of a verb with the verb's
+/// purpose, points and examples when it has a guide (the shared prompt alone otherwise).
 pub fn plan(request: &str, verb: &str, ctx: &Context<'_>) -> LlmRequest {
-    let mut req = base_plan(request, Some(verb), ctx);
-    if let Some(g) = GUIDES.iter().find(|g| g.verb == verb) {
-        req.system.push(guide_text(g));
-    }
+    let Some(g) = GUIDES.iter().find(|g| g.verb == verb) else {
+        return base_plan(request, Some(verb), ctx);
+    };
+    let spec = VerbPlan {
+        verb: g.verb,
+        purpose: g.purpose,
+        examples: g.examples,
+    };
+    let mut req = plan_with(request, &spec, ctx);
+    // Right after the task line (identity, time, task), before the answer's shape.
+    let at = req.system.len().min(3);
+    req.system
+        .insert(at, format!("About `kubectl {}`: {}", g.verb, g.focus));
     req
 }
 
@@ -59,18 +69,6 @@ pub fn summary(
         ));
     }
     req
-}
-
-fn guide_text(g: &Guide) -> String {
-    let mut s = format!("About `kubectl {}`: {}\nExamples:\n", g.verb, g.focus);
-    for e in g.examples {
-        let commands = serde_json::to_string(e.commands).unwrap_or_default();
-        s.push_str(&format!(
-            "- request \"{}\" -> {{\"commands\": {commands}, ...}}\n",
-            e.request
-        ));
-    }
-    s
 }
 
 #[cfg(test)]
@@ -96,9 +94,8 @@ mod tests {
         );
         assert!(diff.system.iter().any(|s| s.contains("object by object")));
         let get = plan("x", "get", &Context::default());
-        assert_eq!(
-            get.system.len(),
-            2,
+        assert!(
+            !get.system.iter().any(|s| s.starts_with("About `kubectl")),
             "no guide for get: the shared prompt only"
         );
     }

@@ -200,6 +200,9 @@ impl Catalog {
         if let Some(m) = self.aliases.get(name).and_then(|id| self.models.get(id)) {
             return Ok(m.clone());
         }
+        if let Some(m) = self.provider_prefixed(name) {
+            return Ok(m);
+        }
         if self.models.is_empty() {
             return self.open(name);
         }
@@ -207,6 +210,23 @@ impl Catalog {
             name: name.to_owned(),
             available: self.models.keys().cloned().collect(),
         })
+    }
+
+    /// A name written the direct way, `PROVIDER/MODEL` (`openai/gpt-4o`), for a configured
+    /// model or alias `MODEL` that this provider serves (by its entry name or its kind).
+    fn provider_prefixed(&self, name: &str) -> Option<ModelDef> {
+        let (p, m) = split_provider(name, &self.open_routes)?;
+        let id = if self.models.contains_key(m) {
+            m
+        } else {
+            self.aliases.get(m)?.as_str()
+        };
+        let def = self.models.get(id)?;
+        let served_by_p = self
+            .open_routes
+            .iter()
+            .any(|(k, n)| *n == def.provider && (n == p || k.as_str() == p));
+        served_by_p.then(|| def.clone())
     }
 
     /// With no models configured, any name is routed by `provider/model` or the name rule.
@@ -279,5 +299,57 @@ mod tests {
             Some(33.0)
         );
         assert_eq!(priced(Some(3.0), Some(15.0)).cost_usd(0, 0), Some(0.0));
+    }
+}
+
+#[cfg(test)]
+mod prefixed_tests {
+    use super::*;
+
+    fn def(id: &str, provider: &str) -> ModelDef {
+        ModelDef {
+            id: id.into(),
+            provider: provider.into(),
+            upstream: id.into(),
+            display_name: id.into(),
+            aliases: Vec::new(),
+            max_context_length: None,
+            supports_streaming: true,
+            input_cost_per_mtok: None,
+            output_cost_per_mtok: None,
+            configured: true,
+        }
+    }
+
+    #[test]
+    fn a_provider_prefixed_name_finds_the_model_its_provider_serves() {
+        let mut models = IndexMap::new();
+        models.insert("gpt-4o".to_owned(), def("gpt-4o", "work-openai"));
+        models.insert("claude".to_owned(), def("claude", "anthropic"));
+        let mut aliases = IndexMap::new();
+        aliases.insert("fast".to_owned(), "gpt-4o".to_owned());
+        let c = Catalog {
+            models,
+            aliases,
+            default_model: None,
+            open_routes: vec![
+                (ProviderKind::OpenAi, "work-openai".to_owned()),
+                (ProviderKind::Anthropic, "anthropic".to_owned()),
+            ],
+        };
+        for name in ["openai/gpt-4o", "work-openai/gpt-4o", "openai/fast"] {
+            assert_eq!(
+                c.resolve(Some(name)).map(|m| m.id),
+                Ok("gpt-4o".into()),
+                "{name}"
+            );
+        }
+        // Another provider's prefix does not reach it, and the error lists the names.
+        let err = c.resolve(Some("anthropic/gpt-4o")).unwrap_err();
+        assert!(
+            err.to_string().contains("available: gpt-4o, claude"),
+            "{err}"
+        );
+        assert!(c.resolve(Some("openai/claude")).is_err());
     }
 }

@@ -12,6 +12,7 @@
 //! - [`governance`]: auth and limits as a tower layer, usage and quotas, metrics.
 //! - [`reload`]: hot reload of the config file.
 //! - [`state`]: everything built from one config.
+//! - [`wiring`]: what `serve` starts around [`run`] (listener, TLS, usage, metrics, watcher).
 
 pub mod acme;
 pub mod auth;
@@ -28,6 +29,7 @@ pub mod service;
 pub mod state;
 pub mod tls;
 pub mod upstream;
+pub mod wiring;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -8,7 +8,7 @@ use serde_json::Value;
 use vibectl::audit::{AuditLog, Record};
 
 use super::Client;
-use crate::harness::root;
+use crate::support::cli::root;
 use crate::support::process::{self, Output};
 
 /// The 0.11.6 fixture: six records of profile `prod`, from 2025-06-18T12:00 to 2025-06-20T09:05.

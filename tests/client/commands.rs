@@ -182,7 +182,8 @@ async fn a_failing_kubectl_shows_its_stderr_and_exits_non_zero() {
         "Error from server (NotFound): pods \"nope\" not found\n",
         1,
     );
-    client.configure(&mock, true, "");
+    // With the summary off there is no recovery call either (tests/client/recovery.rs has it).
+    client.configure(&mock, true, "display:\n  show_vibe: false\n");
     let out = client.fails(&["get", "pods", "nope"]);
     assert!(
         out.stderr
@@ -194,7 +195,10 @@ async fn a_failing_kubectl_shows_its_stderr_and_exits_non_zero() {
         "{out}"
     );
     assert_eq!(out.stdout, "");
-    assert!(mock.requests().await.is_empty(), "no summary of a failure");
+    assert!(
+        mock.requests().await.is_empty(),
+        "no model call with show_vibe off"
+    );
     client.fails(&["just", "get", "pods", "nope"]);
 }
 

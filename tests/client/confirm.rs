@@ -12,7 +12,7 @@ use super::{Client, LIMIT, plan_json};
 use crate::support::mock::MockProvider;
 
 /// Run `vibectl ARGS` on a pty, typing `input`; returns what the terminal showed.
-fn on_a_terminal(client: &Client, args: &[&str], input: &str) -> String {
+pub(super) fn on_a_terminal(client: &Client, args: &[&str], input: &str) -> String {
     let script = ["/usr/bin/script", "/bin/script"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
@@ -28,9 +28,9 @@ fn on_a_terminal(client: &Client, args: &[&str], input: &str) -> String {
         .args(["-qec", &line, "/dev/null"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
-        .expect("start script");
+        .unwrap_or_else(|e| panic!("cannot run {script} (scripts/ci-deps installs it): {e}"));
     // Typed ahead, the answer waits in the terminal until the prompt reads it; closing our end
     // lets `script` finish once the command does.
     child
@@ -40,23 +40,32 @@ fn on_a_terminal(client: &Client, args: &[&str], input: &str) -> String {
         .write_all(input.as_bytes())
         .expect("type the answer");
     let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut out = String::new();
         let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
-        let _ = tx.send(out);
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+        let _ = tx.send((out, err));
     });
-    match rx.recv_timeout(LIMIT) {
-        Ok(out) => {
-            let _ = child.wait();
-            out
-        }
-        Err(_) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("`{line}` on a terminal did not finish within {LIMIT:?}");
-        }
-    }
+    let Ok((out, err)) = rx.recv_timeout(LIMIT) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("`{line}` on a terminal did not finish within {LIMIT:?}");
+    };
+    let status = child.wait().expect("wait for script");
+    // vibectl's own stderr goes to the terminal, so anything here is `script` failing by itself
+    // (no pty, a bad option): not an answer of vibectl's, so fail loudly.
+    assert!(
+        err.trim().is_empty(),
+        "`script` could not run `{line}` on a terminal ({status}): {err}"
+    );
+    assert!(
+        !out.is_empty(),
+        "`{line}` on a terminal showed nothing ({status})\n--- script's stderr ---\n{err}"
+    );
+    out
 }
 
 #[tokio::test]

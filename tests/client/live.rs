@@ -313,7 +313,17 @@ async fn on_a_terminal_the_view_shows_max_lines_and_s_saves_to_save_dir() {
             .contains("Save as (empty: vibectl_logs_web-1_TIME.log): ")
     });
     term.type_keys("\r");
-    let frame = term.frame_where("a saved file", |f| f.contains("saved to "));
+    // The whole line, name included: a frame may be caught half drawn.
+    let frame = term.frame_where("a saved file", |f| {
+        let f = f.replace('\n', "");
+        f.match_indices("saved to ").any(|(i, _)| {
+            f[i..]
+                .chars()
+                .take(400)
+                .collect::<String>()
+                .contains(".log")
+        })
+    });
     let files: Vec<_> = std::fs::read_dir(&saves)
         .expect("save_dir was created")
         .map(|e| e.expect("entry").path())
@@ -347,8 +357,16 @@ async fn on_a_terminal_the_view_shows_max_lines_and_s_saves_to_save_dir() {
 
     // A typed name is used as is, never overwritten, and must stay in save_dir.
     term.type_keys("smine.log\r");
+    // Saved, not merely typed: the name echoed at the prompt is not enough.
     term.frame_where("mine.log saved", |f| {
-        f.replace('\n', "").contains("mine.log")
+        let f = f.replace('\n', "");
+        f.match_indices("saved to ").any(|(i, _)| {
+            f[i..]
+                .chars()
+                .take(400)
+                .collect::<String>()
+                .contains("mine.log")
+        })
     });
     assert_eq!(
         std::fs::read_to_string(saves.join("mine.log")).expect("mine.log"),

@@ -5,20 +5,31 @@
 
 mod apply;
 mod audit;
+mod auto;
+mod check;
 mod commands;
 mod confirm;
 mod edit;
 mod errors;
+mod flags;
 mod follow;
+mod instructions;
 mod keys;
 mod live;
+mod markup;
 mod memory;
+mod memory_freeze;
+mod plugins;
 mod port_forward;
 mod profile_security;
+mod prompts;
 pub(crate) mod proxy;
 mod read_only;
+mod recovery;
 mod redaction;
+pub(crate) mod scripted;
 mod theme;
+mod theme_cmd;
 mod verbs;
 
 use std::path::{Path, PathBuf};

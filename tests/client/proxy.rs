@@ -21,7 +21,8 @@ const SECRET: &str = "client-test-secret-0123456789abcdef0123";
 pub(crate) struct Server {
     dir: TempDir,
     pub(crate) addr: String,
-    child: KillOnDrop,
+    /// Killed with the server.
+    _child: KillOnDrop,
 }
 
 impl Server {
@@ -118,16 +119,23 @@ impl Server {
             })
             .to_owned();
         assert!(addr.starts_with("127.0.0.1:"), "{addr}");
-        Server { dir, addr, child }
-    }
-
-    /// The server's process id.
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.0.id()
+        Server {
+            dir,
+            addr,
+            _child: child,
+        }
     }
 
     fn ca_bundle(&self) -> std::path::PathBuf {
         self.dir.path().join("ca/ca-bundle.crt")
+    }
+
+    /// Point `client` at this server: `setup-proxy configure prod URL` with a fresh token.
+    pub(crate) fn connect(&self, client: &Client) {
+        let url = format!("vibectl-server-insecure://{}@{}", self.token(), self.addr);
+        client
+            .run(&["setup-proxy", "configure", "prod", &url])
+            .assert_success();
     }
 
     pub(crate) fn token(&self) -> String {
@@ -234,4 +242,22 @@ async fn vibe_and_get_work_over_tls_with_a_ca_bundle() {
     out.assert_success();
     assert_eq!(out.stdout, "Two pods are running.\n", "{out}");
     assert_eq!(client.kubectl_runs(), ["get pods"; 2]);
+}
+
+#[tokio::test]
+async fn a_model_named_the_direct_way_works_through_a_server_serving_the_plain_name() {
+    let mock = MockProvider::start(&["--reply", "Two pods.", "--api-key", API_KEY]);
+    let client = Client::with_pods();
+    client.configure(&mock, false, "memory:\n  enabled: false\n");
+    let server = Server::start(&mock);
+    server.connect(&client);
+    let direct_name = format!("openai/{MODEL}");
+    let out = client.run(&["--model", &direct_name, "get", "pods"]);
+    out.assert_success();
+    assert_eq!(out.stdout, "Two pods.\n", "{out}");
+    assert_eq!(mock.last_request().await["body"]["model"], MODEL);
+
+    // Another provider's prefix is not this model: the error lists the names to use.
+    let out = client.fails(&["--model", &format!("anthropic/{MODEL}"), "get", "pods"]);
+    assert!(out.stderr.contains(&format!("available: {MODEL}")), "{out}");
 }

@@ -157,7 +157,14 @@ async fn diff_with_differences_is_not_a_failure_but_a_diff_error_is() {
             out.stderr.contains("`kubectl diff -f missing.yaml` failed"),
             "{out}"
         );
-        assert_eq!(mock.requests().await.len(), 1, "no summary of a failure");
+        // A failure is not summarized; the model is asked how to recover from kubectl's error.
+        let reqs = mock.requests().await;
+        assert_eq!(reqs.len(), 2, "one recovery call after the failure");
+        let text = reqs[1]["body"].to_string();
+        assert!(
+            text.contains("missing.yaml"),
+            "kubectl's error reached the recovery call: {text}"
+        );
     }
 }
 

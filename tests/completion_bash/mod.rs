@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::support::wait;
 
 /// The longest wait for the screen to show what is expected.
 const WAIT: Duration = Duration::from_secs(15);
@@ -117,18 +119,14 @@ impl Shell {
 
     /// Poll the screen until `done` holds; the screen as it then is.
     fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
+        wait::until_blocking(what, WAIT, || {
             let screen = self.screen();
             if done(&screen) {
-                return screen;
+                Ok(screen)
+            } else {
+                Err(format!("the screen:\n{screen}"))
             }
-            assert!(
-                start.elapsed() < WAIT,
-                "timed out waiting for {what}; the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        })
     }
 
     /// An empty line on a cleared screen: readline's own keys (end of line, kill to its start,
@@ -144,9 +142,8 @@ impl Shell {
         self.clear();
         self.type_text(line);
         self.wait_for("the typed line", |s| s.contains(line.trim_end()));
-        self.keys(&["Tab"]);
-        std::thread::sleep(Duration::from_millis(150));
-        self.keys(&["Tab"]);
+        // Both at once: the terminal holds the second until readline has done the first.
+        self.keys(&["Tab", "Tab"]);
         let screen = self.wait_for(&format!("the candidates of `{line}`"), |s| {
             expected
                 .iter()

@@ -4,7 +4,7 @@
 
 mod roundtrip;
 
-use crate::harness::{Bin, ConfigDir, sample};
+use crate::support::cli::{Bin, ConfigDir, sample};
 
 /// A hand-edited file the failing commands must leave exactly as it is.
 fn commented() -> ConfigDir {
@@ -222,7 +222,7 @@ fn config_dir_that_is_a_file() {
     // A file further up the path is found too.
     let mut c = d.vibectl();
     c.env("VIBECTL_CLIENT_CONFIG_DIR", d.dir().join("deeper"));
-    let run = crate::harness::Run::of(c.args(["config", "set", "llm.model", "x"]), d.path());
+    let run = crate::support::cli::Run::of(c.args(["config", "set", "llm.model", "x"]), d.path());
     assert_eq!(run.code, 1);
     assert!(
         run.stderr.contains("[DIR]/client is a file"),
@@ -381,14 +381,14 @@ fn a_bad_environment_variable_names_itself() {
     let mut c = d.vibectl();
     c.env("VIBECTL_LLM_MAX_RETRIES", "99")
         .args(["config", "show", "llm"]);
-    let run = crate::harness::Run::of(&mut c, d.path());
+    let run = crate::support::cli::Run::of(&mut c, d.path());
     assert_eq!(run.code, 1, "{}", run.transcript());
     insta::assert_snapshot!(run.stderr);
     // A good one wins over the file, and `config info` says where it came from.
     let mut c = d.vibectl();
     c.env("VIBECTL_LLM_MAX_RETRIES", "7")
         .args(["config", "info", "llm.max_retries"]);
-    let run = crate::harness::Run::of(&mut c, d.path());
+    let run = crate::support::cli::Run::of(&mut c, d.path());
     let out = run.ok();
     let row = |name: &str| {
         out.lines()

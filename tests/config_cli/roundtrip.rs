@@ -1,7 +1,7 @@
 //! A hand-commented file through `config set` and `config unset`: every comment, blank line and
 //! the key order survive, and setting a new key then unsetting it gives back the same bytes.
 
-use crate::harness::ConfigDir;
+use crate::support::cli::ConfigDir;
 
 const SAMPLE: &str = "valid/commented.yaml";
 

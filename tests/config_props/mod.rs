@@ -30,7 +30,7 @@ fn bases(engine: &Engine) -> [String; 2] {
     };
     [
         String::new(),
-        std::fs::read_to_string(crate::harness::sample(sample)).unwrap(),
+        std::fs::read_to_string(crate::support::cli::sample(sample)).unwrap(),
     ]
 }
 

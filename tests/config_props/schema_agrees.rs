@@ -149,7 +149,7 @@ proptest! {
 
 #[test]
 fn every_sample_is_judged_the_same() {
-    let root = crate::harness::sample("");
+    let root = crate::support::cli::sample("");
     for (engine, dirs) in [
         (&CLIENT, &["valid", "invalid", "client-0.11.6"][..]),
         (&SERVER, &["server-valid", "server-0.11.6"]),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use vibectl::config::{CLIENT, ClientConfig, Engine, KeyPath, SERVER, ServerConfig, document};
 
-use crate::harness::{Bin, Run, clean, sample};
+use crate::support::cli::{Bin, Run, clean, sample};
 
 fn yaml_files(dir: &str) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(sample(dir))

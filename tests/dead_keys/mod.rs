@@ -8,7 +8,7 @@ use std::path::Path;
 use vibectl::config::generated::{client, server};
 use vibectl::config::schema::{COMPAT_NOTE, KeySpec};
 
-use crate::harness::{ConfigDir, root};
+use crate::support::cli::{ConfigDir, root};
 use crate::support::rust_source::{Token, rust_files, tokens};
 
 /// Keys whose tests are written but not merged yet. Each entry must be a key that is not

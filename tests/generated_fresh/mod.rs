@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::harness::root;
+use crate::support::cli::root;
 
 const FIX: &str = "run `cargo run -p codegen` and commit the result";
 

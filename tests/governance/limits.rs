@@ -1,9 +1,8 @@
 //! The limits as a client meets them: RESOURCE_EXHAUSTED with `limit-type` and
 //! `retry-after-ms`, per token subject; and `serve` refusing limit values out of range.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use assert_cmd::Command;
 use futures_util::StreamExt;
 use tonic::Code;
 use vibectl::config::Secret;
@@ -11,14 +10,18 @@ use vibectl::config::generated::server::key;
 use vibectl::proto::{StreamChunk, execute_response, stream_chunk::ChunkType};
 use vibectl::server::auth;
 
-use super::{Served, config_text, limits, refusal, slow};
+use super::{config_text, held, limits, refusal, stuck};
 use crate::support::mock::MockProvider;
+use crate::support::process;
+use crate::support::server::TestServer;
 use crate::support::server::{LIMIT, authorized, request, within};
+use crate::support::spawned::command;
+use crate::support::wait;
 use crate::support::yaml::entry;
 
 /// Execute `n` quick calls; the successes and the refusals' (limit type, retry hint).
 async fn burst(
-    served: &Served,
+    served: &TestServer,
     n: usize,
     auth: Option<&str>,
 ) -> (usize, Vec<(String, Option<u64>)>) {
@@ -41,7 +44,7 @@ async fn burst(
 #[tokio::test]
 async fn rpm_lets_exactly_n_quick_calls_through_and_says_when_to_retry() {
     let mock = MockProvider::start(&[]);
-    let served = Served::start(&config_text(
+    let served = TestServer::from_text(&config_text(
         &mock,
         "global:\n  max_requests_per_minute: 5",
         "",
@@ -81,7 +84,7 @@ async fn per_token_limits_key_on_the_verified_sub() {
         ),
     ]);
     let extra = format!("jwt:\n  enabled: true\n  secret_key: {secret}\n");
-    let served = Served::start(&config_text(&mock, &limits, &extra)).await;
+    let served = TestServer::from_text(&config_text(&mock, &limits, &extra)).await;
     let alice = bearer(secret, "alice");
     let bob = bearer(secret, "bob");
     let (ok, refused) = burst(&served, 2, Some(&alice)).await;
@@ -154,7 +157,7 @@ async fn per_token_quotas_concurrency_and_timeout_bind_their_sub_only() {
         ),
     ]);
     let extra = format!("jwt:\n  enabled: true\n  secret_key: {secret}\n");
-    let served = Served::start(&config_text(&mock, &limits, &extra)).await;
+    let served = TestServer::from_text(&config_text(&mock, &limits, &extra)).await;
     let mut client = served.client().await;
     let call = |sub: &str, text: &str| authorized(request(text, None), Some(&bearer(secret, sub)));
 
@@ -190,20 +193,20 @@ async fn per_token_quotas_concurrency_and_timeout_bind_their_sub_only() {
 
     // Concurrency: cora's second stream waits for her first; frank's does not.
     let mut first = client
-        .stream_execute(call("cora", &slow(4, 300)))
+        .stream_execute(call("cora", &stuck()))
         .await
         .expect("admitted")
         .into_inner();
     assert!(matches!(next(&mut first).await, ChunkType::TextChunk(_)));
     let status = client
-        .stream_execute(call("cora", &slow(4, 300)))
+        .stream_execute(call("cora", &stuck()))
         .await
         .expect_err("cora's second stream");
     assert_eq!(refusal(&status).0, "concurrency");
     let mut franks = Vec::new();
     for _ in 0..2 {
         let mut s = client
-            .stream_execute(call("frank", &slow(4, 300)))
+            .stream_execute(call("frank", &stuck()))
             .await
             .expect("frank has no concurrency limit")
             .into_inner();
@@ -212,15 +215,17 @@ async fn per_token_quotas_concurrency_and_timeout_bind_their_sub_only() {
     }
     drop((first, franks));
 
-    // Timeout: tim's slow call is stopped; frank's waits for its answer.
-    let slow_call = "[[mock:delay_ms=2500]] slow";
-    let resp = within("Execute", client.execute(call("tim", slow_call)))
+    // Timeout: tim's call to a provider that never answers is stopped (an answer at all shows
+    // it); frank's waits for a provider that answers after tim's timeout (the delay is the
+    // scenario, a provider slower than tim's limit, not a synchronisation).
+    let resp = within("Execute", client.execute(call("tim", "[[mock:hang]] slow")))
         .await
         .expect("an in-band answer");
     match resp.into_inner().result {
         Some(execute_response::Result::Error(e)) => assert_eq!(e.error_code, "TIMEOUT", "{e:?}"),
         other => panic!("tim's call did not time out: {other:?}"),
     }
+    let slow_call = "[[mock:delay_ms=2500]] slow";
     let resp = within("Execute", client.execute(call("frank", slow_call)))
         .await
         .expect("an in-band answer");
@@ -246,17 +251,18 @@ async fn next(stream: &mut tonic::Streaming<StreamChunk>) -> ChunkType {
 #[tokio::test]
 async fn concurrency_holds_a_slot_per_stream_until_it_ends() {
     let mock = MockProvider::start(&[]);
-    let served = Served::start(&config_text(
+    let served = TestServer::from_text(&config_text(
         &mock,
         "global:\n  max_concurrent_requests: 2",
         "",
     ))
     .await;
     let mut client = served.client().await;
+    // Two streams in flight: one until the mock releases it, one until the client drops it.
     let mut streams = Vec::new();
-    for _ in 0..2 {
+    for text in [held(4), stuck()] {
         let mut s = client
-            .stream_execute(request(&slow(4, 300), None))
+            .stream_execute(request(&text, None))
             .await
             .expect("admitted")
             .into_inner();
@@ -264,13 +270,14 @@ async fn concurrency_holds_a_slot_per_stream_until_it_ends() {
         streams.push(s);
     }
     let status = client
-        .stream_execute(request(&slow(4, 300), None))
+        .stream_execute(request(&stuck(), None))
         .await
         .expect_err("a third stream is over the limit");
     let (limit, retry) = refusal(&status);
     assert_eq!(limit, "concurrency");
     assert!(retry.is_some_and(|ms| ms > 0));
     // The first stream runs to its end; its slot is free by the time the client sees the end.
+    mock.release().await;
     let mut first = streams.remove(0);
     let mut last = None;
     while let Some(c) = within("the stream", first.message()).await.expect("stream") {
@@ -285,11 +292,15 @@ async fn concurrency_holds_a_slot_per_stream_until_it_ends() {
     while within("the stream", s.next()).await.is_some() {}
     // A dropped stream frees its slot too.
     drop(streams);
-    let deadline = Instant::now() + LIMIT;
-    while served.gov.limiter.in_flight("anonymous") > 0 {
-        assert!(Instant::now() < deadline, "a dropped stream kept its slot");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait::until(
+        "the dropped stream's slot freed",
+        LIMIT,
+        async || match served.gov.limiter.in_flight("anonymous") {
+            0 => Ok(()),
+            n => Err(format!("{n} in flight")),
+        },
+    )
+    .await;
     let text = served.gov.metrics.encode();
     assert!(
         text.contains(r#"vibectl_concurrent_in_flight{sub="anonymous"} 0"#),
@@ -300,7 +311,8 @@ async fn concurrency_holds_a_slot_per_stream_until_it_ends() {
 #[tokio::test]
 async fn over_long_input_is_refused_before_the_provider() {
     let mock = MockProvider::start(&[]);
-    let served = Served::start(&config_text(&mock, "global:\n  max_input_length: 60", "")).await;
+    let served =
+        TestServer::from_text(&config_text(&mock, "global:\n  max_input_length: 60", "")).await;
     let mut client = served.client().await;
     // "You are a test." (15) + 50 = 65 characters over both fragments.
     let status = client
@@ -328,7 +340,7 @@ async fn over_long_input_is_refused_before_the_provider() {
 #[tokio::test]
 async fn a_timed_out_stream_ends_with_timeout_and_cancels_the_upstream_call() {
     let mock = MockProvider::start(&[]);
-    let served = Served::start(&config_text(
+    let served = TestServer::from_text(&config_text(
         &mock,
         "global:\n  request_timeout_seconds: 1",
         "",
@@ -336,7 +348,7 @@ async fn a_timed_out_stream_ends_with_timeout_and_cancels_the_upstream_call() {
     .await;
     let mut client = served.client().await;
     let stream = client
-        .stream_execute(request(&slow(40, 200), None))
+        .stream_execute(request(&stuck(), None))
         .await
         .expect("admitted")
         .into_inner();
@@ -352,24 +364,14 @@ async fn a_timed_out_stream_ends_with_timeout_and_cancels_the_upstream_call() {
     assert!(text.contains(r#"kind="timeout"} 1"#), "{text}");
 }
 
-const BIN: &str = env!("CARGO_BIN_EXE_vibectl-server");
-
 /// `serve` on a config with `limits` must fail naming `key`.
 fn serve_refuses(limits: &str, key: &str) {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("config.yaml");
     let limits: String = limits.lines().map(|l| format!("    {l}\n")).collect();
     std::fs::write(&file, format!("server:\n  port: 0\n  limits:\n{limits}")).expect("write");
-    let out = Command::new(BIN)
-        .env_clear()
-        .env("HOME", dir.path())
-        .arg("--config")
-        .arg(&file)
-        .arg("serve")
-        .timeout(LIMIT)
-        .output()
-        .expect("run serve");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = process::run(&mut command(dir.path(), &["serve"]), LIMIT);
+    let stderr = out.stderr;
     assert!(!out.status.success(), "serve accepted {limits:?}");
     assert!(
         stderr.contains(key),
@@ -408,7 +410,7 @@ fn serve_refuses_limits_out_of_range_naming_the_key() {
 #[tokio::test]
 async fn a_timed_out_execute_answers_timeout_without_waiting_for_the_provider() {
     let mock = MockProvider::start(&[]);
-    let served = Served::start(&config_text(
+    let served = TestServer::from_text(&config_text(
         &mock,
         "global:\n  request_timeout_seconds: 1",
         "",

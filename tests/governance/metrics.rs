@@ -3,8 +3,9 @@
 
 use prometheus_parse::{Sample, Scrape, Value};
 
-use super::{Served, config_text, refusal};
+use super::{config_text, refusal};
 use crate::support::mock::MockProvider;
+use crate::support::server::TestServer;
 use crate::support::server::{MODEL, request};
 
 fn value(s: &Sample) -> f64 {
@@ -26,7 +27,7 @@ fn sample(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 #[tokio::test]
 async fn metrics_parse_and_count_calls_refusals_tokens_and_cost() {
     let mock = MockProvider::start(&[]);
-    let mut served = Served::start(&config_text(
+    let mut served = TestServer::from_text(&config_text(
         &mock,
         "global:\n  max_requests_per_minute: 2",
         "",

@@ -3,23 +3,22 @@
 //! while its call runs and lapses soon after its replica is killed; an unreachable Redis refuses
 //! calls or lets them through, by `redis_failure_mode`.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tonic::Code;
-use tonic::transport::Endpoint;
 use vibectl::config::generated::server::key;
 use vibectl::proto::execute_response;
 use vibectl::proto::stream_chunk::ChunkType;
 use vibectl::proto::vibectl_llm_proxy_client::VibectlLlmProxyClient;
 
-use super::serve::{BIN, Serve, address_after, signal};
-use super::{Served, config_text, refusal, slow};
+use super::{config_text, held, refusal, stuck};
 use crate::support::mock::MockProvider;
+use crate::support::server::TestServer;
 use crate::support::server::{LIMIT, request, within};
+use crate::support::spawned::Spawned;
+use crate::support::wait;
 
 /// A port nothing listens on right now.
 fn free_port() -> u16 {
@@ -46,21 +45,53 @@ impl RedisServer {
             .spawn()
             .expect("cannot start redis-server (scripts/ci-deps installs it)");
         let server = RedisServer { child, port };
-        let deadline = Instant::now() + LIMIT;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait::until_blocking("redis-server listening", LIMIT, || {
+            TcpStream::connect(("127.0.0.1", port))
+        });
         server
     }
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
+
+    /// The concurrency leases of the anonymous subject (lease id, expiry) and Redis's clock,
+    /// both in Redis milliseconds, read in one go.
+    pub async fn leases(&self) -> (Vec<(String, f64)>, f64) {
+        let client = redis::Client::open(self.url()).expect("a Redis URL");
+        let mut con = within(
+            "connecting to Redis",
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .expect("connect to Redis");
+        let (set, (secs, micros)): (Vec<(String, f64)>, (u64, u64)) = within(
+            "reading the leases",
+            redis::pipe()
+                .cmd("ZRANGE")
+                .arg(LEASES)
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES")
+                .cmd("TIME")
+                .query_async(&mut con),
+        )
+        .await
+        .expect("ZRANGE and TIME");
+        (set, (secs * 1000 + micros / 1000) as f64)
+    }
+
+    /// The one lease held (id, expiry); panics unless there is exactly one.
+    pub async fn the_lease(&self) -> (String, f64) {
+        match self.leases().await.0.as_slice() {
+            [one] => one.clone(),
+            other => panic!("not one lease: {other:?}"),
+        }
+    }
 }
+
+/// The lease set of the anonymous subject (auth off), as `redis_backend` names it.
+const LEASES: &str = "vibectl:leases:anonymous";
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
@@ -90,9 +121,9 @@ async fn three_replicas_sharing_redis_let_exactly_n_calls_through() {
     );
     let text = config_text(&mock, &limits, "");
     let replicas = [
-        Served::start(&text).await,
-        Served::start(&text).await,
-        Served::start(&text).await,
+        TestServer::from_text(&text).await,
+        TestServer::from_text(&text).await,
+        TestServer::from_text(&text).await,
     ];
     let mut clients = Vec::new();
     for r in &replicas {
@@ -135,11 +166,14 @@ async fn a_concurrency_lease_is_shared_and_given_back_when_the_stream_ends() {
         "closed",
     );
     let text = config_text(&mock, &limits, "");
-    let (a, b) = (Served::start(&text).await, Served::start(&text).await);
+    let (a, b) = (
+        TestServer::from_text(&text).await,
+        TestServer::from_text(&text).await,
+    );
     let mut on_a = a.client().await;
     let mut on_b = b.client().await;
     let mut stream = on_a
-        .stream_execute(request(&slow(3, 200), None))
+        .stream_execute(request(&held(3), None))
         .await
         .expect("admitted on a")
         .into_inner();
@@ -148,23 +182,14 @@ async fn a_concurrency_lease_is_shared_and_given_back_when_the_stream_ends() {
         .await
         .expect_err("a holds the one slot");
     assert_eq!(refusal(&status).0, "concurrency");
+    mock.release().await;
     while within("the stream", stream.message())
         .await
         .expect("stream")
         .is_some()
     {}
     // The lease is given back asynchronously after the stream's end.
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        match on_b.execute(request("on b again", None)).await {
-            Ok(_) => break,
-            Err(status) => {
-                assert_eq!(refusal(&status).0, "concurrency");
-                assert!(Instant::now() < deadline, "the lease was never given back");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    }
+    admitted(&mut on_b, "the lease was never given back").await;
 }
 
 /// The `lease_seconds` of the lease tests: the schema's minimum.
@@ -186,24 +211,19 @@ fn one_slot(url: &str) -> String {
     )
 }
 
-/// Call `on` until it is admitted, asserting each refusal is `concurrency` and that admission
-/// comes before `deadline`; the time it took.
-async fn admitted_by(
-    on: &mut VibectlLlmProxyClient<tonic::transport::Channel>,
-    deadline: Instant,
-    what: &str,
-) -> Duration {
-    let start = Instant::now();
-    loop {
+/// Call `on` until it is admitted, asserting each refusal is `concurrency`; panics with `what`
+/// after [`LIMIT`].
+async fn admitted(on: &mut VibectlLlmProxyClient<tonic::transport::Channel>, what: &str) {
+    wait::until(what, LIMIT, async || {
         match within("Execute", on.execute(request("after", None))).await {
-            Ok(_) => return start.elapsed(),
+            Ok(_) => Ok(()),
             Err(status) => {
                 assert_eq!(refusal(&status).0, "concurrency", "{status:?}");
-                assert!(Instant::now() < deadline, "{what}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                Err(status)
             }
         }
-    }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -211,72 +231,57 @@ async fn a_killed_replica_frees_its_concurrency_slot_within_the_lease_ttl() {
     let redis = RedisServer::start();
     let mock = MockProvider::start(&[]);
     let text = config_text(&mock, &one_slot(&redis.url()), "");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("config.yaml");
-    std::fs::write(&file, &text).expect("write");
-    let mut child = Command::new(BIN)
-        .env_clear()
-        .env("HOME", dir.path())
-        .arg("--config")
-        .arg(&file)
-        .args(["serve", "--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start serve");
-    let stdout = child.stdout.take().expect("piped");
-    let mut killed = Serve(child);
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = address_after(&lines, "vibectl-server listening on ");
-    let channel = within(
-        "connect",
-        Endpoint::from_shared(format!("http://{addr}"))
-            .expect("url")
-            .connect(),
-    )
-    .await
-    .expect("connect");
-    // A stream of a minute (20 chunks 3 s apart): it would hold the slot long after the test if
-    // the replica lived. Its response head means it was admitted.
+    let mut killed = Spawned::start(&text, &[]);
+    let mut on_killed = killed.client().await;
+    // A stream held open as long as its client is there: it would hold the slot for good if the
+    // replica lived. Its response head means it was admitted.
     let stream = within(
         "StreamExecute",
-        VibectlLlmProxyClient::new(channel).stream_execute(request(&slow(20, 3000), None)),
+        on_killed.stream_execute(request(&stuck(), None)),
     )
     .await
     .expect("admitted on the process")
     .into_inner();
 
-    let other = Served::start(&text).await;
+    let other = TestServer::from_text(&text).await;
     let mut on_other = other.client().await;
-    // Past one TTL, so the lease the process holds has been renewed.
-    tokio::time::sleep(TTL + TTL / 2).await;
+    // The process renews its lease: the expiry in Redis moves forward.
+    let (id, first) = redis.the_lease().await;
+    wait::until(
+        "the process renewing its lease",
+        LIMIT,
+        async || match redis.the_lease().await {
+            (i, expiry) if i == id && expiry > first => Ok(()),
+            seen => Err(format!("{seen:?}, first {first}")),
+        },
+    )
+    .await;
     let status = on_other
         .execute(request("while the process runs", None))
         .await
         .expect_err("the process holds the one slot");
     assert_eq!(refusal(&status).0, "concurrency");
 
-    signal(&killed.0, "KILL");
-    let killed_at = Instant::now();
-    killed.0.wait().expect("wait for the killed process");
-    let status = on_other
-        .execute(request("just after the kill", None))
-        .await
-        .expect_err("the lease outlives its replica until it lapses");
-    assert_eq!(refusal(&status).0, "concurrency");
+    killed.signal("KILL");
+    killed.wait_exit().await;
+    // What is left lapses by itself, at most one lease_seconds after the last renewal.
+    let (leases, now) = redis.leases().await;
+    let [(_, expiry)] = leases.as_slice() else {
+        panic!("not one lease after the kill: {leases:?}");
+    };
+    assert!(
+        *expiry <= now + TTL.as_millis() as f64,
+        "the lease outlives its replica by more than lease_seconds: {expiry} at {now}"
+    );
+    let result = on_other.execute(request("just after the kill", None)).await;
+    // Refused as long as the lease had not lapsed by Redis's clock after the call.
+    if redis.leases().await.1 < *expiry {
+        let status = result.expect_err("the lease outlives its replica until it lapses");
+        assert_eq!(refusal(&status).0, "concurrency");
+    }
     drop(stream);
 
-    admitted_by(
-        &mut on_other,
-        killed_at + 3 * TTL,
-        "the killed replica's lease did not lapse within 3 x lease_seconds",
-    )
-    .await;
+    admitted(&mut on_other, "the killed replica's lease never lapsed").await;
 }
 
 #[tokio::test]
@@ -284,13 +289,17 @@ async fn a_call_longer_than_the_lease_ttl_keeps_its_slot() {
     let redis = RedisServer::start();
     let mock = MockProvider::start(&[]);
     let text = config_text(&mock, &one_slot(&redis.url()), "");
-    let (a, b) = (Served::start(&text).await, Served::start(&text).await);
+    let (a, b) = (
+        TestServer::from_text(&text).await,
+        TestServer::from_text(&text).await,
+    );
     let mut on_b = b.client().await;
-    // The mock's 29-character reply one character at a time, 220 ms apart: 6.4 s, three TTLs.
+    // The mock's 29-character reply one character at a time, held after the first until the
+    // mock releases it.
     let mut stream = a
         .client()
         .await
-        .stream_execute(request(&slow(29, 220), None))
+        .stream_execute(request(&held(29), None))
         .await
         .expect("admitted on a")
         .into_inner();
@@ -308,21 +317,28 @@ async fn a_call_longer_than_the_lease_ttl_keeps_its_slot() {
         }
         texts
     });
-    // Refused all through 2.25 TTLs, which a lease that is not renewed cannot last.
-    let started = Instant::now();
-    let mut refusals = 0;
-    while started.elapsed() < 2 * TTL + TTL / 4 {
-        match on_b.execute(request("on b", None)).await {
-            Ok(_) => panic!(
-                "b was admitted {:?} into a's call: its lease was not renewed",
-                started.elapsed()
-            ),
-            Err(status) => assert_eq!(refusal(&status).0, "concurrency"),
-        }
-        refusals += 1;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(refusals > 5, "only {refusals} tries");
+    // Wait, on Redis's own clock, until the lease as first given has lapsed: it is still there,
+    // renewed, and b is refused.
+    let (id, first) = redis.the_lease().await;
+    wait::until(
+        "Redis's clock passing the first expiry",
+        LIMIT,
+        async || match redis.leases().await {
+            (_, now) if now > first => Ok(()),
+            seen => Err(format!("{seen:?}, first expiry {first}")),
+        },
+    )
+    .await;
+    let (leases, now) = redis.leases().await;
+    assert!(
+        matches!(leases.as_slice(), [(i, expiry)] if *i == id && *expiry > now),
+        "a's lease was not renewed: {leases:?} at {now}"
+    );
+    let status = on_b
+        .execute(request("on b", None))
+        .await
+        .expect_err("b was admitted into a's call: its lease was not renewed");
+    assert_eq!(refusal(&status).0, "concurrency");
     let limiter = a
         .gov
         .redis_for(&a.state.load().config.server.limits)
@@ -335,17 +351,13 @@ async fn a_call_longer_than_the_lease_ttl_keeps_its_slot() {
     );
     assert!(
         !reader.is_finished(),
-        "the stream ended too soon to prove anything"
+        "the stream ended before the mock released it"
     );
+    mock.release().await;
     let texts = within("the stream", reader).await.expect("reader");
     assert_eq!(texts, 29, "every chunk of the long call");
-    // Given back at the end of the call, not at the end of a TTL, and no longer renewed.
-    admitted_by(
-        &mut on_b,
-        Instant::now() + LIMIT,
-        "the lease was never given back",
-    )
-    .await;
+    // Given back at the end of the call, and no longer renewed.
+    admitted(&mut on_b, "the lease was never given back").await;
     assert_eq!(
         limiter.leases_held(),
         0,
@@ -358,7 +370,8 @@ async fn an_unreachable_redis_refuses_when_closed_and_lets_through_when_open() {
     let mock = MockProvider::start(&[]);
     let url = format!("redis://127.0.0.1:{}/0", free_port());
     let rpm = "global:\n  max_requests_per_minute: 100";
-    let closed = Served::start(&config_text(&mock, &redis_limits(&url, rpm, "closed"), "")).await;
+    let closed =
+        TestServer::from_text(&config_text(&mock, &redis_limits(&url, rpm, "closed"), "")).await;
     let status = within(
         "Execute",
         closed.client().await.execute(request("hi", None)),
@@ -374,7 +387,8 @@ async fn an_unreachable_redis_refuses_when_closed_and_lets_through_when_open() {
             .contains(r#"vibectl_redis_failures_total{mode="closed"} 1"#)
     );
 
-    let open = Served::start(&config_text(&mock, &redis_limits(&url, rpm, "open"), "")).await;
+    let open =
+        TestServer::from_text(&config_text(&mock, &redis_limits(&url, rpm, "open"), "")).await;
     let resp = within("Execute", open.client().await.execute(request("hi", None)))
         .await
         .expect("open lets it through");
@@ -396,7 +410,10 @@ async fn quota_counters_are_shared_through_redis() {
     let mock = MockProvider::start(&[]);
     let limits = redis_limits(&redis.url(), "global:\n  max_tokens_per_day: 5", "closed");
     let text = config_text(&mock, &limits, "");
-    let (a, b) = (Served::start(&text).await, Served::start(&text).await);
+    let (a, b) = (
+        TestServer::from_text(&text).await,
+        TestServer::from_text(&text).await,
+    );
     let resp = a
         .client()
         .await
@@ -409,22 +426,19 @@ async fn quota_counters_are_shared_through_redis() {
     ));
     // The usage reaches Redis asynchronously after the call.
     let mut on_b = b.client().await;
-    let deadline = Instant::now() + LIMIT;
-    loop {
+    let status = wait::until("b seeing a's usage", LIMIT, async || {
         match on_b.execute(request("spend more", None)).await {
-            Err(status) => {
-                let (limit, retry) = refusal(&status);
-                assert_eq!(limit, "quota");
-                assert!(
-                    retry.is_some_and(|ms| ms > 0 && ms <= 86_400_000),
-                    "{retry:?}"
-                );
-                break;
-            }
-            Ok(_) => assert!(Instant::now() < deadline, "b never saw a's usage"),
+            Err(status) => Ok(status),
+            Ok(_) => Err("admitted"),
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
+    let (limit, retry) = refusal(&status);
+    assert_eq!(limit, "quota");
+    assert!(
+        retry.is_some_and(|ms| ms > 0 && ms <= 86_400_000),
+        "{retry:?}"
+    );
 }
 
 #[test]

@@ -4,12 +4,13 @@
 use vibectl::proto::{GetServerInfoRequest, stream_chunk::ChunkType};
 use vibectl::server::reload as config_reload;
 
-use super::{Served, config_text, refusal, slow};
+use super::{config_text, held, refusal};
 use crate::support::mock::MockProvider;
+use crate::support::server::TestServer;
 use crate::support::server::{no_env, request, within};
 
 /// The max_input_length GetServerInfo reports.
-async fn reported_input_limit(served: &Served) -> Option<i32> {
+async fn reported_input_limit(served: &TestServer) -> Option<i32> {
     let mut client = served.client().await;
     within(
         "GetServerInfo",
@@ -25,10 +26,11 @@ async fn reported_input_limit(served: &Served) -> Option<i32> {
 #[tokio::test]
 async fn an_edit_changes_the_limit_for_new_calls_and_keeps_open_streams() {
     let mock = MockProvider::start(&[]);
-    let served = Served::start(&config_text(&mock, "global:\n  max_input_length: 1000", "")).await;
+    let served =
+        TestServer::from_text(&config_text(&mock, "global:\n  max_input_length: 1000", "")).await;
     let mut client = served.client().await;
     let mut open = client
-        .stream_execute(request(&slow(6, 250), None))
+        .stream_execute(request(&held(6), None))
         .await
         .expect("admitted")
         .into_inner();
@@ -50,6 +52,7 @@ async fn an_edit_changes_the_limit_for_new_calls_and_keeps_open_streams() {
     assert_eq!(refusal(&status).0, "input");
 
     // The stream opened before the edit runs to its end on the same connection.
+    mock.release().await;
     let mut last = None;
     while let Some(c) = within("the open stream", open.message())
         .await
@@ -65,7 +68,7 @@ async fn an_edit_changes_the_limit_for_new_calls_and_keeps_open_streams() {
 async fn invalid_or_half_written_edits_leave_the_running_config() {
     let mock = MockProvider::start(&[]);
     let good = config_text(&mock, "global:\n  max_input_length: 500", "");
-    let served = Served::start(&good).await;
+    let served = TestServer::from_text(&good).await;
 
     // Out of range, and an unknown per-token field: refused, every key named.
     let bad = config_text(
@@ -113,7 +116,7 @@ async fn a_reload_cannot_turn_auth_off_on_an_open_address() {
     let jwt = "jwt:\n  enabled: true\n  secret_key: reload-test-secret\n";
     let text = |extra: &str| config_text(&mock, "global:\n  max_input_length: 500", extra);
     // Bound to every address (reached through 127.0.0.1 only).
-    let served = Served::start_on(&text(jwt), "0.0.0.0:0").await;
+    let served = TestServer::from_text_on(&text(jwt), "0.0.0.0").await;
     std::fs::write(&served.file, text("jwt:\n  enabled: false\n")).expect("write");
     let problems =
         config_reload::reload(&served.file, &[], &no_env, &served.state, &[served.bound])

@@ -8,8 +8,9 @@ use vibectl::server::governance::{Limits, USAGE_FILE, usage};
 
 use vibectl::config::generated::server::key;
 
-use super::{INPUT_COST, OUTPUT_COST, Served, config_text, limits, refusal};
+use super::{INPUT_COST, OUTPUT_COST, config_text, limits, refusal};
 use crate::support::mock::MockProvider;
+use crate::support::server::TestServer;
 use crate::support::server::{LIMIT, MODEL, request};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vibectl-server");
@@ -18,7 +19,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_vibectl-server");
 async fn usage_is_logged_and_a_spent_quota_refuses_until_the_day_ends() {
     let mock = MockProvider::start(&[]);
     let quota = limits(&[(key::SERVER_LIMITS_GLOBAL_MAX_TOKENS_PER_DAY, "5")]);
-    let served = Served::start(&config_text(&mock, &quota, "")).await;
+    let served = TestServer::from_text(&config_text(&mock, &quota, "")).await;
     let mut client = served.client().await;
     client
         .execute(request("spend my tokens", None))
@@ -107,7 +108,7 @@ async fn a_spent_monthly_quota_refuses_until_the_month_ends() {
     const MONTH_MS: u64 = 31 * 86_400_000;
     let mock = MockProvider::start(&[]);
     let quota = limits(&[(key::SERVER_LIMITS_GLOBAL_MAX_TOKENS_PER_MONTH, "5")]);
-    let served = Served::start(&config_text(&mock, &quota, "")).await;
+    let served = TestServer::from_text(&config_text(&mock, &quota, "")).await;
     let mut client = served.client().await;
     client
         .execute(request("spend my tokens", None))

@@ -11,8 +11,9 @@ use vibectl::server::governance::USAGE_FILE;
 use vibectl::server::governance::usage::{self, Outcome, Record};
 
 use crate::governance::redis::{RedisServer, redis_limits};
-use crate::governance::{Served, config_text, refusal};
+use crate::governance::{config_text, refusal};
 use crate::support::mock::MockProvider;
+use crate::support::server::TestServer;
 use crate::support::server::{LIMIT, MODEL, request, within};
 
 /// A quota the cancelled stream alone uses up.
@@ -40,7 +41,7 @@ async fn cancel_after_four(client: &mut VibectlLlmProxyClient<Channel>) {
 }
 
 /// Every usage record the server wrote.
-fn records(served: &Served) -> Vec<Record> {
+fn records(served: &TestServer) -> Vec<Record> {
     served.gov.usage.flush();
     usage::read(&served.dir.path().join(USAGE_FILE)).expect("read the usage log")
 }
@@ -54,7 +55,7 @@ async fn next_call_refused(client: &mut VibectlLlmProxyClient<Channel>) {
 }
 
 /// The one record of a call that ended with `outcome`, charged something for its output.
-fn assert_one_record(served: &Served, outcome: Outcome) -> Record {
+fn assert_one_record(served: &TestServer, outcome: Outcome) -> Record {
     let all = records(served);
     assert_eq!(all.len(), 1, "{all:?}");
     let r = all[0].clone();
@@ -67,7 +68,7 @@ fn assert_one_record(served: &Served, outcome: Outcome) -> Record {
 #[tokio::test]
 async fn a_stream_dropped_mid_way_is_charged_to_the_quota() {
     let mock = MockProvider::start(&[]);
-    let served = Served::start(&config_text(&mock, QUOTA, "")).await;
+    let served = TestServer::from_text(&config_text(&mock, QUOTA, "")).await;
     let mut client = served.client().await;
     cancel_after_four(&mut client).await;
     mock.wait_for_stat("streams_cancelled", 1, LIMIT).await;
@@ -91,7 +92,10 @@ async fn a_stream_dropped_mid_way_is_charged_to_the_redis_quota() {
     let redis = RedisServer::start();
     let mock = MockProvider::start(&[]);
     let text = config_text(&mock, &redis_limits(&redis.url(), QUOTA, "closed"), "");
-    let (a, b) = (Served::start(&text).await, Served::start(&text).await);
+    let (a, b) = (
+        TestServer::from_text(&text).await,
+        TestServer::from_text(&text).await,
+    );
     cancel_after_four(&mut a.client().await).await;
     a.wait_for_metric(r#"vibectl_redis_usage_writes_total{result="ok"} 1"#)
         .await;
@@ -105,7 +109,7 @@ async fn a_stream_dropped_mid_way_is_charged_to_the_redis_quota() {
 async fn a_stream_stopped_by_the_timeout_or_broken_off_is_charged() {
     let mock = MockProvider::start(&[]);
     let limits = "global:\n  request_timeout_seconds: 1";
-    let served = Served::start(&config_text(&mock, limits, "")).await;
+    let served = TestServer::from_text(&config_text(&mock, limits, "")).await;
     let mut client = served.client().await;
     let stream = client
         .stream_execute(request(HELD, None))
@@ -149,7 +153,7 @@ async fn a_stream_stopped_by_the_timeout_or_broken_off_is_charged() {
 #[tokio::test]
 async fn a_completed_stream_is_charged_once_with_the_providers_counts() {
     let mock = MockProvider::start(&[]);
-    let served = Served::start(&config_text(&mock, "", "")).await;
+    let served = TestServer::from_text(&config_text(&mock, "", "")).await;
     let mut client = served.client().await;
     let stream = client
         .stream_execute(request("[[mock:chunks=5]] hi", None))

@@ -20,10 +20,13 @@ use vibectl::proto::GetServerInfoRequest;
 use vibectl::proto::vibectl_llm_proxy_client::VibectlLlmProxyClient;
 use vibectl::server::conn::raise_open_files_limit;
 
-use crate::client::proxy::Server;
 use crate::support::mock::MockProvider;
-use crate::support::server::{authorized, within};
+use crate::support::server::{authorized, config_pairs, set, within};
+use crate::support::spawned::Spawned;
+use crate::support::yaml;
 
+/// The JWT secret of the test server.
+const SECRET: &str = "hostile-connections-secret-0123456789";
 /// `server.connections.max` of the test server.
 const MAX_CONNECTIONS: usize = 32;
 /// `server.connections.max_streams` of the test server.
@@ -47,19 +50,22 @@ const IDLE_TIMEOUT_SECONDS: u64 = 1;
 
 /// A server with small connection limits; its soft open-file limit starts at
 /// [`SERVER_SOFT_FILES`] (or the hard limit, if lower).
-fn serve(mock: &MockProvider) -> Server {
+fn serve(mock: &MockProvider) -> Spawned {
     serve_with(mock, None)
 }
 
 /// [`serve`], with `server.connections.idle_timeout_seconds` set when given.
-fn serve_with(mock: &MockProvider, idle_timeout_seconds: Option<u64>) -> Server {
+fn serve_with(mock: &MockProvider, idle_timeout_seconds: Option<u64>) -> Spawned {
     let env = |k: &str| {
         KEYS.iter()
             .find(|s| s.path == k)
             .and_then(|s| s.env)
             .unwrap_or_else(|| panic!("{k} has no environment variable"))
     };
-    Server::start_custom(mock, false, |cmd: &mut Command| {
+    let mut pairs = config_pairs(mock);
+    set(&mut pairs, key::JWT_ENABLED, "true");
+    set(&mut pairs, key::JWT_SECRET_KEY, SECRET);
+    Spawned::start_custom(&yaml::config(&pairs), &[], |cmd: &mut Command| {
         cmd.env(
             env(key::SERVER_CONNECTIONS_MAX),
             MAX_CONNECTIONS.to_string(),
@@ -98,12 +104,12 @@ fn serve_with(mock: &MockProvider, idle_timeout_seconds: Option<u64>) -> Server 
     })
 }
 
-fn addr(server: &Server) -> SocketAddr {
-    server.addr.parse().expect("a socket address")
+fn addr(server: &Spawned) -> SocketAddr {
+    server.addr
 }
 
 /// A well-behaved client on a connection of its own: GetServerInfo with a token succeeds.
-async fn assert_good_call(server: &Server, token: &str) {
+async fn assert_good_call(server: &Spawned, token: &str) {
     let channel = within(
         "a well-behaved client connecting",
         Endpoint::from_shared(format!("http://{}", server.addr))
@@ -142,7 +148,7 @@ async fn silent_sockets_are_closed_after_the_preface_timeout_while_real_calls_su
     );
     let mock = MockProvider::start(&[]);
     let server = serve(&mock);
-    let token = server.token();
+    let token = server.token("hostile");
     let target = addr(&server);
     let mut sockets = Vec::with_capacity(idle);
     for _ in 0..idle {
@@ -177,7 +183,7 @@ async fn streams_past_the_limit_are_refused_and_the_server_memory_stays_bounded(
     raise_open_files_limit().expect("raise the test's open-file limit");
     let mock = MockProvider::start(&[]);
     let server = serve(&mock);
-    let token = server.token();
+    let token = server.token("hostile");
     let target = addr(&server);
     assert_good_call(&server, &token).await;
     let before = rss_kb(server.pid());
@@ -210,7 +216,7 @@ async fn streams_past_the_limit_are_refused_and_the_server_memory_stays_bounded(
 async fn a_connection_without_calls_is_closed_after_the_idle_timeout_and_one_with_a_watch_is_not() {
     let mock = MockProvider::start(&[]);
     let server = serve_with(&mock, Some(IDLE_TIMEOUT_SECONDS));
-    let token = server.token();
+    let token = server.token("hostile");
     let target = addr(&server);
     let mut watching = RawH2::connect(target).await;
     let ids = watching.send_watch_headers(1, &token).await;
@@ -227,7 +233,7 @@ async fn a_connection_without_calls_is_closed_after_the_idle_timeout_and_one_wit
 async fn health_watch_needs_a_token_when_auth_is_on_and_check_does_not() {
     let mock = MockProvider::start(&[]);
     let server = serve(&mock);
-    let token = server.token();
+    let token = server.token("hostile");
     let channel: Channel = within(
         "connecting",
         Endpoint::from_shared(format!("http://{}", server.addr))

@@ -6,8 +6,9 @@ use tonic::Code;
 use vibectl::proto::ExecuteRequest;
 use vibectl::server::governance::fields::{MAX_REQUEST_ID_BYTES, MAX_RESPONSE_SCHEMA_BYTES, field};
 
-use crate::governance::{Served, config_text, refusal};
+use crate::governance::{config_text, refusal};
 use crate::support::mock::MockProvider;
+use crate::support::server::TestServer;
 use crate::support::server::{execute, request, within};
 
 /// The input limit of the limited config, in characters.
@@ -37,7 +38,7 @@ fn with_id(id: &str) -> ExecuteRequest {
 async fn the_response_schema_counts_against_max_input_length() {
     let mock = MockProvider::start(&[]);
     let limits = format!("global:\n  max_input_length: {MAX_INPUT}");
-    let served = Served::start(&config_text(&mock, &limits, "")).await;
+    let served = TestServer::from_text(&config_text(&mock, &limits, "")).await;
     let mut client = served.client().await;
     let status = within(
         "Execute",
@@ -59,7 +60,7 @@ async fn the_response_schema_counts_against_max_input_length() {
 #[tokio::test]
 async fn an_oversized_schema_or_request_id_is_refused_naming_the_field() {
     let mock = MockProvider::start(&[]);
-    let served = Served::start(&config_text(&mock, "", "")).await;
+    let served = TestServer::from_text(&config_text(&mock, "", "")).await;
     let mut client = served.client().await;
     let huge = with_schema(schema(MAX_RESPONSE_SCHEMA_BYTES));
     let status = within("Execute", client.execute(huge))

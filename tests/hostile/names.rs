@@ -11,8 +11,8 @@ use vibectl::server::governance::fields::{MAX_MODEL_NAME_BYTES, field};
 use vibectl::server::governance::metrics::{MAX_LABEL_SETS, Metrics, OTHER};
 use vibectl::server::governance::usage;
 
-use crate::governance::Served;
 use crate::support::mock::MockProvider;
+use crate::support::server::TestServer;
 use crate::support::server::{execute, request, within};
 
 /// Calls made with made-up model names: enough to show growth, bounded.
@@ -35,7 +35,7 @@ fn made_up(n: usize) -> String {
 #[tokio::test]
 async fn a_long_or_odd_model_name_is_refused_naming_the_field() {
     let mock = MockProvider::start(&[]);
-    let served = Served::start(&open_catalog(&mock)).await;
+    let served = TestServer::from_text(&open_catalog(&mock)).await;
     let mut client = served.client().await;
     let long = format!("mock/{}", "x".repeat(128 * 1024));
     for name in [long.as_str(), "mock/a b", "mock/a\u{1}b", "mock/\u{e9}"] {
@@ -59,7 +59,7 @@ async fn a_long_or_odd_model_name_is_refused_naming_the_field() {
 #[tokio::test]
 async fn made_up_model_names_grow_neither_the_metrics_nor_the_usage_log() {
     let mock = MockProvider::start(&[]);
-    let served = Served::start(&open_catalog(&mock)).await;
+    let served = TestServer::from_text(&open_catalog(&mock)).await;
     let mut client = served.client().await;
     let mut sizes = Vec::new();
     for n in 0..UNIQUE_CALLS {

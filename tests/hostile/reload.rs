@@ -15,16 +15,17 @@ use vibectl::proto::{ExecuteRequest, execute_response};
 use vibectl::server::auth;
 use vibectl::server::reload as config_reload;
 
-use crate::governance::{Served, config_text, refusal};
+use crate::governance::{config_text, refusal};
 use crate::support::mock::MockProvider;
+use crate::support::server::TestServer;
 use crate::support::server::{authorized, no_env, request, within};
 
 const SECRET: &str = "hostile-reload-secret";
 const ISSUER: &str = "vibectl-server";
 const REVOKED: &str = "mallory";
 /// A bind that counts as exposed to the network.
-const OPEN: &str = "0.0.0.0:0";
-const LOOPBACK: &str = "127.0.0.1:0";
+const OPEN: &str = "0.0.0.0";
+const LOOPBACK: &str = "127.0.0.1";
 
 /// The config with auth on, `revoked` subjects revoked, `limits` and `server` extra lines
 /// (YAML under `server:`, e.g. `reload_allow_weakening: true`).
@@ -78,7 +79,7 @@ async fn call_as(client: &mut VibectlLlmProxyClient<Channel>, sub: Option<&str>)
 
 /// Reload `served` from a file holding `text` (not the watched one, so the watcher does not race
 /// this reload); the problem keys, or the changed keys when it was accepted.
-fn reload_from(served: &Served, text: &str) -> Result<Vec<String>, Vec<String>> {
+fn reload_from(served: &TestServer, text: &str) -> Result<Vec<String>, Vec<String>> {
     let file = served.dir.path().join("candidate.yaml");
     std::fs::write(&file, text).expect("write the candidate config");
     config_reload::reload(&file, &[], &no_env, &served.state, &[served.bound])
@@ -90,7 +91,7 @@ fn reload_from(served: &Served, text: &str) -> Result<Vec<String>, Vec<String>> 
 async fn an_empty_config_is_refused_and_auth_stays_on() {
     let mock = MockProvider::start(&[]);
     // On loopback: an empty file is refused whatever the address.
-    let served = Served::start_on(&text(&mock, &[REVOKED], "", ""), LOOPBACK).await;
+    let served = TestServer::from_text_on(&text(&mock, &[REVOKED], "", ""), LOOPBACK).await;
     let mut client = served.client().await;
     assert_eq!(call_as(&mut client, None).await, Code::Unauthenticated);
 
@@ -123,7 +124,7 @@ async fn a_half_written_config_is_refused() {
         "global:\n  max_requests_per_minute: 100",
         "",
     );
-    let served = Served::start_on(&good, OPEN).await;
+    let served = TestServer::from_text_on(&good, OPEN).await;
     let mut client = served.client().await;
 
     // Cut at a line end before the jwt section: it parses and validates, but auth would go off.
@@ -156,7 +157,7 @@ async fn a_half_written_config_is_refused() {
 async fn taking_back_a_revocation_or_raising_a_limit_is_refused_on_an_open_bind() {
     let mock = MockProvider::start(&[]);
     let limits = "global:\n  max_tokens_per_day: 1000000";
-    let served = Served::start_on(&text(&mock, &[REVOKED], limits, ""), OPEN).await;
+    let served = TestServer::from_text_on(&text(&mock, &[REVOKED], limits, ""), OPEN).await;
     let mut client = served.client().await;
 
     served.write_config(&text(&mock, &[], limits, ""));
@@ -209,7 +210,7 @@ async fn taking_back_a_revocation_is_accepted_on_loopback_or_with_the_override()
     let mock = MockProvider::start(&[]);
     let allow = "reload_allow_weakening: true";
     for (bind, server) in [(LOOPBACK, ""), (OPEN, allow)] {
-        let served = Served::start_on(&text(&mock, &[REVOKED], "", server), bind).await;
+        let served = TestServer::from_text_on(&text(&mock, &[REVOKED], "", server), bind).await;
         let mut client = served.client().await;
         assert_eq!(
             call_as(&mut client, Some(REVOKED)).await,
@@ -229,7 +230,7 @@ async fn taking_back_a_revocation_is_accepted_on_loopback_or_with_the_override()
 #[tokio::test]
 async fn a_change_that_weakens_nothing_reloads_on_an_open_bind() {
     let mock = MockProvider::start(&[]);
-    let served = Served::start_on(&text(&mock, &[REVOKED], "", ""), OPEN).await;
+    let served = TestServer::from_text_on(&text(&mock, &[REVOKED], "", ""), OPEN).await;
     let mut client = served.client().await;
     assert_eq!(call_as(&mut client, Some("eve")).await, Code::Ok);
 

@@ -5,7 +5,6 @@
 //! honoured; `serve` warns when its key-holding config file is readable by others.
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 use std::time::Duration;
 
 use tonic::Code;
@@ -22,7 +21,6 @@ use crate::support::server::{
     API_KEY, LIMIT, MODEL, TestServer, authorized, config, execute, request, within,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_vibectl-server");
 /// The JWT secret of the auth tests.
 const JWT_SECRET: &str = "hostile-test-secret";
 /// A token stand-in that must never show up in what is printed.
@@ -242,18 +240,7 @@ fn a_sensitive_value_of_the_wrong_type_is_not_printed() {
     assert!(!shown.contains("123456789"), "{shown}");
 }
 
-/// `vibectl-server --config DIR/config.yaml ARGS` with an empty environment.
-fn server_command(dir: &std::path::Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("--config")
-        .arg(dir.join("config.yaml"))
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", dir);
-    cmd
-}
+use crate::support::spawned::command as server_command;
 
 #[test]
 fn generate_token_refuses_a_lifetime_past_the_limit() {

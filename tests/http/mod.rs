@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use vibectl::config::Secret;
 use vibectl::config::generated::server::key;
-use vibectl::server::{Governance, RunOptions, auth};
+use vibectl::server::governance::USAGE_FILE;
+use vibectl::server::{Governance, auth};
 
 use crate::support::mock::MockProvider;
 use crate::support::server::{LIMIT, TestServer, config_pairs, from_yaml, set};
@@ -22,12 +23,12 @@ use crate::support::yaml;
 /// The JWT secret of the test servers that have auth on.
 pub const SECRET: &str = "http-api-test-secret";
 
-/// A server on the mock with its governance (usage written to a file in `dir`).
+/// A server on the mock (the fixture runs `serve`'s wiring: its usage log is in its config
+/// directory).
 pub struct Served {
     pub server: TestServer,
     pub gov: Arc<Governance>,
     pub usage_file: PathBuf,
-    _dir: tempfile::TempDir,
 }
 
 impl Served {
@@ -41,20 +42,11 @@ impl Served {
         for (k, v) in extra {
             set(&mut pairs, k, v);
         }
-        let config = from_yaml(&yaml::config(&pairs));
-        let dir = tempfile::tempdir().expect("temp dir");
-        let usage_file = dir.path().join("usage.jsonl");
-        let gov = Arc::new(Governance::new(Some(usage_file.clone())));
-        let options = RunOptions {
-            governance: Some(gov.clone()),
-            ..RunOptions::default()
-        };
-        let server = TestServer::start_with(config, options).await;
+        let server = TestServer::start(from_yaml(&yaml::config(&pairs))).await;
         Served {
+            gov: server.gov.clone(),
+            usage_file: server.dir.path().join(USAGE_FILE),
             server,
-            gov,
-            usage_file,
-            _dir: dir,
         }
     }
 

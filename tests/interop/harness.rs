@@ -16,6 +16,7 @@ use vibectl::llm::ProviderKind;
 use crate::support::mock::MockProvider;
 use crate::support::process::{self, KillOnDrop};
 use crate::support::python;
+use crate::support::spawned::Spawned;
 
 /// The JWT secret both sides share in these tests (32+ bytes, so PyJWT does not warn).
 pub const SECRET: &str = "interop-shared-secret-0123456789abcdef";
@@ -27,8 +28,6 @@ pub const ALIAS: &str = "fast";
 /// What the mock provider answers.
 pub const REPLY: &str = "Pong from the mock provider, via the Rust proxy.";
 
-/// Longest wait for our server to print its listening line.
-const START_LIMIT: Duration = Duration::from_secs(20);
 /// Longest wait for 0.11.6's server (mock, config, server start, first answer).
 const PY_START_LIMIT: Duration = Duration::from_secs(90);
 /// Longest run of `vibectl-server generate-token`.
@@ -132,15 +131,7 @@ impl ConfigDir {
 
     /// `vibectl-server` with `--config` this file, in an environment holding nothing else.
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vibectl-server"));
-        cmd.arg("--config")
-            .arg(&self.file)
-            .current_dir(self.dir.path())
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("HOME", self.dir.path())
-            .env("NO_COLOR", "1");
-        cmd
+        crate::support::spawned::command(self.dir.path(), &[])
     }
 
     /// `vibectl-server generate-token SUB`: the token it prints.
@@ -156,13 +147,12 @@ impl ConfigDir {
     }
 }
 
-/// Our `vibectl-server serve --port 0`, running.
+/// Our `vibectl-server serve --port 0`, running ([`Spawned`] on this config directory).
 pub struct OurServer {
     pub config: ConfigDir,
     /// `127.0.0.1:PORT`.
     pub addr: String,
-    log: PathBuf,
-    child: RefCell<KillOnDrop>,
+    server: RefCell<Spawned>,
 }
 
 impl OurServer {
@@ -171,35 +161,13 @@ impl OurServer {
     }
 
     pub fn start_in(config: ConfigDir) -> OurServer {
-        let log = config.dir.path().join("server.log");
-        let log_file = std::fs::File::create(&log).expect("server.log");
-        let child = config
-            .command()
-            .args(["serve", "--port", "0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .expect("cannot start target/.../vibectl-server");
-        let mut child = KillOnDrop(child);
-        let first = first_line(&mut child, START_LIMIT);
-        let addr = first
-            .as_deref()
-            .and_then(|l| l.strip_prefix("vibectl-server listening on "))
-            .and_then(|rest| rest.split_whitespace().next())
-            .map(str::to_owned)
-            .unwrap_or_else(|| {
-                panic!(
-                    "our server did not report its address (first line {first:?})\n--- log ---\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
+        let server = Spawned::start_in(config.dir.path(), &[], |_| {});
+        let addr = server.addr.to_string();
         assert!(addr.starts_with("127.0.0.1:"), "not on loopback: {addr}");
         OurServer {
             config,
             addr,
-            log,
-            child: RefCell::new(child),
+            server: RefCell::new(server),
         }
     }
 
@@ -231,16 +199,12 @@ impl OurServer {
 
     /// What the server logged so far (for failure messages).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.server.borrow().stderr()
     }
 
     /// Whether the server is running, and its log, for failure messages.
     pub fn diagnostics(&self) -> String {
-        let state = match self.child.borrow_mut().0.try_wait() {
-            Ok(None) => "still running".to_owned(),
-            Ok(Some(status)) => format!("EXITED: {status}"),
-            Err(e) => format!("unknown: {e}"),
-        };
+        let state = self.server.borrow_mut().state();
         format!(
             "--- our server on {} ({state}) log ---\n{}",
             self.addr,

@@ -11,6 +11,7 @@ pub(crate) mod harness;
 
 mod adapter;
 mod audit;
+mod check;
 mod our_client;
 mod raw_stubs;
 mod setup_proxy;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use vibectl::config::generated::{client, server};
 
-use crate::harness::root;
+use crate::support::cli::root;
 use crate::support::rust_source::{rust_files, string_literals};
 
 /// Directories under `src/` whose files are generated from the schema and the protocol.

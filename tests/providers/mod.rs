@@ -395,9 +395,13 @@ async fn error_inside_a_stream_is_mapped(kind: ProviderKind) {
 }
 
 async fn dropping_a_stream_cancels_upstream(kind: ProviderKind) {
-    let mock = MockProvider::start(&["--chunks", "20", "--chunk-delay-ms", "100"]);
+    let mock = MockProvider::start(&["--chunks", "20"]);
     let c = client(kind, &mock, None);
-    let mut stream = c.stream(&request(&[], &["a long answer please"]));
+    // The mock holds the stream open after its first chunk until the client goes away.
+    let mut stream = c.stream(&request(
+        &[],
+        &["a long answer please [[mock:hold_after=1]]"],
+    ));
     let first = within(stream.next()).await;
     assert!(matches!(first, Some(Ok(StreamEvent::Text(_)))), "{first:?}");
     mock.wait_for_stat("streams_started", 1, LIMIT).await;
@@ -413,14 +417,15 @@ async fn silent_upstream_times_out(kind: ProviderKind) {
         ..options()
     };
     let c = client_with(kind, &mock, None, opts);
-    let req = request(&[], &["hello [[mock:delay_ms=5000]]"]);
+    // A provider that never answers.
+    let req = request(&[], &["hello [[mock:hang]]"]);
     let e = complete(&c, &req).await.expect_err("no answer in time");
     assert_eq!(e.code(), "timeout", "{e}");
     assert!(e.is_retryable());
     assert_eq!(stream_error(&collect(&c, &req).await).code(), "timeout");
 
     // A stream whose body goes silent after the response head times out too.
-    let req = request(&[], &["hello [[mock:chunks=2,chunk_delay_ms=5000]]"]);
+    let req = request(&[], &["hello [[mock:chunks=2,hold_after=0]]"]);
     assert_eq!(stream_error(&collect(&c, &req).await).code(), "timeout");
 }
 

@@ -260,3 +260,57 @@ async fn with_auth_off_calls_need_no_header() {
         "auth off, no header"
     );
 }
+
+/// Arbitrary `authorization` values (any bytes a metadata value may hold, `Bearer` with junk,
+/// JWT-looking junk) on a real server: always UNAUTHENTICATED, never the token in the message.
+#[test]
+fn arbitrary_authorization_metadata_is_unauthenticated_and_not_echoed() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    use tonic::metadata::MetadataValue;
+
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let mock = MockProvider::start(&[]);
+    let server = runtime.block_on(TestServer::start(auth_config(&mock, false)));
+    let client = runtime.block_on(server.client());
+    let value = prop_oneof![
+        proptest::collection::vec(0x20u8..0x7f, 0..200),
+        "Bearer SECRETTOKEN[ -~]{0,120}".prop_map(String::into_bytes),
+        "Bearer SECRETTOKEN[A-Za-z0-9_-]{1,40}\\.[A-Za-z0-9_-]{0,60}\\.[A-Za-z0-9_-]{0,40}"
+            .prop_map(String::into_bytes),
+        proptest::collection::vec(0x80u8..=0xff, 1..40),
+    ];
+    let mut runner = TestRunner::new(Config {
+        cases: 128,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&value, |bytes| {
+            let Ok(header) = MetadataValue::try_from(bytes.as_slice()) else {
+                // Not a value a client can send at all.
+                return Ok(());
+            };
+            let mut client = client.clone();
+            let mut req = tonic::Request::new(GetServerInfoRequest {});
+            req.metadata_mut().insert("authorization", header);
+            let status = runtime
+                .block_on(within("GetServerInfo", client.get_server_info(req)))
+                .expect_err("refused");
+            let text = String::from_utf8_lossy(&bytes);
+            if status.code() != Code::Unauthenticated {
+                return Err(TestCaseError::fail(format!("{text:?}: {status:?}")));
+            }
+            if let Some(at) = text.find("SECRETTOKEN")
+                && status.message().contains(text[at..].trim())
+            {
+                return Err(TestCaseError::fail(format!(
+                    "the message echoes {text:?}: {status:?}"
+                )));
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(client);
+    runtime.block_on(server.stop());
+}

@@ -1,8 +1,6 @@
 //! Bad requests and upstream failures: each becomes an in-band error with its own code (gRPC
 //! status OK), or an `error` chunk in a stream; none hangs, and the server keeps serving.
 
-use std::time::Duration;
-
 use serde_json::Value;
 use tonic::transport::Channel;
 use vibectl::config::generated::server::{ModelEntry, ProviderEntry, key};
@@ -14,8 +12,8 @@ use vibectl::server::exec::code;
 use super::collect_chunks;
 use crate::support::mock::MockProvider;
 use crate::support::server::{
-    MODEL, PROVIDER, TestServer, assert_still_serves, config, config_pairs, execute, from_yaml,
-    request, set, unset, within,
+    LIMIT, MODEL, PROVIDER, TestServer, assert_still_serves, config, config_pairs, execute,
+    from_yaml, request, set, unset, within,
 };
 use crate::support::yaml::{self, entry};
 
@@ -336,7 +334,7 @@ async fn a_client_that_goes_away_mid_stream_cancels_the_upstream_stream() {
     let mut client = server.client().await;
     let mut stream = within(
         "StreamExecute",
-        client.stream_execute(request("[[mock:chunk_delay_ms=500]] hi", None)),
+        client.stream_execute(request("[[mock:hold_after=1]] hi", None)),
     )
     .await
     .expect("StreamExecute")
@@ -347,9 +345,7 @@ async fn a_client_that_goes_away_mid_stream_cancels_the_upstream_stream() {
         .and_then(|c| c.chunk_type);
     assert!(matches!(first, Some(ChunkType::TextChunk(_))), "{first:?}");
     drop(stream);
-    let stats = mock
-        .wait_for_stat("streams_cancelled", 1, Duration::from_secs(5))
-        .await;
+    let stats = mock.wait_for_stat("streams_cancelled", 1, LIMIT).await;
     assert_eq!(stats["streams_completed"], 0, "{stats}");
     assert_still_serves(&mut client).await;
 }
@@ -357,18 +353,20 @@ async fn a_client_that_goes_away_mid_stream_cancels_the_upstream_stream() {
 #[tokio::test]
 async fn a_provider_slower_than_its_timeout_seconds_fails_and_a_patient_one_waits() {
     let mock = MockProvider::start(&[]);
-    let slow = "[[mock:delay_ms=1500]] take your time";
     let mut pairs = config_pairs(&mock);
     let timeout = entry(key::PROVIDERS_PROVIDER_TIMEOUT_SECONDS, PROVIDER);
     set(&mut pairs, &timeout, "0.2");
     let server = TestServer::start(from_yaml(&yaml::config(&pairs))).await;
     let mut client = server.client().await;
-    let e = execute_error(&mut client, request(slow, None)).await;
+    // A provider that never answers: any answer at all shows the timeout did not wait.
+    let e = execute_error(&mut client, request("[[mock:hang]] are you there", None)).await;
     assert!(
         [code::TIMEOUT, code::PROVIDER_UNAVAILABLE].contains(&e.error_code.as_str()),
-        "{timeout} = 0.2 and an answer after 1.5 s: {e:?}"
+        "{timeout} = 0.2 and no answer ever: {e:?}"
     );
-    // The fixture's 10 seconds wait for the same answer.
+    // The fixture's 10 seconds wait for a provider that answers after 1.5 s (the delay is the
+    // scenario, a slow provider, not a synchronisation).
+    let slow = "[[mock:delay_ms=1500]] take your time";
     let server = TestServer::start(config(&mock)).await;
     let mut client = server.client().await;
     match execute(&mut client, request(slow, None)).await.1 {

@@ -2,12 +2,8 @@
 //! unauthenticated binds, serving and stopping on SIGTERM; `generate-token` printing one token
 //! and keeping a generated secret.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command as StdCommand, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use clap::Parser;
@@ -19,6 +15,7 @@ use vibectl::proto::GetServerInfoRequest;
 use vibectl::proto::vibectl_llm_proxy_client::VibectlLlmProxyClient;
 
 use crate::support::server::{LIMIT, within};
+use crate::support::spawned::{LISTENING, Spawned};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vibectl-server");
 
@@ -222,15 +219,6 @@ fn generate_token_output_writes_a_private_file() {
 }
 
 /// A `vibectl-server serve` process, killed if the test fails before it exits.
-struct ServeProcess(Child);
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn serve_listens_answers_and_exits_0_on_sigterm() {
     let (dir, file) = config_dir(
@@ -238,31 +226,11 @@ async fn serve_listens_answers_and_exits_0_on_sigterm() {
          providers:\n  up:\n    kind: openai\n    base_url: http://127.0.0.1:9/v1\n    key: k\n\
          models:\n  m1:\n    provider: up\n",
     );
-    let mut child = ServeProcess(
-        StdCommand::new(BIN)
-            .env_clear()
-            .env("HOME", dir.path())
-            .arg("--config")
-            .arg(&file)
-            .args(["serve", "--port", "0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn vibectl-server"),
-    );
-    let stdout = child.0.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(LIMIT).expect("a listening line");
-    let addr = line
-        .strip_prefix("vibectl-server listening on ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+    let text = std::fs::read_to_string(&file).expect("read the config");
+    drop(dir);
+    let mut server = Spawned::start(&text, &[]);
+    let line = server.line(LISTENING);
+    let addr = server.addr.to_string();
     let port: u16 = addr
         .strip_prefix("127.0.0.1:")
         .and_then(|p| p.parse().ok())
@@ -285,22 +253,7 @@ async fn serve_listens_answers_and_exits_0_on_sigterm() {
     assert_eq!(info.default_model, "m1");
     drop(client);
 
-    let pid = child.0.id().to_string();
-    let killed = StdCommand::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
-    let deadline = Instant::now() + LIMIT;
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "vibectl-server did not exit within {LIMIT:?} of SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    server.signal("TERM");
+    let status = server.wait_exit().await;
     assert_eq!(status.code(), Some(0), "{status:?}");
 }

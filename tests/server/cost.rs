@@ -2,13 +2,11 @@
 //! usage record and in the Prometheus cost counter, for a model with only one of its two prices
 //! set (each side is priced by its own price; a missing one counts as 0).
 
-use std::sync::Arc;
-
 use vibectl::config::generated::server::key;
 use vibectl::proto::execute_response;
 use vibectl::proto::stream_chunk::ChunkType;
+use vibectl::server::Governance;
 use vibectl::server::governance::{USAGE_FILE, usage};
-use vibectl::server::{Governance, RunOptions};
 
 use super::collect_chunks;
 use crate::support::mock::MockProvider;
@@ -39,16 +37,8 @@ async fn a_model_with_only_an_input_price_costs_the_same_on_the_wire_and_in_the_
         &entry(key::MODELS_ID_INPUT_COST_PER_MTOK, MODEL),
         &INPUT_PRICE.to_string(),
     );
-    let dir = tempfile::tempdir().expect("temp dir");
-    let gov = Arc::new(Governance::new(Some(dir.path().join(USAGE_FILE))));
-    let server = TestServer::start_with(
-        from_yaml(&yaml::config(&pairs)),
-        RunOptions {
-            governance: Some(gov.clone()),
-            ..RunOptions::default()
-        },
-    )
-    .await;
+    let server = TestServer::start(from_yaml(&yaml::config(&pairs))).await;
+    let gov = server.gov.clone();
     let mut client = server.client().await;
 
     let unary = match execute(&mut client, request("price me please", None))
@@ -71,7 +61,7 @@ async fn a_model_with_only_an_input_price_costs_the_same_on_the_wire_and_in_the_
     };
 
     gov.usage.flush();
-    let records = usage::read(&dir.path().join(USAGE_FILE)).expect("read the usage log");
+    let records = usage::read(&server.dir.path().join(USAGE_FILE)).expect("read the usage log");
     assert_eq!(records.len(), 2, "{records:?}");
     for (metrics, record) in [&unary, &streamed].into_iter().zip(&records) {
         let input = u64::try_from(metrics.input_tokens.expect("input tokens")).expect("count");

@@ -1,6 +1,7 @@
-//! The gRPC proxy server end to end: a real `vibectl::server::run` on `127.0.0.1:0`, its
-//! providers pointed at the mock provider process, driven by the generated tonic client; and
-//! the `vibectl-server` binary.
+//! The gRPC proxy server end to end: the wiring `serve` runs, in-process on `127.0.0.1:0`
+//! ([`crate::support::server::TestServer`]), its providers pointed at the mock provider
+//! process, driven by the generated tonic client; and the `vibectl-server` binary
+//! ([`crate::support::spawned`]).
 //!
 //! - [`auth`]: every RPC refuses every kind of bad token with UNAUTHENTICATED.
 //! - [`protocol`]: GetServerInfo, Execute and StreamExecute on the happy path.

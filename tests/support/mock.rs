@@ -8,10 +8,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use vibectl::llm::ProviderKind;
+
+use super::process::KillOnDrop;
+use super::wait;
 
 /// Longest wait for the mock to print its `LISTENING` line.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -122,17 +125,27 @@ impl MockProvider {
 
     /// Poll `/mock/stats` until `counter` reaches `at_least`; panics after `limit`.
     pub async fn wait_for_stat(&self, counter: &str, at_least: u64, limit: Duration) -> Value {
-        let deadline = Instant::now() + limit;
-        loop {
+        let what = format!("{counter} reaching {at_least}");
+        wait::until(&what, limit, async || {
             let stats = self.stats().await;
             if stats[counter].as_u64().unwrap_or(0) >= at_least {
-                return stats;
+                Ok(stats)
+            } else {
+                Err(stats)
             }
-            if Instant::now() >= deadline {
-                panic!("{counter} did not reach {at_least} within {limit:?}: {stats}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await
+    }
+
+    /// Open the gate of every stream requested so far with `[[mock:gate=N]]`.
+    pub async fn release(&self) {
+        let resp = self
+            .http
+            .post(format!("{}/mock/release", self.url()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST /mock/release on the mock: {e}"));
+        assert!(resp.status().is_success(), "POST /mock/release: {resp:?}");
     }
 }
 
@@ -205,18 +218,15 @@ fn build_mock(profile_dir: &std::path::Path) {
         let _ = stderr.read_to_string(&mut text);
         text
     });
-    let deadline = Instant::now() + BUILD_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for cargo") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("building the mock provider took longer than {BUILD_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut child = KillOnDrop(child);
+    let status = wait::until_blocking("building the mock provider", BUILD_TIMEOUT, || match child
+        .0
+        .try_wait()
+        .expect("waiting for cargo")
+    {
+        Some(status) => Ok(status),
+        None => Err("cargo still running"),
+    });
     let errors = reader.join().unwrap_or_default();
     assert!(
         status.success(),

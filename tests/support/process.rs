@@ -6,7 +6,9 @@ use std::fmt;
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::wait;
 
 /// How long to wait for a killed process's pipes to close before giving up on its output.
 const PIPE_GRACE: Duration = Duration::from_secs(2);
@@ -71,16 +73,12 @@ pub fn run(cmd: &mut Command, limit: Duration) -> Output {
         .unwrap_or_else(|e| panic!("cannot run `{command}`: {e}"));
     let stdout = drain(child.stdout.take().expect("stdout is piped"));
     let stderr = drain(child.stderr.take().expect("stderr is piped"));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() >= deadline => break None,
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => panic!("waiting for `{command}`: {e}"),
-        }
-    };
-    let Some(status) = status else {
+    let status = wait::poll_blocking(limit, || match child.try_wait() {
+        Ok(Some(status)) => Ok(status),
+        Ok(None) => Err(()),
+        Err(e) => panic!("waiting for `{command}`: {e}"),
+    });
+    let Ok(status) = status else {
         let _ = child.kill();
         let _ = child.wait();
         let out = stdout.recv_timeout(PIPE_GRACE).unwrap_or_default();
@@ -109,10 +107,7 @@ impl KillOnDrop {
 
     /// Wait up to `limit` for the child to exit by itself; kill it after that.
     pub fn wait_or_kill(&mut self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while self.running() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let _ = wait::poll_blocking(limit, || if self.running() { Err(()) } else { Ok(()) });
         let _ = self.0.kill();
         let _ = self.0.wait();
     }

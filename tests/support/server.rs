@@ -1,9 +1,11 @@
-//! Runs `vibectl::server::run` in-process on `127.0.0.1:0` for a test, with its providers
-//! pointed at a mock provider, and connects a gRPC client to it. The server stops through a
-//! oneshot (or when the handle is dropped), and the test can await its task.
+//! The test config builder and the in-process server fixture: [`TestServer`] starts the same
+//! wiring `vibectl-server serve` starts ([`vibectl::server::wiring::start`]) on `127.0.0.1:0`,
+//! with its providers pointed at a mock provider; [`super::spawned`] runs the real binary on a
+//! config from the same builder.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,17 +13,21 @@ use arc_swap::ArcSwap;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tonic::Request;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
+use vibectl::cli::vibectl_server::serve::ServeArgs;
 use vibectl::config::ServerConfig;
 use vibectl::config::generated::server::key;
 use vibectl::llm::ProviderKind;
 use vibectl::proto::vibectl_llm_proxy_client::VibectlLlmProxyClient;
 use vibectl::proto::{ExecuteRequest, ExecuteResponse, execute_response};
-use vibectl::server::{RunOptions, ServerError, State};
+use vibectl::server::wiring::{self, Wiring};
+use vibectl::server::{Governance, ServerError, State};
 
 use super::mock::MockProvider;
+use super::wait;
 use super::yaml::{self, entry};
 
 /// Bound on any single wait in the server tests.
@@ -122,41 +128,149 @@ pub fn no_env(_: &str) -> Option<String> {
     None
 }
 
-/// A server running in this process.
+/// How a [`TestServer`] is started, besides its config.
+pub struct Options {
+    /// The address to bind (`0.0.0.0` makes a server that counts as exposed to the network;
+    /// the tests still reach it through 127.0.0.1 only). The port is always 0.
+    pub host: String,
+    /// How long calls in flight may run on after shutdown.
+    pub drain_deadline: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            host: "127.0.0.1".to_owned(),
+            drain_deadline: vibectl::server::DRAIN_DEADLINE,
+        }
+    }
+}
+
+/// How often a test server looks at its config file.
+pub const RELOAD_POLL: Duration = Duration::from_millis(50);
+
+/// The flags every test server is started with, as `serve` takes them: `--port 0` and
+/// `--metrics-addr 127.0.0.1:0`.
+fn serve_args(host: &str) -> ServeArgs {
+    ServeArgs {
+        host: Some(host.to_owned()),
+        port: Some(0),
+        model: None,
+        require_auth: false,
+        tls: false,
+        no_tls: false,
+        max_rpm: None,
+        max_concurrent: None,
+        metrics_addr: Some("127.0.0.1:0".to_owned()),
+        allow_unauthenticated: true,
+    }
+}
+
+/// A server running in this process, started through [`vibectl::server::wiring::start`] as
+/// `vibectl-server serve` starts it (listener, TLS per `tls.*`, usage log, limit counters, config
+/// watcher, metrics endpoint on 127.0.0.1), with its providers pointed at a mock provider. The
+/// server stops through a oneshot (or when the handle is dropped), and the test can await it.
 pub struct TestServer {
+    /// Where clients connect: always on 127.0.0.1.
     pub addr: SocketAddr,
+    /// The address the server is bound to.
+    pub bound: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    /// The config file the watcher looks at (absent for a server started from a typed config,
+    /// until a test writes it).
+    pub file: PathBuf,
+    /// The config directory: the usage log and a generated JWT secret go here.
+    pub dir: TempDir,
+    pub state: Arc<ArcSwap<State>>,
+    pub gov: Arc<Governance>,
     stop: Option<oneshot::Sender<()>>,
+    /// Stops the metrics endpoint and the watcher, which outlive the gRPC server until dropped.
+    stop_rest: CancellationToken,
     task: Option<JoinHandle<Result<(), ServerError>>>,
-    /// Where a generated JWT secret would be kept.
-    _dir: TempDir,
 }
 
 impl TestServer {
-    /// Build the state from `config` (with an empty environment) and serve it.
+    /// Serve `config` (with an empty environment) on 127.0.0.1.
     pub async fn start(config: ServerConfig) -> TestServer {
-        TestServer::start_with(config, RunOptions::default()).await
+        TestServer::start_with(config, Options::default()).await
     }
 
-    pub async fn start_with(config: ServerConfig, options: RunOptions) -> TestServer {
+    pub async fn start_with(mut config: ServerConfig, options: Options) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let state = State::build(config, dir.path(), &no_env)
+        let file = dir.path().join("config.yaml");
+        let args = serve_args(&options.host);
+        let overrides = args.overrides().expect("the test flags");
+        // What the flags do to a config read from a file.
+        config.server.host = options.host.clone();
+        config.server.port = 0;
+        config.metrics.enabled = true;
+        config.metrics.listen = "127.0.0.1:0".to_owned();
+        TestServer::launch(config, dir, file, overrides, options).await
+    }
+
+    /// Serve the config file `text` on 127.0.0.1, read as `serve` reads it.
+    pub async fn from_text(text: &str) -> TestServer {
+        TestServer::from_text_with(text, Options::default()).await
+    }
+
+    /// [`TestServer::from_text`] bound to `host` (`0.0.0.0` counts as exposed to the network).
+    pub async fn from_text_on(text: &str, host: &str) -> TestServer {
+        let options = Options {
+            host: host.to_owned(),
+            ..Options::default()
+        };
+        TestServer::from_text_with(text, options).await
+    }
+
+    pub async fn from_text_with(text: &str, options: Options) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("config.yaml");
+        std::fs::write(&file, text).expect("write the config");
+        let args = serve_args(&options.host);
+        let overrides = args.overrides().expect("the test flags");
+        let mut config = vibectl::server::reload::load(&file, &overrides, &no_env)
+            .unwrap_or_else(|p| panic!("the test config does not load: {p:?}\n{text}"));
+        config.server.port = 0;
+        TestServer::launch(config, dir, file, overrides, options).await
+    }
+
+    async fn launch(
+        config: ServerConfig,
+        dir: TempDir,
+        file: PathBuf,
+        overrides: Vec<vibectl::config::Override>,
+        options: Options,
+    ) -> TestServer {
+        let state = State::build(config.clone(), dir.path(), &no_env)
             .unwrap_or_else(|p| panic!("the test config does not build: {p:?}"));
-        let state = Arc::new(ArcSwap::from_pointee(state));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let mut wiring = Wiring::new(&file, overrides, Arc::new(no_env));
+        wiring.reload_interval = RELOAD_POLL;
+        wiring.drain_deadline = options.drain_deadline;
+        let stop_rest = CancellationToken::new();
+        let started = wiring::start(&config, state, wiring, &stop_rest)
             .await
-            .expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local addr");
+            .unwrap_or_else(|e| panic!("the test server does not start: {e}"));
+        let bound = started.addr;
+        let addr = SocketAddr::from(([127, 0, 0, 1], bound.port()));
+        let metrics_addr = started.metrics_addr.expect("the metrics endpoint is on");
+        let (state, gov) = (started.state.clone(), started.gov.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async move {
             // A dropped sender stops the server too.
             let _ = stopped.await;
         };
-        let task = tokio::spawn(vibectl::server::run(state, listener, shutdown, options));
+        let task = tokio::spawn(started.serve(shutdown));
         TestServer {
             addr,
+            bound,
+            metrics_addr,
+            file,
+            dir,
+            state,
+            gov,
             stop: Some(stop),
+            stop_rest,
             task: Some(task),
-            _dir: dir,
         }
     }
 
@@ -193,18 +307,59 @@ impl TestServer {
 
     /// Shut down and wait (bounded) for the task to end cleanly.
     pub async fn stop(mut self) {
+        self.stop_server().await;
+    }
+
+    /// Stop the gRPC server and wait for it (the metrics endpoint stays up).
+    pub async fn stop_server(&mut self) {
         self.shutdown();
-        let task = self.take_task();
-        within("the server task", task)
+        if let Some(task) = self.task.take() {
+            within("the server task", task)
+                .await
+                .expect("the server task panicked")
+                .expect("the server failed");
+        }
+    }
+
+    /// Poll the metrics registry until a sample line reads exactly `sample`, e.g.
+    /// `vibectl_config_reloads_total{result="ok"} 1`; panics after [`LIMIT`].
+    pub async fn wait_for_metric(&self, sample: &str) {
+        wait::until(&format!("the metric `{sample}`"), LIMIT, async || {
+            let text = self.gov.metrics.encode();
+            if text.lines().any(|l| l == sample) {
+                Ok(())
+            } else {
+                Err(text)
+            }
+        })
+        .await;
+    }
+
+    /// Replace the config file (the watcher picks it up).
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(&self.file, text).expect("write config");
+    }
+
+    /// `GET path` on the metrics endpoint: status and body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let resp = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(LIMIT)
+            .build()
+            .expect("client")
+            .get(format!("http://{}{path}", self.metrics_addr))
+            .send()
             .await
-            .expect("the server task panicked")
-            .expect("the server failed");
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = resp.status().as_u16();
+        (status, resp.text().await.expect("body"))
     }
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.shutdown();
+        self.stop_rest.cancel();
         if let Some(task) = self.task.take() {
             task.abort();
         }

@@ -6,7 +6,7 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use time::OffsetDateTime;
 use vibectl::config::generated::server::{Acme, AcmeChallenge, AcmeChallengeType, key};
@@ -17,6 +17,7 @@ use super::{Pki, error_chain, server_cli, tls_client};
 use crate::interop::harness::{ConfigDir, OurServer, Spec, mock};
 use crate::support::process::KillOnDrop;
 use crate::support::server::authorized;
+use crate::support::wait;
 use crate::support::yaml::config as yaml_config;
 
 const PEBBLE: &str = "/usr/bin/pebble";
@@ -93,15 +94,20 @@ impl Pebble {
             .spawn()
             .expect("start pebble");
         let mut child = KillOnDrop(child);
-        let deadline = Instant::now() + PEBBLE_START;
         let addr: SocketAddr = format!("127.0.0.1:{listen}").parse().unwrap();
-        while TcpStream::connect(addr).is_err() {
+        let listening = wait::poll_blocking(PEBBLE_START, || {
             assert!(
-                child.running() && Instant::now() < deadline,
-                "pebble did not listen on {addr}\n--- pebble log ---\n{}",
+                child.running(),
+                "pebble exited\n--- pebble log ---\n{}",
                 std::fs::read_to_string(&log).unwrap_or_default()
             );
-            std::thread::sleep(Duration::from_millis(100));
+            TcpStream::connect(addr)
+        });
+        if let Err(e) = listening {
+            panic!(
+                "pebble did not listen on {addr}: {e}\n--- pebble log ---\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
         }
         Pebble {
             dir_url: format!("https://127.0.0.1:{listen}/dir"),
@@ -484,17 +490,20 @@ async fn auto_renew_renews_a_due_certificate_in_the_background_and_off_leaves_it
     };
     let (off, off_files, off_first) = start(false);
     let (on, on_files, on_first) = start(true);
-    let deadline = Instant::now() + RENEWAL_LIMIT;
-    while std::fs::read(&on_files.cert).expect("read") == on_first {
-        assert!(
-            Instant::now() < deadline,
-            "{} true: no renewal\n{}\n{}",
-            key::ACME_AUTO_RENEW,
-            on.diagnostics(),
-            pebble.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let renewed = wait::until(
+        "a renewed certificate",
+        RENEWAL_LIMIT,
+        async || match std::fs::read(&on_files.cert).expect("read") {
+            now if now != on_first => Ok(()),
+            _ => Err(format!(
+                "{} true: no renewal\n{}\n{}",
+                key::ACME_AUTO_RENEW,
+                on.diagnostics(),
+                pebble.log()
+            )),
+        },
+    );
+    renewed.await;
     assert_eq!(
         std::fs::read(&off_files.cert).expect("read"),
         off_first,

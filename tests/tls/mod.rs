@@ -12,14 +12,12 @@ mod served;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tempfile::TempDir;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use vibectl::config::generated::server::Tls;
 use vibectl::proto::vibectl_llm_proxy_client::VibectlLlmProxyClient;
-use vibectl::server::RunOptions;
 
 use crate::support::mock::MockProvider;
 use crate::support::process::{self, Output};
@@ -30,16 +28,7 @@ pub const CLI_LIMIT: Duration = Duration::from_secs(30);
 
 /// `vibectl-server --config DIR/config.yaml ARGS` in a clean environment (HOME = DIR).
 pub fn server_cmd(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vibectl-server"));
-    cmd.arg("--config")
-        .arg(dir.join("config.yaml"))
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", dir)
-        .env("NO_COLOR", "1");
-    cmd
+    crate::support::spawned::command(dir, args)
 }
 
 /// Run a non-serving `vibectl-server` command to completion.
@@ -113,13 +102,8 @@ pub async fn tls_server_cfg(mut cfg: vibectl::config::ServerConfig, mut tls: Tls
     if !tls.hsts.enabled {
         tls.hsts = cfg.tls.hsts.clone();
     }
-    let rustls = vibectl::server::tls::server_config(&tls).expect("the TLS config builds");
     cfg.tls = tls;
-    let options = RunOptions {
-        tls: Some(Arc::new(rustls)),
-        ..RunOptions::default()
-    };
-    TestServer::start_with(cfg, options).await
+    TestServer::start(cfg).await
 }
 
 /// A gRPC client over TLS to `addr`, trusting only the PEM file `ca`, checking the name

@@ -1,19 +1,23 @@
-//! Certificate rotation without a restart: the files are replaced while a slow stream is open;
-//! the stream completes on its connection, and new connections get the new certificate.
+//! Certificate rotation without a restart: the files are replaced while a stream is held open;
+//! the stream completes on its connection, new connections get the new certificate, and a
+//! broken replacement (seen by `serve`, which says so on stderr) keeps the old one.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls_pki_types::pem::PemObject;
 use vibectl::proto::stream_chunk::ChunkType;
 
+use vibectl::config::generated::server::key;
+
 use super::{Pki, server_cli, tls_client, tls_server};
 use crate::support::mock::MockProvider;
-use crate::support::server::{request, within};
+use crate::support::server::{LIMIT, config_pairs, request, set, within};
+use crate::support::spawned::Spawned;
+use crate::support::{wait, yaml};
 
 const REPLY: &str = "one two three four five six seven eight nine ten";
 
@@ -50,18 +54,18 @@ async fn served_serial(addr: SocketAddr, ca: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_connections_get_the_new_certificate_and_open_streams_finish() {
-    let mock = MockProvider::start(&["--reply", REPLY, "--chunks", "8", "--chunk-delay-ms", "300"]);
+    let mock = MockProvider::start(&["--reply", REPLY, "--chunks", "8"]);
     let pki = Pki::new();
     let server = tls_server(&mock, pki.tls()).await;
     let old = served_serial(server.addr, &pki.bundle()).await;
 
-    // A stream of about 2.4 s, open across the rotation.
+    // A stream held open at the mock's gate across the rotation.
     let mut client = tls_client(server.addr, &pki.bundle(), "localhost")
         .await
         .expect("connect");
     let mut stream = within(
         "StreamExecute",
-        client.stream_execute(request("count", None)),
+        client.stream_execute(request("[[mock:gate=1]] count", None)),
     )
     .await
     .expect("StreamExecute")
@@ -88,21 +92,19 @@ async fn new_connections_get_the_new_certificate_and_open_streams_finish() {
         ],
     )
     .assert_success();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let new = loop {
-        let s = served_serial(server.addr, &pki.bundle()).await;
-        if s != old {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "new connections still get the old certificate {old} after 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let new = wait::until(
+        "new connections getting the new certificate",
+        LIMIT,
+        async || match served_serial(server.addr, &pki.bundle()).await {
+            s if s != old => Ok(s),
+            s => Err(s),
+        },
+    )
+    .await;
     assert_ne!(new, old);
 
     // The open stream finishes on its old connection, whole.
+    mock.release().await;
     let mut completed = false;
     while let Some(chunk) = within("the rest of the stream", stream.next()).await {
         match chunk.expect("no error across the rotation").chunk_type {
@@ -127,18 +129,25 @@ async fn new_connections_get_the_new_certificate_and_open_streams_finish() {
 async fn a_broken_replacement_keeps_the_last_good_certificate() {
     let mock = MockProvider::start(&["--reply", REPLY]);
     let pki = Pki::new();
-    let server = tls_server(&mock, pki.tls()).await;
+    let mut pairs = config_pairs(&mock);
+    for (k, v) in [
+        (key::TLS_ENABLED, "true".to_owned()),
+        (key::TLS_CERT_FILE, format!("\"{}\"", pki.cert().display())),
+        (key::TLS_KEY_FILE, format!("\"{}\"", pki.key().display())),
+    ] {
+        set(&mut pairs, k, &v);
+    }
+    std::fs::write(pki.path("config.yaml"), yaml::config(&pairs)).expect("write the config");
+    let server = Spawned::start_in(pki.dir.path(), &[], |_| {});
     let old = served_serial(server.addr, &pki.bundle()).await;
     // A key from another CA: it does not match the certificate.
     let other = Pki::new();
     std::fs::copy(other.key(), pki.key()).expect("copy");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    for _ in 0..3 {
-        assert_eq!(served_serial(server.addr, &pki.bundle()).await, old);
-    }
+    // The watcher has read the new files and refused them.
+    server.wait_stderr("keeping the current TLS certificate");
+    assert_eq!(served_serial(server.addr, &pki.bundle()).await, old);
     let mut client = tls_client(server.addr, &pki.bundle(), "localhost")
         .await
         .expect("connect");
     crate::support::server::assert_still_serves(&mut client).await;
-    server.stop().await;
 }

@@ -84,7 +84,14 @@ impl Guard {
                 }
             }
             if part.len() > prompts::MAX_FRAGMENT_CHARS {
+                let before = part.len();
                 *part = prompts::clip(part, prompts::MAX_FRAGMENT_CHARS);
+                tracing::debug!(
+                    call = label,
+                    from_bytes = before,
+                    to_bytes = part.len(),
+                    "truncated a prompt fragment (its head and tail are kept)"
+                );
             }
         }
         if self.warn && !found.is_empty() {

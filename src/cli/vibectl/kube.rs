@@ -51,8 +51,10 @@ pub fn run(ctx: &Ctx, verb: &str, args: &KubeArgs) -> CmdResult {
             // `logs -f`, `get -w`: show the output as it comes; summarize when it ends.
             return super::live::watch(&session, &line, &full, None, false).await;
         }
-        let output = session.run_kubectl(&full, &full, false)?;
-        plan::summarize(&session, &line, &output, None, false).await
+        match session.try_kubectl(&full, &full, false)? {
+            Ok(output) => plan::summarize(&session, &line, &output, None, false).await,
+            Err(failed) => session.recover(&line, failed, None).await,
+        }
     })?
 }
 

@@ -53,13 +53,11 @@ fn not_started(cfg: &ClientConfig, e: &std::io::Error) -> CmdError {
     ))
 }
 
-/// Run kubectl and return what it printed on stdout and how it exited (non-UTF-8 output is
-/// converted lossily); its stderr is passed on to ours. A kubectl that cannot be started, or
-/// that runs longer than `core.kubectl_timeout_seconds`, is an error.
-pub fn capture_status(
-    cfg: &ClientConfig,
-    args: &[String],
-) -> Result<(String, std::process::ExitStatus), CmdError> {
+/// Run kubectl and return what it printed and how it exited (non-UTF-8 output is converted
+/// lossily); its stderr is passed on to ours, and kept (for the recovery prompt). A kubectl
+/// that cannot be started, or that runs longer than `core.kubectl_timeout_seconds`, is an
+/// error.
+pub fn capture(cfg: &ClientConfig, args: &[String]) -> Result<Captured, CmdError> {
     let c = capture_all(cfg, args)?;
     if !c.stderr.is_empty() {
         eprint!("{}", c.stderr);
@@ -67,10 +65,16 @@ pub fn capture_status(
             eprintln!();
         }
     }
-    Ok((c.stdout, c.status))
+    tracing::debug!(
+        code = ?c.status.code(),
+        stdout_bytes = c.stdout.len(),
+        stderr_bytes = c.stderr.len(),
+        "kubectl ended"
+    );
+    Ok(c)
 }
 
-/// What a kubectl run printed on stdout and stderr (neither passed on), and how it exited.
+/// What a kubectl run printed on stdout and stderr, and how it exited.
 pub struct Captured {
     pub stdout: String,
     pub stderr: String,
@@ -117,16 +121,7 @@ pub fn capture_all(cfg: &ClientConfig, args: &[String]) -> Result<Captured, CmdE
             Ok(None) if Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(CmdError::new(format!(
-                    "`{}` did not finish within {} seconds ({}); vibectl stopped it",
-                    display(args),
-                    limit.as_secs(),
-                    key::CORE_KUBECTL_TIMEOUT_SECONDS
-                ))
-                .with_hint(format!(
-                    "check that the cluster answers (kubectl cluster-info), or allow more time: vibectl config set {} SECONDS",
-                    key::CORE_KUBECTL_TIMEOUT_SECONDS
-                )));
+                return Err(timed_out(args, limit));
             }
             Ok(None) => std::thread::sleep(POLL),
             Err(e) => return Err(not_started(cfg, &e)),
@@ -151,6 +146,46 @@ pub fn succeeded(args: &[String], code: Option<i32>) -> bool {
 
 /// How often a running kubectl is checked for having exited.
 const POLL: Duration = Duration::from_millis(20);
+
+/// [`capture`] as a future: dropping it (when the user presses Ctrl-C during a loop step)
+/// kills kubectl. Bounded by `core.kubectl_timeout_seconds` as [`capture_all`] is.
+pub async fn capture_async(cfg: &ClientConfig, args: &[String]) -> Result<Captured, CmdError> {
+    let run = tokio::process::Command::from(command(cfg, args))
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let limit = Duration::from_secs(u64::try_from(cfg.core.kubectl_timeout_seconds).unwrap_or(1));
+    let output = match tokio::time::timeout(limit, run).await {
+        Ok(r) => r.map_err(|e| not_started(cfg, &e))?,
+        Err(_) => return Err(timed_out(args, limit)),
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if !stderr.is_empty() {
+        eprint!("{stderr}");
+        if !stderr.ends_with('\n') {
+            eprintln!();
+        }
+    }
+    Ok(Captured {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr,
+        status: output.status,
+    })
+}
+
+/// The error of a kubectl stopped after `limit` (`core.kubectl_timeout_seconds`).
+fn timed_out(args: &[String], limit: Duration) -> CmdError {
+    CmdError::new(format!(
+        "`{}` did not finish within {} seconds ({}); vibectl stopped it",
+        display(args),
+        limit.as_secs(),
+        key::CORE_KUBECTL_TIMEOUT_SECONDS
+    ))
+    .with_hint(format!(
+        "check that the cluster answers (kubectl cluster-info), or allow more time: vibectl config set {} SECONDS",
+        key::CORE_KUBECTL_TIMEOUT_SECONDS
+    ))
+}
 
 /// Whether `args` (verb first) keep kubectl running to print things as they happen:
 /// `logs -f`, `get -w`, `events -w` and their long and `=true` forms.

@@ -103,7 +103,8 @@ pub async fn carry_out(
     let line = kubectl::display(&plan.commands);
     out(&crate::cli::style::command_line(&line));
     if !plan.explanation.trim().is_empty() {
-        out(&format!("  {}\n", plan.explanation.trim()));
+        let why = crate::cli::markup::for_stdout(plan.explanation.trim());
+        out(&format!("  {why}\n"));
     }
     if let Some(why) = refusal(&plan.commands) {
         session.guard.audit_run(&line, true, false, None)?;
@@ -131,8 +132,13 @@ pub async fn carry_out(
     if kubectl::is_streaming(&real) {
         return super::live::watch(session, &line, &real, request, true).await;
     }
-    let output = session.run_kubectl(&plan.commands, &real, true)?;
-    summarize(session, &line, &output, request, false).await
+    match session.try_kubectl(&plan.commands, &real, true)? {
+        Ok(output) => summarize(session, &line, &output, request, false).await,
+        Err(failed) => {
+            let why = Some(plan.explanation.as_str()).filter(|e| !e.trim().is_empty());
+            session.recover(&line, failed, why).await
+        }
+    }
 }
 
 /// Act on the user's answer about `line`: a note is remembered, a no is audited and printed.
@@ -149,7 +155,7 @@ pub async fn approve(session: &Session, line: &str, answer: &Answer) -> Result<b
                 .await;
             Ok(true)
         }
-        Answer::No => {
+        Answer::No | Answer::Exit => {
             eprintln!("cancelled: nothing was run");
             Ok(false)
         }
@@ -180,7 +186,18 @@ pub async fn summarize(
         let words: Vec<String> = line.split_whitespace().skip(1).map(str::to_owned).collect();
         let verb = safety::verb(&words);
         let req = prompts::verbs::summary(line, verb, output, request, &session.context());
-        Some(session.show("summary", req).await?)
+        match session.show("summary", req).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                // kubectl did its part: its output is still shown, as 0.11.6 shows it.
+                if !d.show_raw_output && !shown {
+                    super::session::print_answer(output);
+                }
+                warn("the model could not summarize the output; it is shown as kubectl printed it");
+                session.finish();
+                return Err(e);
+            }
+        }
     } else {
         if !d.show_raw_output && !shown && session.cfg.warnings.warn_no_output {
             warn(&format!(

@@ -29,6 +29,8 @@ pub struct Ctx {
     pub read_only: bool,
     /// `--config-dir` chose the config directory (the audit file's default follows it).
     pub dir_flag: bool,
+    /// `--mode`: overrides how planned commands are confirmed, as in 0.11.6.
+    pub mode: Option<super::display_flags::ExecMode>,
 }
 
 impl Ctx {
@@ -45,7 +47,16 @@ impl Ctx {
 
     /// The read-only and confirmation rules for `cfg` and this run's flags.
     pub fn policy(&self, cfg: &ClientConfig) -> Policy {
-        Policy::new(cfg, &choose::mode(cfg), self.read_only, self.yes)
+        use super::display_flags::ExecMode;
+        let mut policy = Policy::new(cfg, &choose::mode(cfg), self.read_only, self.yes);
+        match self.mode {
+            Some(ExecMode::Auto) => policy.confirm = super::safety::Confirm::Never,
+            Some(ExecMode::Manual | ExecMode::Semiauto) => {
+                policy.confirm = super::safety::Confirm::Changes
+            }
+            None => {}
+        }
+        policy
     }
 }
 
@@ -65,6 +76,10 @@ pub struct Session {
     model: Option<String>,
     /// Calls made and their summed metrics, for the total line.
     totals: RefCell<(u32, LlmMetrics)>,
+    /// The installed prompt plugins, resolved by `plugins.precedence`.
+    plugins: prompts::plugin::Prompts,
+    /// The memory as this run last saved it (`None`: as loaded).
+    saved_memory: RefCell<Option<String>>,
 }
 
 impl Session {
@@ -84,9 +99,18 @@ impl Session {
             (Mode::Proxy { .. }, Origin::Default) => None,
             _ => Some(cfg.llm.model.clone()),
         };
+        tracing::debug!(
+            command = %std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+            model = model.as_deref().unwrap_or("(the server's default)"),
+            via = ?mode,
+            "vibectl session"
+        );
         let policy = ctx.policy(&cfg);
         let guard = Guard::open(&cfg, &mode, &ctx.file, ctx.dir_flag)?;
+        let plugins = super::plugin::resolved(&ctx.file, &cfg);
         Ok(Session {
+            plugins,
+            saved_memory: RefCell::new(None),
             policy,
             guard,
             approved: std::cell::Cell::new(false),
@@ -112,6 +136,8 @@ impl Session {
                 .as_deref()
                 .filter(|_| self.cfg.memory.enabled),
             instructions: self.cfg.system.custom_instructions.as_deref(),
+            now: None,
+            plugins: Some(&self.plugins),
         }
     }
 
@@ -120,10 +146,26 @@ impl Session {
         req
     }
 
+    /// Log a call about to be made: which, to which model, how big.
+    fn log_call(&self, label: &str, req: &LlmRequest, streaming: bool) {
+        let chars: usize = req.system.iter().chain(&req.user).map(|f| f.len()).sum();
+        tracing::debug!(
+            call = label,
+            model = req.model.as_deref().unwrap_or("(the server's default)"),
+            system_fragments = req.system.len(),
+            user_fragments = req.user.len(),
+            prompt_bytes = chars,
+            structured = req.response_schema.is_some(),
+            streaming,
+            "asking the model"
+        );
+    }
+
     /// One whole answer, not printed; `label` names the call in the metrics and the audit log.
     pub async fn ask(&self, label: &str, req: LlmRequest) -> Result<String, CmdError> {
         let mut req = self.request(req);
         let found = self.guard.protect(label, &mut req);
+        self.log_call(label, &req, false);
         let spinner = Spinner::start(label);
         let resp = self.adapter.execute(&req).await;
         drop(spinner);
@@ -145,11 +187,12 @@ impl Session {
     pub async fn show(&self, label: &str, req: LlmRequest) -> Result<String, CmdError> {
         if !self.cfg.display.show_streaming {
             let text = self.ask(label, req).await?;
-            print_answer(&text);
+            print_answer(&crate::cli::markup::for_stdout(&text));
             return Ok(text);
         }
         let mut req = self.request(req);
         let found = self.guard.protect(label, &mut req);
+        self.log_call(label, &req, true);
         let mut spinner = Some(Spinner::start(label));
         let mut events = match self.adapter.stream(&req).await {
             Ok(events) => events,
@@ -161,11 +204,12 @@ impl Session {
         let mut text = String::new();
         let mut done = None;
         let mut model = None;
+        let mut markup = crate::cli::markup::Renderer::for_stdout();
         while let Some(event) = events.next().await {
             spinner.take();
             match event {
                 Ok(AdapterEvent::Text(t)) => {
-                    out(&t);
+                    out(&markup.push(&t));
                     text.push_str(&t);
                 }
                 Ok(AdapterEvent::Done { metrics, model: m }) => {
@@ -174,12 +218,17 @@ impl Session {
                     break;
                 }
                 Err(e) => {
+                    out(&markup.finish());
+                    if !text.is_empty() && !text.ends_with('\n') {
+                        out("\n");
+                    }
                     self.guard.audit_call(label, &req, &text, None, &found)?;
                     return Err(e.into());
                 }
             }
         }
         drop(spinner);
+        out(&markup.finish());
         self.guard
             .audit_call(label, &req, &text, model.as_deref(), &found)?;
         if !text.ends_with('\n') {
@@ -232,17 +281,32 @@ impl Session {
             return;
         }
         let max = self.max_memory_chars();
-        let current = self.cfg.memory_content.as_deref().unwrap_or_default();
-        let req = prompts::memory_update(current, news, max);
+        let current = self.memory_now().unwrap_or_default();
+        let req = self
+            .context()
+            .instruct(prompts::memory_update(&current, news, max));
         let result = match self.ask("memory", req).await {
             Ok(text) => {
-                save_memory(&self.file, Some(&cut(text.trim(), max))).map_err(|e| e.message)
+                let kept = cut(text.trim(), max);
+                let saved = save_memory(&self.file, Some(&kept)).map_err(|e| e.message);
+                if saved.is_ok() {
+                    *self.saved_memory.borrow_mut() = Some(kept);
+                }
+                saved
             }
             Err(e) => Err(e.message),
         };
         if let Err(e) = result {
             warn(&format!("the memory was not updated: {e}"));
         }
+    }
+
+    /// The memory as it is now: as this run last saved it, else as loaded.
+    pub fn memory_now(&self) -> Option<String> {
+        self.saved_memory
+            .borrow()
+            .clone()
+            .or_else(|| self.cfg.memory_content.clone())
     }
 
     pub fn max_memory_chars(&self) -> usize {
@@ -306,6 +370,14 @@ pub fn save_memory(file: &std::path::Path, text: Option<&str>) -> CmdResult {
     Ok(())
 }
 
+/// A kubectl run that exited with an error.
+pub struct Failed {
+    /// `kubectl ... failed with exit status N`.
+    pub error: CmdError,
+    pub stderr: String,
+    pub stdout: String,
+}
+
 /// The user's answer to a confirmation, as 0.11.6 offers them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
@@ -315,6 +387,8 @@ pub enum Answer {
     No,
     /// No, and remember why.
     NoBut(String),
+    /// Stop the semiauto session.
+    Exit,
 }
 
 impl Answer {
@@ -327,23 +401,90 @@ impl Session {
     /// Run kubectl with `real` (the arguments with any placeholder values put back) and return
     /// its stdout; `shown` is what the user sees and the audit log keeps. The run is recorded
     /// (`planned` says the model planned it); a failed run is an error naming `shown`.
+    #[allow(dead_code)] // the API of commands that do not recover
     pub fn run_kubectl(
         &self,
         shown: &[String],
         real: &[String],
         planned: bool,
     ) -> Result<String, CmdError> {
-        let (output, status) = super::kubectl::capture_status(&self.cfg, real)?;
+        match self.try_kubectl(shown, real, planned)? {
+            Ok(output) => Ok(output),
+            Err(failed) => Err(failed.error),
+        }
+    }
+
+    /// [`Session::run_kubectl`], with a failed run returned as a [`Failed`] (its error and
+    /// what kubectl printed on stderr) for [`Session::recover`]. Only a kubectl that could
+    /// not start, or an audit record that could not be written, is an `Err` outside.
+    pub fn try_kubectl(
+        &self,
+        shown: &[String],
+        real: &[String],
+        planned: bool,
+    ) -> Result<Result<String, Failed>, CmdError> {
+        // The shown line: the real arguments may hold secrets put back from placeholders.
+        tracing::debug!(command = %super::kubectl::display(shown), "running kubectl");
+        let c = super::kubectl::capture(&self.cfg, real)?;
         self.guard.audit_run(
             &super::kubectl::display(shown),
             planned,
             true,
-            status.code(),
+            c.status.code(),
         )?;
-        if !super::kubectl::succeeded(real, status.code()) {
-            return Err(super::kubectl::failed(shown, status));
+        if !super::kubectl::succeeded(real, c.status.code()) {
+            return Ok(Err(Failed {
+                error: super::kubectl::failed(shown, c.status),
+                stderr: c.stderr,
+                stdout: c.stdout,
+            }));
         }
-        Ok(output)
+        Ok(Ok(c.stdout))
+    }
+
+    /// After kubectl failed: ask the model how to recover (when `display.show_vibe` is on),
+    /// print its suggestion and fold the failure and the suggestion into the memory, as 0.11.6
+    /// does; then fail with kubectl's error. A model that cannot answer is a warning.
+    /// `explanation` is the plan's, when the model planned the command.
+    pub async fn recover(
+        &self,
+        line: &str,
+        failed: Failed,
+        explanation: Option<&str>,
+    ) -> CmdResult {
+        if !self.cfg.display.show_vibe {
+            return Err(failed.error);
+        }
+        let mut error = failed.stderr.trim().to_owned();
+        if error.is_empty() {
+            error = failed.stdout.trim().to_owned();
+        }
+        if error.is_empty() {
+            error = failed.error.message.clone();
+        }
+        let error = prompts::clip(&error, prompts::MAX_OUTPUT_CHARS);
+        let req = prompts::recovery(
+            line,
+            &error,
+            explanation,
+            self.max_memory_chars(),
+            &self.context(),
+        );
+        match self.show("recovery", req).await {
+            Ok(suggestion) => {
+                self.remember(&format!(
+                    "Ran: {line}\nIt failed: {error}\nSuggested next: {}",
+                    suggestion.trim()
+                ))
+                .await;
+            }
+            Err(e) => warn(&format!(
+                "no recovery suggestion: the model call failed: {}",
+                e.message
+            )),
+        }
+        self.finish();
+        Err(failed.error)
     }
 
     /// Whether `line` (of `class`) may run: asks when the policy says so. The memory is shown on
@@ -352,16 +493,27 @@ impl Session {
         if !self.policy.must_ask(class, self.approved.get()) {
             return Ok(Answer::Yes);
         }
-        let answer = ask(line, self.context().memory)?;
+        let answer = ask(line, self.context().memory, false)?;
         if answer.approved() {
             self.approved.set(true);
         }
         Ok(answer)
     }
+
+    /// Whether the user said yes to a planned command in this run.
+    pub fn approved(&self) -> bool {
+        self.approved.get()
+    }
+
+    /// Remember a yes, for per-session confirmation.
+    pub fn set_approved(&self) {
+        self.approved.set(true);
+    }
 }
 
-/// Ask before running `line`. Stdin that is not a terminal cannot answer.
-fn ask(line: &str, memory: Option<&str>) -> Result<Answer, CmdError> {
+/// Ask before running `line` (offering to end the session when `exit` is set). Stdin that is
+/// not a terminal cannot answer.
+pub(super) fn ask(line: &str, memory: Option<&str>, exit: bool) -> Result<Answer, CmdError> {
     if !std::io::stdin().is_terminal() {
         return Err(CmdError::new(format!(
             "not running `{line}` without confirmation: stdin is not a terminal"
@@ -378,10 +530,16 @@ fn ask(line: &str, memory: Option<&str>) -> Result<Answer, CmdError> {
             .map_err(|e| CmdError::new(format!("cannot read the answer: {e}")))?;
         Ok(answer.trim().to_owned())
     };
+    let choices = if exit {
+        "[Y]es, [N]o, yes [A]nd, no [B]ut, [M]emory, or [E]xit? (y/n/a/b/m/e)"
+    } else {
+        "[Y]es, [N]o, yes [A]nd, no [B]ut, or [M]emory? (y/n/a/b/m)"
+    };
     loop {
-        eprint!("Run `{line}`? [Y]es, [N]o, yes [A]nd, no [B]ut, or [M]emory? (y/n/a/b/m) ");
+        eprint!("Run `{line}`? {choices} ");
         let choice = read()?.to_ascii_lowercase();
         match choice.as_str() {
+            "e" | "exit" if exit => return Ok(Answer::Exit),
             "y" | "yes" => return Ok(Answer::Yes),
             "" | "n" | "no" => return Ok(Answer::No),
             "a" | "and" => {

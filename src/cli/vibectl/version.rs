@@ -32,7 +32,9 @@ pub fn run(ctx: &Ctx, args: &KubeArgs) -> CmdResult {
         if session.cfg.display.show_kubectl {
             out(&crate::cli::style::command_line(&line));
         }
-        let output = session.run_kubectl(&full, &full, false)?;
-        plan::summarize(&session, &line, &output, None, false).await
+        match session.try_kubectl(&full, &full, false)? {
+            Ok(output) => plan::summarize(&session, &line, &output, None, false).await,
+            Err(failed) => session.recover(&line, failed, None).await,
+        }
     })?
 }

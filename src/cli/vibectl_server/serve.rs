@@ -1,6 +1,6 @@
 //! `serve`: validate the whole config, then serve the gRPC proxy until SIGINT or SIGTERM.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -9,7 +9,8 @@ use clap::Args;
 use crate::cli::{CmdError, CmdResult, process_env};
 use crate::config::generated::server::key;
 use crate::config::{KeyPath, Override, SERVER, ServerConfig, value};
-use crate::server::{self, Governance, RunOptions, State, ca, governance, reload};
+use crate::server::wiring::{self, Wiring, WiringError};
+use crate::server::{self, State, ca};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -157,20 +158,6 @@ pub fn run(file: &Path, args: &ServeArgs) -> CmdResult {
     })?;
     let mut cfg = cfg;
     let acme = tls_certificate(&mut cfg, &dir)?;
-    let tls = if cfg.tls.enabled {
-        let config = server::tls::server_config(&cfg.tls).map_err(|e| {
-            CmdError::new(format!("TLS is on ({}) but cannot be set up: {e}", key::TLS_ENABLED)).with_hint(
-                format!(
-                    "fix {} and {}, or make them with `vibectl-server ca init` and `ca create-server-cert`",
-                    key::TLS_CERT_FILE,
-                    key::TLS_KEY_FILE
-                ),
-            )
-        })?;
-        Some(Arc::new(config))
-    } else {
-        None
-    };
     crate::cli::init_logging(cfg.server.log_level.as_str());
     check_open_files(&cfg);
     let workers = usize::try_from(cfg.server.max_workers).unwrap_or(1).clamp(
@@ -191,41 +178,68 @@ pub fn run(file: &Path, args: &ServeArgs) -> CmdResult {
         .build()
         .map_err(|e| CmdError::new(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async move {
-        let addr = format!("{}:{}", cfg.server.host, cfg.server.port);
-        let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
-            CmdError::new(format!("cannot listen on {addr}: {e}"))
-                .with_hint("pick another --port or --host")
-        })?;
-        let local: SocketAddr = listener
-            .local_addr()
-            .map_err(|e| CmdError::new(e.to_string()))?;
         let auth = match &state.secret_origin {
             Some(origin) => format!("auth on, secret from {origin}"),
             None => "auth off".to_owned(),
         };
+        let wiring = Wiring::new(file, args.overrides()?, Arc::new(process_env));
+        let nudge = wiring.nudge.clone();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let started = wiring::start(&cfg, state, wiring, &stop)
+            .await
+            .map_err(wiring_error)?;
         let auth = format!(
             "{}, {auth}, {workers} worker thread{}",
-            if tls.is_some() { "TLS" } else { "plaintext" },
+            if started.tls() { "TLS" } else { "plaintext" },
             if workers == 1 { "" } else { "s" }
         );
-        crate::cli::out(&format!("vibectl-server listening on {local} ({auth})\n"));
+        crate::cli::out(&format!(
+            "vibectl-server listening on {} ({auth})\n",
+            started.addr
+        ));
+        if let Some(local) = started.metrics_addr {
+            crate::cli::out(&format!("metrics on http://{local}/metrics\n"));
+        }
         if acme && cfg.acme.auto_renew {
             server::acme::spawn_renewal(cfg.acme.clone(), dir.clone());
         }
-        let state = Arc::new(arc_swap::ArcSwap::from_pointee(state));
-        let stop = tokio_util::sync::CancellationToken::new();
-        let gov = start_governance(file, args, &cfg, &state, local, &stop).await?;
-        let options = RunOptions {
-            tls,
-            governance: Some(gov),
-            ..RunOptions::default()
-        };
-        let served = server::run(state, listener, shutdown_signal(), options)
+        reload_on_hangup(nudge);
+        let served = started
+            .serve(shutdown_signal())
             .await
             .map_err(|e| CmdError::new(e.to_string()));
         stop.cancel();
         served
     })
+}
+
+/// The message and hint of a failed start.
+fn wiring_error(e: WiringError) -> CmdError {
+    let hint = match &e {
+        WiringError::Listen { .. } => "pick another --port or --host".to_owned(),
+        WiringError::Metrics { .. } => "pick another --metrics-addr".to_owned(),
+        WiringError::Tls { .. } => format!(
+            "fix {} and {}, or make them with `vibectl-server ca init` and `ca create-server-cert`",
+            key::TLS_CERT_FILE,
+            key::TLS_KEY_FILE
+        ),
+    };
+    CmdError::new(e.to_string()).with_hint(hint)
+}
+
+/// Nudge the config watcher on every SIGHUP.
+fn reload_on_hangup(nudge: Arc<tokio::sync::Notify>) {
+    #[cfg(unix)]
+    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the config");
+                nudge.notify_one();
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = nudge;
 }
 
 /// File descriptors the server needs besides its gRPC connections: metrics connections, the
@@ -248,67 +262,6 @@ fn check_open_files(cfg: &ServerConfig) {
         }
         Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
     }
-}
-
-/// The usage log, the metrics endpoint (when enabled) and the config watcher (file changes and
-/// SIGHUP), all stopped by `stop`.
-async fn start_governance(
-    file: &Path,
-    args: &ServeArgs,
-    cfg: &ServerConfig,
-    state: &Arc<arc_swap::ArcSwap<State>>,
-    bound: SocketAddr,
-    stop: &tokio_util::sync::CancellationToken,
-) -> Result<Arc<Governance>, CmdError> {
-    let dir = file.parent().unwrap_or(Path::new("."));
-    let gov = Arc::new(Governance::new(Some(dir.join(governance::USAGE_FILE))));
-    if cfg.metrics.enabled {
-        let addr = &cfg.metrics.listen;
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-            CmdError::new(format!(
-                "cannot listen on {addr} ({}): {e}",
-                key::METRICS_LISTEN
-            ))
-            .with_hint("pick another --metrics-addr")
-        })?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| CmdError::new(e.to_string()))?;
-        crate::cli::out(&format!("metrics on http://{local}/metrics\n"));
-        let done = stop.clone().cancelled_owned();
-        let listener = server::conn::LimitedListener::new(listener, server::conn::SIDE_LIMITS)
-            .map_err(|e| CmdError::new(e.to_string()))?;
-        let app = governance::metrics::router(gov.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(done)
-                .await
-        });
-    }
-    let nudge = Arc::new(tokio::sync::Notify::new());
-    tokio::spawn(reload::watch(
-        reload::Watch {
-            file: file.to_owned(),
-            overrides: args.overrides()?,
-            env: Arc::new(process_env),
-            state: state.clone(),
-            gov: gov.clone(),
-            bound: vec![bound],
-            interval: reload::POLL_INTERVAL,
-            nudge: nudge.clone(),
-        },
-        stop.clone(),
-    ));
-    #[cfg(unix)]
-    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        tokio::spawn(async move {
-            while hup.recv().await.is_some() {
-                tracing::info!("SIGHUP: reloading the config");
-                nudge.notify_one();
-            }
-        });
-    }
-    Ok(gov)
 }
 
 /// TLS on without `tls.cert_file`: with `acme.enabled`, obtain (or reuse) the ACME certificate

@@ -32,7 +32,7 @@ impl Default for Core {
     }
 }
 
-/// The colour theme of vibectl's own lines (error, warning and hint labels, the kubectl command line, metrics). The accessible theme uses no red or green. Colour is used on a terminal only, never when NO_COLOR is set, and always when CLICOLOR_FORCE is set.
+/// The colour theme of vibectl's own lines (error, warning and hint labels, the kubectl command line, metrics) and of the model's markup in summaries ([bold], [red]...[/red] and the like, removed when there is no colour). The accessible theme uses no red or green. Colour is used on a terminal only, never when NO_COLOR is set, and always when CLICOLOR_FORCE is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum DisplayTheme {
     #[serde(rename = "default")]
@@ -104,7 +104,7 @@ impl std::fmt::Display for DisplayShowMetrics {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Display {
-    /// The colour theme of vibectl's own lines (error, warning and hint labels, the kubectl command line, metrics). The accessible theme uses no red or green. Colour is used on a terminal only, never when NO_COLOR is set, and always when CLICOLOR_FORCE is set.
+    /// The colour theme of vibectl's own lines (error, warning and hint labels, the kubectl command line, metrics) and of the model's markup in summaries ([bold], [red]...[/red] and the like, removed when there is no colour). The accessible theme uses no red or green. Colour is used on a terminal only, never when NO_COLOR is set, and always when CLICOLOR_FORCE is set.
     pub theme: DisplayTheme,
     /// Whether vibectl prints the raw kubectl output in addition to the model's summary.
     pub show_raw_output: bool,
@@ -112,13 +112,9 @@ pub struct Display {
     pub show_vibe: bool,
     /// Whether vibectl prints each kubectl command line before it runs it.
     pub show_kubectl: bool,
-    /// In vibectl 0.11.6, whether auto and semiauto mode print the current memory before each iteration.
-    /// 
-    /// Accepted for compatibility; has no effect. Read by vibectl auto and semiauto, which are not built yet.
+    /// Whether vibectl auto, semiauto and check print the current memory before each step, on stderr.
     pub show_memory: bool,
-    /// In vibectl 0.11.6, whether auto and semiauto mode print the iteration count and its limit.
-    /// 
-    /// Accepted for compatibility; has no effect. Read by vibectl auto and semiauto, which are not built yet.
+    /// Whether vibectl auto, semiauto and check print the step number and its limit (Iteration 2/5) before each step, on stderr.
     pub show_iterations: bool,
     /// Which model-call metrics (latency, tokens, cost) vibectl prints. With none it prints no metrics, with total one line per command, with sub one line per model call, and with all both.
     pub show_metrics: DisplayShowMetrics,
@@ -333,9 +329,7 @@ pub struct Features {
     pub intelligent_edit: bool,
     /// How many times vibectl apply vibe asks the model to correct a manifest that the dry run rejected; 0 fails at the first rejection. Nothing is applied unless every manifest passes.
     pub max_correction_retries: i64,
-    /// In vibectl 0.11.6, the most iterations vibectl check runs before it gives up on deciding whether the predicate holds.
-    /// 
-    /// Accepted for compatibility; has no effect. Read by vibectl check, which is not built yet.
+    /// The most steps vibectl check takes before it gives up on deciding whether the predicate holds and exits 3 (cannot determine).
     pub check_max_iterations: i64,
 }
 
@@ -366,13 +360,11 @@ impl Default for Networking {
     }
 }
 
-/// The prompt plugins of vibectl 0.11.6.
+/// Prompt plugins (vibectl 0.11.6's format), installed by vibectl plugin install into plugins/ in the client config directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Plugins {
-    /// Plugin names in the order in which vibectl 0.11.6 asks them for a prompt; plugins not listed come after, in installation order. An empty list means installation order for all.
-    /// 
-    /// Accepted for compatibility; has no effect. Read by prompt plugins, which are not built yet.
+    /// Installed plugin names in the order in which vibectl asks them for a prompt: the first plugin that replaces a prompt wins. Plugins not listed come after, in name order. An empty list means name order for all.
     pub precedence: Vec<String>,
 }
 
@@ -665,7 +657,7 @@ pub struct ClientConfig {
     pub features: Features,
     /// Local networking used by port-forward.
     pub networking: Networking,
-    /// The prompt plugins of vibectl 0.11.6.
+    /// Prompt plugins (vibectl 0.11.6's format), installed by vibectl plugin install into plugins/ in the client config directory.
     pub plugins: Plugins,
     /// Protections vibectl applies to its model calls and to the kubectl commands it runs. They hold in direct mode; through a proxy, a profile's own security keys decide where they are set.
     pub security: Security,
@@ -703,12 +695,12 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { path: "core.kubeconfig", ty: KeyType::Path, item: None, doc: "The kubeconfig file passed to kubectl with --kubeconfig. When it is null, kubectl uses its own default (the KUBECONFIG environment variable, then ~/.kube/config).", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_CORE_KUBECONFIG"), old_names: &["kubeconfig"], compat: None },
     KeySpec { path: "core.kubectl_command", ty: KeyType::String, item: None, doc: "The kubectl executable that vibectl runs, as a name looked up on PATH or as a full path.", default: "\"kubectl\"", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_CORE_KUBECTL_COMMAND"), old_names: &["kubectl_command"], compat: None },
     KeySpec { path: "core.kubectl_timeout_seconds", ty: KeyType::Int, item: None, doc: "How long, in seconds, vibectl lets one kubectl command run before it stops it and says it timed out. Commands that follow output as it comes (logs -f, get -w) run until they end or Ctrl-C instead.", default: "600", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(86400.0), env: Some("VIBECTL_CORE_KUBECTL_TIMEOUT_SECONDS"), old_names: &[], compat: None },
-    KeySpec { path: "display.theme", ty: KeyType::Enum, item: None, doc: "The colour theme of vibectl's own lines (error, warning and hint labels, the kubectl command line, metrics). The accessible theme uses no red or green. Colour is used on a terminal only, never when NO_COLOR is set, and always when CLICOLOR_FORCE is set.", default: "\"default\"", nullable: false, sensitive: false, values: &["default", "dark", "light", "accessible"], min: None, max: None, env: Some("VIBECTL_DISPLAY_THEME"), old_names: &["theme"], compat: None },
+    KeySpec { path: "display.theme", ty: KeyType::Enum, item: None, doc: "The colour theme of vibectl's own lines (error, warning and hint labels, the kubectl command line, metrics) and of the model's markup in summaries ([bold], [red]...[/red] and the like, removed when there is no colour). The accessible theme uses no red or green. Colour is used on a terminal only, never when NO_COLOR is set, and always when CLICOLOR_FORCE is set.", default: "\"default\"", nullable: false, sensitive: false, values: &["default", "dark", "light", "accessible"], min: None, max: None, env: Some("VIBECTL_DISPLAY_THEME"), old_names: &["theme"], compat: None },
     KeySpec { path: "display.show_raw_output", ty: KeyType::Bool, item: None, doc: "Whether vibectl prints the raw kubectl output in addition to the model's summary.", default: "false", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_DISPLAY_SHOW_RAW_OUTPUT"), old_names: &["show_raw_output"], compat: None },
     KeySpec { path: "display.show_vibe", ty: KeyType::Bool, item: None, doc: "Whether vibectl prints the model's summary (the vibe) of each kubectl result.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_DISPLAY_SHOW_VIBE"), old_names: &["show_vibe"], compat: None },
     KeySpec { path: "display.show_kubectl", ty: KeyType::Bool, item: None, doc: "Whether vibectl prints each kubectl command line before it runs it.", default: "false", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_DISPLAY_SHOW_KUBECTL"), old_names: &["show_kubectl"], compat: None },
-    KeySpec { path: "display.show_memory", ty: KeyType::Bool, item: None, doc: "In vibectl 0.11.6, whether auto and semiauto mode print the current memory before each iteration.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_DISPLAY_SHOW_MEMORY"), old_names: &["show_memory"], compat: Some("Read by vibectl auto and semiauto, which are not built yet.") },
-    KeySpec { path: "display.show_iterations", ty: KeyType::Bool, item: None, doc: "In vibectl 0.11.6, whether auto and semiauto mode print the iteration count and its limit.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_DISPLAY_SHOW_ITERATIONS"), old_names: &["show_iterations"], compat: Some("Read by vibectl auto and semiauto, which are not built yet.") },
+    KeySpec { path: "display.show_memory", ty: KeyType::Bool, item: None, doc: "Whether vibectl auto, semiauto and check print the current memory before each step, on stderr.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_DISPLAY_SHOW_MEMORY"), old_names: &["show_memory"], compat: None },
+    KeySpec { path: "display.show_iterations", ty: KeyType::Bool, item: None, doc: "Whether vibectl auto, semiauto and check print the step number and its limit (Iteration 2/5) before each step, on stderr.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_DISPLAY_SHOW_ITERATIONS"), old_names: &["show_iterations"], compat: None },
     KeySpec { path: "display.show_metrics", ty: KeyType::Enum, item: None, doc: "Which model-call metrics (latency, tokens, cost) vibectl prints. With none it prints no metrics, with total one line per command, with sub one line per model call, and with all both.", default: "\"none\"", nullable: false, sensitive: false, values: &["none", "total", "sub", "all"], min: None, max: None, env: Some("VIBECTL_DISPLAY_SHOW_METRICS"), old_names: &["show_metrics"], compat: None },
     KeySpec { path: "display.colored_output", ty: KeyType::Bool, item: None, doc: "Whether vibectl colours its output. Output that is not a terminal, or a set NO_COLOR environment variable, turns colour off whatever this says. Versions 0.10 to 0.11.2 of vibectl wrote this key and 0.11.6 keeps it in files it rewrites, so it is accepted here.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_DISPLAY_COLORED_OUTPUT"), old_names: &["colored_output"], compat: None },
     KeySpec { path: "display.show_streaming", ty: KeyType::Bool, item: None, doc: "Whether vibectl prints the model's answer as it streams in, rather than only when it is complete.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_DISPLAY_SHOW_STREAMING"), old_names: &["show_streaming"], compat: None },
@@ -737,9 +729,9 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { path: "features.intelligent_apply", ty: KeyType::Bool, item: None, doc: "Whether vibectl apply vibe validates the manifests with a server-side dry run and has the model correct those that fail (or write one from a description) before applying them; when it is false, apply vibe plans one kubectl apply command like any other verb.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_FEATURES_INTELLIGENT_APPLY"), old_names: &["intelligent_apply"], compat: None },
     KeySpec { path: "features.intelligent_edit", ty: KeyType::Bool, item: None, doc: "Whether vibectl edit vibe turns a plain-language change into a merge patch of the live resource, shown as a difference before it is applied; when it is false, edit vibe plans one kubectl edit command like any other verb.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_FEATURES_INTELLIGENT_EDIT"), old_names: &["intelligent_edit"], compat: None },
     KeySpec { path: "features.max_correction_retries", ty: KeyType::Int, item: None, doc: "How many times vibectl apply vibe asks the model to correct a manifest that the dry run rejected; 0 fails at the first rejection. Nothing is applied unless every manifest passes.", default: "1", nullable: false, sensitive: false, values: &[], min: Some(0.0), max: Some(10.0), env: Some("VIBECTL_FEATURES_MAX_CORRECTION_RETRIES"), old_names: &["max_correction_retries"], compat: None },
-    KeySpec { path: "features.check_max_iterations", ty: KeyType::Int, item: None, doc: "In vibectl 0.11.6, the most iterations vibectl check runs before it gives up on deciding whether the predicate holds.", default: "10", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(100.0), env: Some("VIBECTL_FEATURES_CHECK_MAX_ITERATIONS"), old_names: &["check_max_iterations"], compat: Some("Read by vibectl check, which is not built yet.") },
+    KeySpec { path: "features.check_max_iterations", ty: KeyType::Int, item: None, doc: "The most steps vibectl check takes before it gives up on deciding whether the predicate holds and exits 3 (cannot determine).", default: "10", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(100.0), env: Some("VIBECTL_FEATURES_CHECK_MAX_ITERATIONS"), old_names: &["check_max_iterations"], compat: None },
     KeySpec { path: "networking.intermediate_port_range", ty: KeyType::String, item: None, doc: "A range of local ports, written MIN-MAX, from which port-forward picks a free port for kubectl to forward to, while a relay on the port the user asked for copies the traffic and counts connections and bytes for the summary. When it is null, kubectl forwards the user's port directly and the traffic is not watched.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_NETWORKING_INTERMEDIATE_PORT_RANGE"), old_names: &["intermediate_port_range"], compat: None },
-    KeySpec { path: "plugins.precedence", ty: KeyType::List, item: Some(KeyType::String), doc: "Plugin names in the order in which vibectl 0.11.6 asks them for a prompt; plugins not listed come after, in installation order. An empty list means installation order for all.", default: "[]", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_PLUGINS_PRECEDENCE"), old_names: &["plugin_precedence"], compat: Some("Read by prompt plugins, which are not built yet.") },
+    KeySpec { path: "plugins.precedence", ty: KeyType::List, item: Some(KeyType::String), doc: "Installed plugin names in the order in which vibectl asks them for a prompt: the first plugin that replaces a prompt wins. Plugins not listed come after, in name order. An empty list means name order for all.", default: "[]", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_PLUGINS_PRECEDENCE"), old_names: &["plugin_precedence"], compat: None },
     KeySpec { path: "security.sanitize_requests", ty: KeyType::Bool, item: None, doc: "Whether vibectl replaces secrets (Secret data, bearer tokens and JWTs, private keys and certificates, kubeconfig credentials, cloud keys, password pairs, credentials in URLs) with numbered placeholders such as [REDACTED:k8s-secret-data:1] before a request to the model leaves the machine in direct mode. A placeholder the model echoes in a planned command gets its real value back locally, just before kubectl runs. Through a proxy, the profile's security.sanitize_requests decides.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_SECURITY_SANITIZE_REQUESTS"), old_names: &[], compat: None },
     KeySpec { path: "security.audit_logging", ty: KeyType::Bool, item: None, doc: "Whether vibectl appends an audit record (one JSON line) for each model call and each kubectl command it runs in direct mode. When the audit file cannot be written, the command stops before calling the model. Through a proxy, the profile's security.audit_logging decides.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_SECURITY_AUDIT_LOGGING"), old_names: &[], compat: None },
     KeySpec { path: "security.audit_log_path", ty: KeyType::Path, item: None, doc: "The audit file of direct mode. When it is null vibectl uses audit.log in ~/.config/vibectl, as vibectl 0.11.6 does, or in the client config directory when --config-dir or VIBECTL_CLIENT_CONFIG_DIR names one.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_SECURITY_AUDIT_LOG_PATH"), old_names: &[], compat: None },
@@ -785,7 +777,7 @@ pub static SECTIONS: &[SectionSpec] = &[
     SectionSpec { path: "live_display", doc: "The live display of commands that keep running (logs -f, get -w, events -w, port-forward): on a terminal a view of the latest lines with keys to exit, wrap, pause, save and filter (E, W, P, S, F); plain lines when stdout is not a terminal. The summary is of the lines that passed the filter.", map_entry: false },
     SectionSpec { path: "features", doc: "Optional behaviours of the commands apply, edit and check.", map_entry: false },
     SectionSpec { path: "networking", doc: "Local networking used by port-forward.", map_entry: false },
-    SectionSpec { path: "plugins", doc: "The prompt plugins of vibectl 0.11.6.", map_entry: false },
+    SectionSpec { path: "plugins", doc: "Prompt plugins (vibectl 0.11.6's format), installed by vibectl plugin install into plugins/ in the client config directory.", map_entry: false },
     SectionSpec { path: "security", doc: "Protections vibectl applies to its model calls and to the kubectl commands it runs. They hold in direct mode; through a proxy, a profile's own security keys decide where they are set.", map_entry: false },
     SectionSpec { path: "proxy", doc: "Sending model calls through a vibectl-server instead of calling providers directly. Each named profile holds one server; the active profile is the one in use.", map_entry: false },
     SectionSpec { path: "proxy.profiles.<profile>", doc: "One vibectl-server and how to reach it.", map_entry: true },

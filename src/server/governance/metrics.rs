@@ -514,12 +514,15 @@ pub fn router(gov: Arc<Governance>) -> axum::Router {
         )
 }
 
-/// Serve the metrics endpoint on `listener` until `shutdown` resolves.
+/// Serve the metrics endpoint on `listener`, under the side listeners' connection limits
+/// ([`crate::server::conn::SIDE_LIMITS`]), until `shutdown` resolves.
 pub async fn serve(
     gov: Arc<Governance>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let listener =
+        crate::server::conn::LimitedListener::new(listener, crate::server::conn::SIDE_LIMITS)?;
     axum::serve(listener, router(gov))
         .with_graceful_shutdown(shutdown)
         .await

@@ -1,10 +1,17 @@
-//! Helpers for the config tests: a temporary config directory, a command builder for either
-//! binary with a clean environment, and the output of a run with the directory redacted.
+//! The command-line tests' helpers: a temporary config directory, a command builder for either
+//! binary with a clean environment, and the output of a bounded run with the directory
+//! redacted.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
+
+use super::process;
+
+/// The longest run of one command.
+const LIMIT: Duration = Duration::from_secs(60);
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -181,11 +188,10 @@ pub struct Run {
 }
 
 impl Run {
+    /// Run `cmd` to its end (killed and failed after [`LIMIT`]).
     pub fn of(cmd: &mut Command, redact: &Path) -> Run {
-        let out = cmd.output().expect("the binary runs");
-        let clean = |b: &[u8]| {
-            String::from_utf8_lossy(b).replace(redact.to_string_lossy().as_ref(), "[DIR]")
-        };
+        let out = process::run(cmd, LIMIT);
+        let clean = |b: &str| b.replace(redact.to_string_lossy().as_ref(), "[DIR]");
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: clean(&out.stdout),
