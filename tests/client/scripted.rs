@@ -13,7 +13,7 @@ use crate::support::mock::MockProvider;
 /// Marks the memory update prompt (its task sentence).
 pub const MEMORY: &str = "Maintain the memory";
 /// Marks the summary prompt.
-pub const SUMMARY: &str = "Summarize the output";
+pub const SUMMARY: &str = "The command: kubectl";
 /// Marks a `check` step prompt.
 pub const CHECK: &str = "<predicate>";
 /// Marks an `auto`/`semiauto` step prompt.
