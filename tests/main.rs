@@ -8,6 +8,7 @@ mod support;
 
 mod governance;
 mod hostile;
+mod http;
 mod providers;
 mod retry;
 mod server;

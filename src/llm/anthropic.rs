@@ -41,6 +41,17 @@ fn text_blocks(fragments: &[String]) -> Vec<Value> {
         .collect()
 }
 
+/// The conversation: the request's messages, or one user message of its fragments.
+fn messages(req: &ChatRequest) -> Value {
+    if req.messages.is_empty() {
+        return json!([{"role": "user", "content": text_blocks(&req.user)}]);
+    }
+    req.messages
+        .iter()
+        .map(|m| json!({"role": m.role.as_str(), "content": text_blocks(&m.content)}))
+        .collect()
+}
+
 /// The request body, as JSON bytes.
 pub(crate) fn body(req: &ChatRequest, stream: bool) -> Vec<u8> {
     serde_json::to_vec(&body_value(req, stream)).unwrap_or_default()
@@ -50,9 +61,15 @@ fn body_value(req: &ChatRequest, stream: bool) -> Value {
     let mut body = json!({
         "model": req.model,
         "max_tokens": req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-        "messages": [{"role": "user", "content": text_blocks(&req.user)}],
+        "messages": messages(req),
         "stream": stream,
     });
+    if let Some(t) = req.temperature {
+        body["temperature"] = json!(t);
+    }
+    if !req.stop.is_empty() {
+        body["stop_sequences"] = json!(req.stop);
+    }
     if !req.system.is_empty() {
         body["system"] = Value::Array(text_blocks(&req.system));
     }
@@ -197,6 +214,7 @@ mod tests {
             model: "claude-x".into(),
             response_schema: Some(json!({"$schema": "x", "type": "object"})),
             max_tokens: None,
+            ..Default::default()
         };
         let b = body_value(&req, true);
         assert_eq!(b["system"][0]["text"], "be brief");
@@ -204,6 +222,56 @@ mod tests {
         assert_eq!(b["max_tokens"], DEFAULT_MAX_TOKENS);
         assert_eq!(b["tool_choice"]["name"], RESPONSE_TOOL);
         assert_eq!(b["tools"][0]["input_schema"], json!({"type": "object"}));
+    }
+
+    #[test]
+    fn a_conversation_goes_as_its_turns_with_temperature_and_stop() {
+        use crate::llm::{Message, Role};
+        let req = ChatRequest {
+            system: vec!["be brief".into()],
+            user: vec!["ignored when there are messages".into()],
+            model: "claude-x".into(),
+            messages: vec![
+                Message {
+                    role: Role::User,
+                    content: vec!["hi".into(), "there".into()],
+                },
+                Message {
+                    role: Role::Assistant,
+                    content: vec!["hello".into()],
+                },
+                Message {
+                    role: Role::User,
+                    content: vec!["list pods".into()],
+                },
+            ],
+            temperature: Some(0.5),
+            stop: vec!["END".into()],
+            ..Default::default()
+        };
+        let b = body_value(&req, false);
+        let roles: Vec<_> = b["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["role"].clone())
+            .collect();
+        assert_eq!(
+            roles,
+            vec![json!("user"), json!("assistant"), json!("user")]
+        );
+        assert_eq!(b["messages"][0]["content"][1]["text"], "there");
+        assert_eq!(b["messages"][2]["content"][0]["text"], "list pods");
+        assert_eq!(b["temperature"], 0.5);
+        assert_eq!(b["stop_sequences"], json!(["END"]));
+        let plain = body_value(
+            &ChatRequest {
+                user: vec!["u".into()],
+                ..Default::default()
+            },
+            false,
+        );
+        assert!(plain.get("temperature").is_none() && plain.get("stop_sequences").is_none());
     }
 
     #[test]

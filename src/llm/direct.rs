@@ -165,6 +165,7 @@ impl DirectAdapter {
             model: upstream,
             response_schema: req.response_schema.clone(),
             max_tokens: None,
+            ..Default::default()
         };
         Ok((client, chat))
     }

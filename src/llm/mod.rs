@@ -29,7 +29,8 @@ pub mod stream;
 pub use client::{HttpClient, ProviderClient, ProviderOptions};
 pub use error::ProviderError;
 pub use provider::{
-    ChatRequest, ChatResponse, ProviderKind, StreamEvent, UnknownProvider, Usage, kind_for_model,
+    ChatRequest, ChatResponse, Message, ProviderKind, Role, StreamEvent, UnknownProvider, Usage,
+    kind_for_model,
 };
 pub use stream::ChatStream;
 

@@ -37,12 +37,17 @@ struct Body<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     format: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    options: Option<Options>,
+    options: Option<Options<'a>>,
 }
 
 #[derive(Serialize)]
-struct Options {
-    num_predict: u32,
+struct Options<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    num_predict: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
 }
 
 /// The request body, as JSON bytes.
@@ -55,7 +60,12 @@ pub(crate) fn body(req: &ChatRequest, stream: bool) -> Vec<u8> {
             .response_schema
             .as_ref()
             .map(super::provider::clean_schema),
-        options: req.max_tokens.map(|num_predict| Options { num_predict }),
+        options: (req.max_tokens.is_some() || req.temperature.is_some() || !req.stop.is_empty())
+            .then_some(Options {
+                num_predict: req.max_tokens,
+                temperature: req.temperature,
+                stop: &req.stop,
+            }),
     };
     serde_json::to_vec(&body).unwrap_or_default()
 }
@@ -144,6 +154,7 @@ mod tests {
             model: "llama".into(),
             response_schema: Some(json!({"type": "object"})),
             max_tokens: Some(5),
+            ..Default::default()
         };
         let b: Value = serde_json::from_slice(&body(&req, false)).expect("JSON");
         assert_eq!(b["stream"], false);

@@ -57,6 +57,10 @@ struct Body<'a> {
     max_completion_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_format: Option<ResponseFormat<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -96,6 +100,8 @@ pub(crate) fn body(req: &ChatRequest, stream: bool) -> Vec<u8> {
                 strict: false,
             },
         }),
+        temperature: req.temperature,
+        stop: &req.stop,
     };
     serde_json::to_vec(&body).unwrap_or_default()
 }
@@ -237,6 +243,7 @@ mod tests {
             model: "gpt-x".into(),
             response_schema: Some(json!({"title": "Plan", "type": "object"})),
             max_tokens: Some(9),
+            ..Default::default()
         };
         let b: Value = serde_json::from_slice(&body(&req, true)).expect("JSON");
         assert_eq!(
@@ -264,12 +271,51 @@ mod tests {
             model: "m".into(),
             response_schema: None,
             max_tokens: None,
+            ..Default::default()
         };
         let b: Value = serde_json::from_slice(&body(&req, false)).expect("JSON");
         assert_eq!(
             b,
             json!({"model": "m", "messages": [{"role": "user", "content": "say \"hi\"\n\nnow"}], "stream": false})
         );
+    }
+
+    #[test]
+    fn a_conversation_goes_as_its_turns_with_temperature_and_stop() {
+        use crate::llm::{Message, Role};
+        let req = ChatRequest {
+            system: vec!["s".into()],
+            model: "m".into(),
+            messages: vec![
+                Message {
+                    role: Role::User,
+                    content: vec!["a".into(), "b".into()],
+                },
+                Message {
+                    role: Role::Assistant,
+                    content: vec!["c".into()],
+                },
+                Message {
+                    role: Role::User,
+                    content: vec!["d".into()],
+                },
+            ],
+            temperature: Some(0.25),
+            stop: vec!["X".into(), "Y".into()],
+            ..Default::default()
+        };
+        let b: Value = serde_json::from_slice(&body(&req, false)).expect("JSON");
+        assert_eq!(
+            b["messages"],
+            json!([
+                {"role": "system", "content": "s"},
+                {"role": "user", "content": "a\n\nb"},
+                {"role": "assistant", "content": "c"},
+                {"role": "user", "content": "d"},
+            ])
+        );
+        assert_eq!(b["temperature"], 0.25);
+        assert_eq!(b["stop"], json!(["X", "Y"]));
     }
 
     #[test]

@@ -20,6 +20,37 @@ pub struct ChatRequest {
     pub response_schema: Option<serde_json::Value>,
     /// Upper bound on generated tokens; `None` uses the client's default.
     pub max_tokens: Option<u32>,
+    /// The conversation after the system slot, in order. Empty for the gRPC path, whose one
+    /// user turn is `user`; when not empty it is sent instead of `user`.
+    pub messages: Vec<Message>,
+    /// Sampling temperature; `None` uses the provider's default.
+    pub temperature: Option<f64>,
+    /// Sequences that end the answer when generated.
+    pub stop: Vec<String>,
+}
+
+/// Who said a turn of a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+impl Role {
+    /// The role's name in the OpenAI, Anthropic and Ollama message shapes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+/// One turn of a conversation: its text parts, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub role: Role,
+    pub content: Vec<String>,
 }
 
 /// Token counts reported by the provider; a count it did not report is `None`.
@@ -242,19 +273,26 @@ pub(crate) struct RoleMessage<'a> {
     pub content: Joined<'a>,
 }
 
-/// The system message (when there are system fragments) and the user message.
+/// The system message (when there are system fragments), then the conversation: the request's
+/// messages, or the one user message of its fragments.
 pub(crate) fn role_messages(req: &ChatRequest) -> Vec<RoleMessage<'_>> {
-    let mut messages = Vec::with_capacity(2);
+    let mut messages = Vec::with_capacity(1 + req.messages.len().max(1));
     if !req.system.is_empty() {
         messages.push(RoleMessage {
             role: "system",
             content: Joined(&req.system),
         });
     }
-    messages.push(RoleMessage {
-        role: "user",
-        content: Joined(&req.user),
-    });
+    if req.messages.is_empty() {
+        messages.push(RoleMessage {
+            role: "user",
+            content: Joined(&req.user),
+        });
+    }
+    messages.extend(req.messages.iter().map(|m| RoleMessage {
+        role: m.role.as_str(),
+        content: Joined(&m.content),
+    }));
     messages
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::catalog::{CatalogError, ModelDef};
 use super::state::State;
 use crate::llm::retry::RetryPolicy;
-use crate::llm::{ChatRequest, ProviderClient, ProviderError, Usage};
+use crate::llm::{ChatRequest, ChatResponse, ProviderClient, ProviderError, StreamEvent, Usage};
 use crate::proto::{ExecuteError, ExecuteRequest, ExecutionMetrics};
 
 /// Wire error codes (the first three are vibectl 0.11.6's; the rest are finer ones we add).
@@ -133,6 +133,7 @@ pub fn prepare(state: &State, req: &ExecuteRequest) -> Result<Prepared, ExecuteE
         model: model.upstream.clone(),
         response_schema,
         max_tokens: None,
+        ..Default::default()
     };
     Ok(Prepared {
         retry: upstream.retry,
@@ -229,5 +230,60 @@ pub fn metrics(
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or_default(),
+    }
+}
+
+/// The whole answer of `p`, retried by the provider's policy: the answer and the retries it
+/// took, or the last error and the retries before it.
+pub async fn complete(p: &Prepared) -> Result<(ChatResponse, u32), (ProviderError, u32)> {
+    let mut attempt = 0;
+    loop {
+        match p.client.complete(&p.chat).await {
+            Ok(resp) => return Ok((resp, attempt)),
+            Err(e) => match p.backoff(&e, attempt) {
+                Some(wait) => {
+                    tracing::debug!(error = %scrub(&e.to_string()), attempt, ?wait, "retrying upstream call");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                None => return Err((e, attempt)),
+            },
+        }
+    }
+}
+
+/// The streamed answer of `p`: a failure before the first text is retried by the provider's
+/// policy; after it, or when retries are spent, it is the stream's last item. Each item comes
+/// with the number of retries before it. Dropping the stream drops the upstream call.
+pub fn stream(
+    p: &Prepared,
+) -> impl futures_util::Stream<Item = Result<(StreamEvent, u32), (ProviderError, u32)>> + Send + 'static
+{
+    let (client, chat, retry, deadline) = (p.client.clone(), p.chat.clone(), p.retry, p.deadline);
+    async_stream::stream! {
+        let mut attempt = 0;
+        'attempts: loop {
+            let mut upstream = client.stream(&chat);
+            let mut sent = false;
+            while let Some(item) = futures_util::StreamExt::next(&mut upstream).await {
+                match item {
+                    Ok(event) => {
+                        sent |= matches!(event, StreamEvent::Text(_));
+                        yield Ok((event, attempt));
+                    }
+                    Err(e) => {
+                        if !sent && let Some(wait) = retry.after_error(&e, attempt, Some(deadline)) {
+                            drop(upstream);
+                            tokio::time::sleep(wait).await;
+                            attempt += 1;
+                            continue 'attempts;
+                        }
+                        yield Err((e, attempt));
+                        return;
+                    }
+                }
+            }
+            return;
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`conn`]: connection limits, handshake and idle timeouts, the accept loop.
 //! - [`tls`], [`hsts`], [`ca`], [`acme`]: TLS serving, the HSTS header, the private CA, ACME.
 //! - [`service`]: the gRPC service.
+//! - [`http_api`]: the OpenAI-compatible HTTP API on the same listener.
 //! - [`governance`]: auth and limits as a tower layer, usage and quotas, metrics.
 //! - [`reload`]: hot reload of the config file.
 //! - [`state`]: everything built from one config.
@@ -22,6 +23,7 @@ mod drain;
 pub mod exec;
 pub mod governance;
 pub mod hsts;
+pub mod http_api;
 pub mod reload;
 pub mod service;
 pub mod state;
@@ -109,13 +111,21 @@ pub async fn run(
     let govern = governance::layer::GovernLayer::new(state.clone(), gov.clone());
     let hsts = hsts::HstsLayer::new(options.tls.is_some(), &state.load().config.tls.hsts);
     let limits = conn::Limits::from_config(&state.load().config.server.connections);
+    let steer = http_api::SteerLayer::new(http_api::Http {
+        state: state.clone(),
+        gov: gov.clone(),
+    });
     let router = tonic::transport::Server::builder()
+        // HTTP/1.1 for the HTTP API; gRPC still needs HTTP/2.
+        .accept_http1(true)
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .max_concurrent_streams(limits.max_streams)
         // Outermost, so every call is counted, refused ones too.
         .layer(conn::CallCountLayer)
         .layer(hsts)
+        // Requests that are not gRPC leave here for the HTTP API.
+        .layer(steer)
         .layer(govern)
         .add_service(health_service)
         .add_service(reflection)

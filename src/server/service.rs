@@ -192,39 +192,27 @@ fn timeout_chunk(
 /// The whole answer; a call that fails or is dropped (timeout, client gone) has produced no
 /// text, so its meter charges nothing.
 async fn run_complete(p: Prepared, started: Instant, mut meter: Meter) -> execute_response::Result {
-    let mut attempt = 0;
-    loop {
-        match p.client.complete(&p.chat).await {
-            Ok(resp) => {
-                meter.text(&resp.text);
-                meter.usage(resp.usage);
-                meter.end(Outcome::Completed);
-                return execute_response::Result::Success(ExecuteSuccess {
-                    response_text: resp.text,
-                    metrics: Some(exec::metrics(
-                        started,
-                        resp.usage,
-                        &p.model,
-                        attempt,
-                        meter.used(),
-                    )),
-                    actual_model_used: p.model.id.clone(),
-                });
-            }
-            Err(e) => match p.backoff(&e, attempt) {
-                Some(wait) => {
-                    tracing::debug!(error = %exec::scrub(&e.to_string()), attempt, ?wait, "retrying upstream call");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                None => {
-                    meter.failed(e.code());
-                    meter.end(Outcome::Error);
-                    return execute_response::Result::Error(exec::provider_error(
-                        &e, &p.model, attempt,
-                    ));
-                }
-            },
+    match exec::complete(&p).await {
+        Ok((resp, attempt)) => {
+            meter.text(&resp.text);
+            meter.usage(resp.usage);
+            meter.end(Outcome::Completed);
+            execute_response::Result::Success(ExecuteSuccess {
+                response_text: resp.text,
+                metrics: Some(exec::metrics(
+                    started,
+                    resp.usage,
+                    &p.model,
+                    attempt,
+                    meter.used(),
+                )),
+                actual_model_used: p.model.id.clone(),
+            })
+        }
+        Err((e, attempt)) => {
+            meter.failed(e.code());
+            meter.end(Outcome::Error);
+            execute_response::Result::Error(exec::provider_error(&e, &p.model, attempt))
         }
     }
 }
@@ -242,36 +230,26 @@ fn run_stream(
     async_stream::stream! {
         let mut attempt = 0;
         let mut usage = Usage::default();
-        'attempts: loop {
-            let mut upstream = p.client.stream(&p.chat);
-            let mut sent = false;
-            while let Some(item) = upstream.next().await {
-                match item {
-                    Ok(StreamEvent::Text(t)) => {
-                        sent = true;
-                        meter.text(&t);
-                        yield chunk(&id, stream_chunk::ChunkType::TextChunk(t));
-                    }
-                    Ok(StreamEvent::Usage(u)) => {
-                        usage = u;
-                        meter.usage(u);
-                    }
-                    Err(e) => {
-                        if !sent && let Some(wait) = p.backoff(&e, attempt) {
-                            drop(upstream);
-                            tokio::time::sleep(wait).await;
-                            attempt += 1;
-                            continue 'attempts;
-                        }
-                        meter.failed(e.code());
-                        meter.end(Outcome::Error);
-                        let err: ExecuteError = exec::provider_error(&e, &p.model, attempt);
-                        yield chunk(&id, stream_chunk::ChunkType::Error(err));
-                        return;
-                    }
+        let mut upstream = std::pin::pin!(exec::stream(&p));
+        while let Some(item) = upstream.next().await {
+            match item {
+                Ok((StreamEvent::Text(t), _)) => {
+                    meter.text(&t);
+                    yield chunk(&id, stream_chunk::ChunkType::TextChunk(t));
+                }
+                Ok((StreamEvent::Usage(u), retries)) => {
+                    attempt = retries;
+                    usage = u;
+                    meter.usage(u);
+                }
+                Err((e, retries)) => {
+                    meter.failed(e.code());
+                    meter.end(Outcome::Error);
+                    let err: ExecuteError = exec::provider_error(&e, &p.model, retries);
+                    yield chunk(&id, stream_chunk::ChunkType::Error(err));
+                    return;
                 }
             }
-            break;
         }
         meter.end(Outcome::Completed);
         yield chunk(&id, stream_chunk::ChunkType::Complete(StreamComplete { actual_model_used: p.model.id.clone() }));

@@ -236,6 +236,7 @@ pub fn server_config(tls: &Tls) -> Result<ServerConfig, TlsError> {
     };
     let resolver = ReloadingCert::new(CertFiles::from_config(tls)?)?;
     let mut config = builder.with_cert_resolver(Arc::new(resolver));
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    // HTTP/2 for gRPC and the HTTP API, HTTP/1.1 for HTTP API clients that do not speak h2.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }

@@ -60,6 +60,7 @@ fn request(system: &[&str], user: &[&str]) -> ChatRequest {
         model: "mock-model".into(),
         response_schema: None,
         max_tokens: Some(256),
+        ..Default::default()
     }
 }
 

@@ -72,6 +72,25 @@ impl Default for ServerConnections {
     }
 }
 
+/// The OpenAI-compatible HTTP API (`GET /v1/models`, `POST /v1/chat/completions`), served on the same listener and port as gRPC: a request whose content-type is `application/grpc` goes to the gRPC service, any other to the HTTP API, over HTTP/1.1 or HTTP/2, plaintext or TLS. It uses the same tokens (`Authorization: Bearer` or `x-api-key`), limits, quotas, usage log, metrics and models as gRPC, and the connection limits above.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerHttp {
+    /// Serve the HTTP API. When false, a request that is not gRPC gets 404 with an OpenAI-shaped error saying the HTTP API is off.
+    pub enabled: bool,
+    /// The largest request body, in bytes, the HTTP API reads; a larger one is refused with 413 before it is parsed.
+    pub max_body_bytes: i64,
+}
+
+impl Default for ServerHttp {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_body_bytes: 4194304_i64,
+        }
+    }
+}
+
 /// Limits that apply to every client unless per_token sets its own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -245,6 +264,8 @@ pub struct Server {
     pub reload_allow_weakening: bool,
     /// Bounds on the connections of the gRPC listener, so that clients that open many sockets or streams and then do nothing cannot exhaust the server's file descriptors or memory. They take effect at start; a reload that changes them waits for a restart.
     pub connections: ServerConnections,
+    /// The OpenAI-compatible HTTP API (`GET /v1/models`, `POST /v1/chat/completions`), served on the same listener and port as gRPC: a request whose content-type is `application/grpc` goes to the gRPC service, any other to the HTTP API, over HTTP/1.1 or HTTP/2, plaintext or TLS. It uses the same tokens (`Authorization: Bearer` or `x-api-key`), limits, quotas, usage log, metrics and models as gRPC, and the connection limits above.
+    pub http: ServerHttp,
     /// Limits on the requests clients may make. A limit that is null is not enforced. Values for a token subject in per_token replace the global values for that subject.
     pub limits: ServerLimits,
 }
@@ -259,6 +280,7 @@ impl Default for Server {
             log_level: ServerLogLevel::Info,
             reload_allow_weakening: false,
             connections: ServerConnections::default(),
+            http: ServerHttp::default(),
             limits: ServerLimits::default(),
         }
     }
@@ -694,6 +716,8 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { path: "server.connections.max_streams", ty: KeyType::Int, item: None, doc: "The most HTTP/2 streams one connection may have open at once, health Watch streams included. It is sent to clients as SETTINGS_MAX_CONCURRENT_STREAMS, and a stream beyond it is refused with REFUSED_STREAM.", default: "100", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(100000.0), env: Some("VIBECTL_SERVER_CONNECTIONS_MAX_STREAMS"), old_names: &[], compat: None },
     KeySpec { path: "server.connections.preface_timeout_seconds", ty: KeyType::Int, item: None, doc: "How long, in seconds, a new connection may take to send its first byte, or with TLS to finish its handshake, before the server closes it.", default: "10", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(300.0), env: Some("VIBECTL_SERVER_CONNECTIONS_PREFACE_TIMEOUT_SECONDS"), old_names: &[], compat: None },
     KeySpec { path: "server.connections.idle_timeout_seconds", ty: KeyType::Int, item: None, doc: "How long, in seconds, a connection with no call in flight stays open before the server closes it. A health Watch stream is a call in flight, so it keeps its connection open.", default: "300", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(86400.0), env: Some("VIBECTL_SERVER_CONNECTIONS_IDLE_TIMEOUT_SECONDS"), old_names: &[], compat: None },
+    KeySpec { path: "server.http.enabled", ty: KeyType::Bool, item: None, doc: "Serve the HTTP API. When false, a request that is not gRPC gets 404 with an OpenAI-shaped error saying the HTTP API is off.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_SERVER_HTTP_ENABLED"), old_names: &[], compat: None },
+    KeySpec { path: "server.http.max_body_bytes", ty: KeyType::Int, item: None, doc: "The largest request body, in bytes, the HTTP API reads; a larger one is refused with 413 before it is parsed.", default: "4194304", nullable: false, sensitive: false, values: &[], min: Some(1024.0), max: Some(268435456.0), env: Some("VIBECTL_SERVER_HTTP_MAX_BODY_BYTES"), old_names: &[], compat: None },
     KeySpec { path: "server.limits.global.max_requests_per_minute", ty: KeyType::Int, item: None, doc: "The most requests one client (one token subject) may start in a minute. A request over the limit fails with RESOURCE_EXHAUSTED and a retry-after-ms hint.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(1000000.0), env: Some("VIBECTL_SERVER_LIMITS_GLOBAL_MAX_REQUESTS_PER_MINUTE"), old_names: &[], compat: None },
     KeySpec { path: "server.limits.global.max_concurrent_requests", ty: KeyType::Int, item: None, doc: "The most requests one client (one token subject) may have in flight at once.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(100000.0), env: Some("VIBECTL_SERVER_LIMITS_GLOBAL_MAX_CONCURRENT_REQUESTS"), old_names: &[], compat: None },
     KeySpec { path: "server.limits.global.max_input_length", ty: KeyType::Int, item: None, doc: "The longest request, in characters of system and user text together, the server accepts. A longer request fails before any provider is called.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(100000000.0), env: Some("VIBECTL_SERVER_LIMITS_GLOBAL_MAX_INPUT_LENGTH"), old_names: &[], compat: None },
@@ -774,6 +798,7 @@ pub static KEYS: &[KeySpec] = &[
 pub static SECTIONS: &[SectionSpec] = &[
     SectionSpec { path: "server", doc: "Where the server listens and how it serves requests.", map_entry: false },
     SectionSpec { path: "server.connections", doc: "Bounds on the connections of the gRPC listener, so that clients that open many sockets or streams and then do nothing cannot exhaust the server's file descriptors or memory. They take effect at start; a reload that changes them waits for a restart.", map_entry: false },
+    SectionSpec { path: "server.http", doc: "The OpenAI-compatible HTTP API (`GET /v1/models`, `POST /v1/chat/completions`), served on the same listener and port as gRPC: a request whose content-type is `application/grpc` goes to the gRPC service, any other to the HTTP API, over HTTP/1.1 or HTTP/2, plaintext or TLS. It uses the same tokens (`Authorization: Bearer` or `x-api-key`), limits, quotas, usage log, metrics and models as gRPC, and the connection limits above.", map_entry: false },
     SectionSpec { path: "server.limits", doc: "Limits on the requests clients may make. A limit that is null is not enforced. Values for a token subject in per_token replace the global values for that subject.", map_entry: false },
     SectionSpec { path: "server.limits.global", doc: "Limits that apply to every client unless per_token sets its own.", map_entry: false },
     SectionSpec { path: "server.limits.per_token.<sub>", doc: "The limits of one token subject.", map_entry: true },
@@ -808,6 +833,8 @@ pub mod key {
     pub const SERVER_CONNECTIONS_MAX_STREAMS: &str = "server.connections.max_streams";
     pub const SERVER_CONNECTIONS_PREFACE_TIMEOUT_SECONDS: &str = "server.connections.preface_timeout_seconds";
     pub const SERVER_CONNECTIONS_IDLE_TIMEOUT_SECONDS: &str = "server.connections.idle_timeout_seconds";
+    pub const SERVER_HTTP_ENABLED: &str = "server.http.enabled";
+    pub const SERVER_HTTP_MAX_BODY_BYTES: &str = "server.http.max_body_bytes";
     pub const SERVER_LIMITS_GLOBAL_MAX_REQUESTS_PER_MINUTE: &str = "server.limits.global.max_requests_per_minute";
     pub const SERVER_LIMITS_GLOBAL_MAX_CONCURRENT_REQUESTS: &str = "server.limits.global.max_concurrent_requests";
     pub const SERVER_LIMITS_GLOBAL_MAX_INPUT_LENGTH: &str = "server.limits.global.max_input_length";
@@ -888,6 +915,7 @@ pub mod key {
 pub mod section {
     pub const SERVER: &str = "server";
     pub const SERVER_CONNECTIONS: &str = "server.connections";
+    pub const SERVER_HTTP: &str = "server.http";
     pub const SERVER_LIMITS: &str = "server.limits";
     pub const SERVER_LIMITS_GLOBAL: &str = "server.limits.global";
     pub const SERVER_LIMITS_PER_TOKEN_SUB: &str = "server.limits.per_token.<sub>";

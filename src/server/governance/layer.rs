@@ -20,7 +20,7 @@ use tonic::body::Body;
 use tonic::server::NamedService;
 
 use super::redis_backend::RedisLimiter;
-use super::{ANONYMOUS, Governance, Limits, Subject};
+use super::{ANONYMOUS, Governance, Limits, Refusal, Subject};
 use crate::config::generated::server::ServerLimitsRedisFailureMode;
 use crate::proto::vibectl_llm_proxy_server::VibectlLlmProxyServer;
 use crate::server::service::ProxyService;
@@ -149,59 +149,14 @@ where
             return pass(inner.call(req));
         }
         let gov = self.layer.gov.clone();
-        gov.metrics.request(&sub);
-        let limits = Limits::for_sub(&state.config.server.limits, &sub);
-        if let Some(redis) = gov.redis_for(&state.config.server.limits) {
-            let open =
-                state.config.server.limits.redis_failure_mode == ServerLimitsRedisFailureMode::Open;
-            let ttl = Duration::from_secs(
-                u64::try_from(state.config.server.limits.lease_seconds).unwrap_or(0),
-            );
-            return Box::pin(async move {
-                let lease = uuid::Uuid::new_v4().to_string();
-                let outcome = match redis {
-                    Ok(r) => r.admit(&sub, &limits, &lease, ttl).await.map(|a| (a, r)),
-                    Err(e) => Err(e),
-                };
-                let release = match outcome {
-                    Ok((Ok(()), r)) => Release::Redis(r, lease),
-                    Ok((Err(refusal), _)) => {
-                        gov.metrics.refused(&sub, refusal.limit);
-                        return Ok(refusal.into_status().into_http());
-                    }
-                    Err(e) if open => {
-                        gov.metrics.redis_failure(true);
-                        tracing::warn!("Redis failed ({e}); letting the call through unlimited");
-                        Release::Nothing
-                    }
-                    Err(e) => {
-                        gov.metrics.redis_failure(false);
-                        tracing::warn!("Redis failed ({e}); refusing the call");
-                        return Ok(
-                            Status::unavailable("the limit store is unreachable").into_http()
-                        );
-                    }
-                };
-                let slot = Slot::new(gov, sub, method, release);
-                let resp = inner.call(req).await?;
-                Ok(resp.map(|body| {
-                    Body::new(SlotBody {
-                        inner: Body::new(body),
-                        slot: Some(slot),
-                    })
-                }))
-            });
-        }
-        let admitted = gov
-            .usage
-            .check(&sub, &limits, super::usage::now_unix())
-            .and_then(|()| gov.limiter.admit(&sub, &limits, Instant::now()));
-        if let Err(refusal) = admitted {
-            gov.metrics.refused(&sub, refusal.limit);
-            return refuse(refusal.into_status());
-        }
-        let slot = Slot::new(gov, sub, method, Release::Memory);
         Box::pin(async move {
+            let slot = match admit(gov, &state, sub, method).await {
+                Ok(slot) => slot,
+                Err(Denied::Limit(refusal)) => return Ok(refusal.into_status().into_http()),
+                Err(Denied::Unavailable) => {
+                    return Ok(Status::unavailable("the limit store is unreachable").into_http());
+                }
+            };
             let resp = inner.call(req).await?;
             Ok(resp.map(|body| {
                 Body::new(SlotBody {
@@ -211,6 +166,68 @@ where
             }))
         })
     }
+}
+
+/// Why a call was not admitted.
+#[derive(Debug)]
+pub enum Denied {
+    /// A limit refused it.
+    Limit(Refusal),
+    /// The Redis limit store could not be reached and its failure mode is closed.
+    Unavailable,
+}
+
+/// Admit one limited call (`method`) of `sub` under `state`'s limits: count it, then check its
+/// quota, rate and concurrency, in memory or in Redis as configured. The returned [`Slot`]
+/// holds the call's concurrency place until it is dropped. The gRPC layer and the HTTP APIs
+/// both admit their calls here.
+pub async fn admit(
+    gov: Arc<Governance>,
+    state: &State,
+    sub: String,
+    method: String,
+) -> Result<Slot, Denied> {
+    gov.metrics.request(&sub);
+    let limits = Limits::for_sub(&state.config.server.limits, &sub);
+    if let Some(redis) = gov.redis_for(&state.config.server.limits) {
+        let open =
+            state.config.server.limits.redis_failure_mode == ServerLimitsRedisFailureMode::Open;
+        let ttl = Duration::from_secs(
+            u64::try_from(state.config.server.limits.lease_seconds).unwrap_or(0),
+        );
+        let lease = uuid::Uuid::new_v4().to_string();
+        let outcome = match redis {
+            Ok(r) => r.admit(&sub, &limits, &lease, ttl).await.map(|a| (a, r)),
+            Err(e) => Err(e),
+        };
+        let release = match outcome {
+            Ok((Ok(()), r)) => Release::Redis(r, lease),
+            Ok((Err(refusal), _)) => {
+                gov.metrics.refused(&sub, refusal.limit);
+                return Err(Denied::Limit(refusal));
+            }
+            Err(e) if open => {
+                gov.metrics.redis_failure(true);
+                tracing::warn!("Redis failed ({e}); letting the call through unlimited");
+                Release::Nothing
+            }
+            Err(e) => {
+                gov.metrics.redis_failure(false);
+                tracing::warn!("Redis failed ({e}); refusing the call");
+                return Err(Denied::Unavailable);
+            }
+        };
+        return Ok(Slot::new(gov, sub, method, release));
+    }
+    let admitted = gov
+        .usage
+        .check(&sub, &limits, super::usage::now_unix())
+        .and_then(|()| gov.limiter.admit(&sub, &limits, Instant::now()));
+    if let Err(refusal) = admitted {
+        gov.metrics.refused(&sub, refusal.limit);
+        return Err(Denied::Limit(refusal));
+    }
+    Ok(Slot::new(gov, sub, method, Release::Memory))
 }
 
 /// Where an admitted call's concurrency slot is given back.
@@ -223,7 +240,7 @@ enum Release {
 }
 
 /// An admitted call's concurrency slot; freeing it also records the call's duration.
-struct Slot {
+pub struct Slot {
     gov: Arc<Governance>,
     sub: String,
     method: String,

@@ -25,7 +25,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use super::usage::Outcome;
+use super::usage::{Api, Outcome};
 use super::{Governance, LimitType};
 use crate::server::catalog::ModelDef;
 
@@ -133,6 +133,13 @@ struct StatusLabels {
     status: String,
 }
 
+/// The API a call came in on and how it ended: three APIs by four outcomes, a bounded set.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiLabels {
+    api: String,
+    status: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: String,
@@ -212,6 +219,7 @@ pub struct Metrics {
     reloads: Family<ResultLabels, Counter>,
     redis_failures: Family<ModeLabels, Counter>,
     usage_records: Family<StatusLabels, Counter>,
+    usage_records_by_api: Family<ApiLabels, Counter>,
     redis_usage_writes: Family<ResultLabels, Counter>,
 }
 
@@ -237,13 +245,14 @@ impl Metrics {
             reloads: Family::default(),
             redis_failures: Family::default(),
             usage_records: Family::default(),
+            usage_records_by_api: Family::default(),
             redis_usage_writes: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
         r.register(
             "vibectl_requests",
-            "Execute and StreamExecute calls, by token subject",
+            "Calls that count against the limits (Execute, StreamExecute, and the HTTP API's chat calls), by token subject",
             m.requests.family.clone(),
         );
         r.register(
@@ -301,6 +310,12 @@ impl Metrics {
             "Calls charged to their subject's usage, by how they ended \
              (completed, cancelled, error or timeout)",
             m.usage_records.clone(),
+        );
+        r.register(
+            "vibectl_usage_records_by_api",
+            "Calls charged to their subject's usage, by the API they came in on \
+             (grpc, openai or anthropic) and how they ended",
+            m.usage_records_by_api.clone(),
         );
         r.register(
             "vibectl_redis_usage_writes",
@@ -441,9 +456,15 @@ impl Metrics {
             .inc();
     }
 
-    pub fn usage_recorded(&self, outcome: Outcome) {
+    pub fn usage_recorded(&self, outcome: Outcome, api: Api) {
         self.usage_records
             .get_or_create(&StatusLabels {
+                status: outcome.as_str().to_owned(),
+            })
+            .inc();
+        self.usage_records_by_api
+            .get_or_create(&ApiLabels {
+                api: api.as_str().to_owned(),
                 status: outcome.as_str().to_owned(),
             })
             .inc();

@@ -251,11 +251,17 @@ impl Governance {
         .into_status())
     }
 
-    /// Start tracking one call of `sub` on its way upstream.
+    /// Start tracking one gRPC call of `sub` on its way upstream.
     pub fn call(self: &Arc<Self>, sub: String) -> Call {
+        self.call_via(sub, usage::Api::Grpc)
+    }
+
+    /// Start tracking one call of `sub`, which came in on `api`, on its way upstream.
+    pub fn call_via(self: &Arc<Self>, sub: String, api: usage::Api) -> Call {
         Call {
             gov: self.clone(),
             sub,
+            api,
             started: Instant::now(),
             first_chunk: false,
         }
@@ -268,6 +274,7 @@ impl Governance {
 pub struct Call {
     gov: Arc<Governance>,
     sub: String,
+    api: usage::Api,
     started: Instant,
     first_chunk: bool,
 }
@@ -296,6 +303,7 @@ impl Call {
             output_tokens: output,
             cost_usd: cost,
             status: outcome,
+            api: self.api,
         };
         if let Some(redis) = self.gov.current_redis()
             && let Ok(rt) = tokio::runtime::Handle::try_current()
@@ -316,7 +324,7 @@ impl Call {
             output,
             cost,
         );
-        self.gov.metrics.usage_recorded(outcome);
+        self.gov.metrics.usage_recorded(outcome, self.api);
     }
 
     /// The call failed upstream with an error of `kind` (a provider error code or `timeout`).

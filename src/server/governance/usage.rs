@@ -54,6 +54,29 @@ impl Outcome {
     }
 }
 
+/// The API a call came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    /// The `VibectlLLMProxy` gRPC service (lines written before this field existed read as this).
+    #[default]
+    Grpc,
+    /// The OpenAI-compatible HTTP API (`/v1/chat/completions`).
+    Openai,
+    /// The Anthropic-compatible HTTP API (`/v1/messages`).
+    Anthropic,
+}
+
+impl Api {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Api::Grpc => "grpc",
+            Api::Openai => "openai",
+            Api::Anthropic => "anthropic",
+        }
+    }
+}
+
 /// One call's usage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -68,6 +91,9 @@ pub struct Record {
     /// How the call ended.
     #[serde(default)]
     pub status: Outcome,
+    /// The API the call came in on.
+    #[serde(default)]
+    pub api: Api,
 }
 
 pub fn now_unix() -> i64 {
@@ -373,6 +399,7 @@ mod tests {
             output_tokens: 0,
             cost_usd: Some(0.5),
             status: Outcome::Completed,
+            api: Api::Grpc,
         }
     }
 
@@ -381,12 +408,15 @@ mod tests {
         let old = r#"{"ts":1,"sub":"a","model":"m","input_tokens":2,"output_tokens":3}"#;
         let r: Record = serde_json::from_str(old).expect("parses");
         assert_eq!(r.status, Outcome::Completed);
+        assert_eq!(r.api, Api::Grpc);
         let cancelled = Record {
             status: Outcome::Cancelled,
+            api: Api::Openai,
             ..r
         };
         let line = serde_json::to_string(&cancelled).expect("serializes");
         assert!(line.contains(r#""status":"cancelled""#), "{line}");
+        assert!(line.contains(r#""api":"openai""#), "{line}");
     }
 
     #[test]

@@ -1,0 +1,152 @@
+//! The official `anthropic` SDK against `/v1/messages`: whole and streamed answers with the
+//! usage the mock reported, from a model served in OpenAI format (translated both ways) and one
+//! served in Anthropic format; errors in Anthropic's shape.
+
+use serde_json::{Value, json};
+use vibectl::config::generated::server::key;
+use vibectl::llm::ProviderKind;
+
+use super::{Served, token};
+use crate::support::mock::MockProvider;
+use crate::support::python::{driver, run_ok};
+use crate::support::server::{MODEL, PROVIDER, within};
+use crate::support::yaml::entry;
+
+const HELLO: &str = "Hello from the mock provider.";
+
+async fn sdk(served: &Served, token: &str, scenario: &str) -> Value {
+    let all = [
+        format!("http://{}", served.server.addr),
+        token.to_owned(),
+        scenario.to_owned(),
+    ];
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        run_ok(&mut driver("anthropic_sdk.py", &refs))
+    })
+    .await
+    .expect("the driver task")
+}
+
+async fn whole_and_streamed(mock: &MockProvider, served: &Served, upstream_path: &str) {
+    let t = token("claude-user");
+    // "You are terse." + "say hello": 5 words in, the 5-word reply out (the mock's counts).
+    let usage = json!({"input_tokens": 5, "output_tokens": 5});
+    let m = sdk(served, &t, "message").await;
+    assert_eq!(m["text"], HELLO, "{m}");
+    assert_eq!(m["usage"], usage, "{m}");
+    assert_eq!(m["model"], MODEL);
+    assert_eq!(m["stop_reason"], "end_turn");
+    let sent = mock.last_request().await;
+    assert_eq!(sent["path"], upstream_path, "{sent}");
+
+    let s = sdk(served, &t, "stream").await;
+    assert_eq!(s["text"], HELLO, "{s}");
+    assert_eq!(s["usage"], usage, "{s}");
+    let events: Vec<&str> = s["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for wanted in [
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ] {
+        assert!(events.contains(&wanted), "no {wanted}: {events:?}");
+    }
+    let records: Vec<Value> = served
+        .usage()
+        .into_iter()
+        .filter(|r| r["api"] == "anthropic")
+        .collect();
+    assert_eq!(records.len(), 2, "{records:?}");
+    for r in &records {
+        assert_eq!(
+            (r["input_tokens"].clone(), r["output_tokens"].clone()),
+            (json!(5), json!(5))
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_anthropic_sdk_reaches_a_model_served_in_openai_format() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(&mock, true, &[]).await;
+    whole_and_streamed(&mock, &served, "/v1/chat/completions").await;
+    let sent = mock.last_request().await;
+    assert_eq!(
+        sent["body"]["messages"][0]["content"], "You are terse.",
+        "{sent}"
+    );
+    assert_eq!(sent["body"]["max_completion_tokens"], 64, "{sent}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_anthropic_sdk_reaches_a_model_served_in_anthropic_format() {
+    let mock = MockProvider::start(&[]);
+    let kind = entry(key::PROVIDERS_PROVIDER_KIND, PROVIDER);
+    let base_key = entry(key::PROVIDERS_PROVIDER_BASE_URL, PROVIDER);
+    let base = mock.base_url(ProviderKind::Anthropic);
+    let served = Served::start(
+        &mock,
+        true,
+        &[
+            (kind.as_str(), "anthropic"),
+            (base_key.as_str(), base.as_str()),
+        ],
+    )
+    .await;
+    whole_and_streamed(&mock, &served, "/v1/messages").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_errors_come_in_anthropic_shape() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(&mock, true, &[(key::JWT_REVOKED_SUBS, "[mallory]")]).await;
+    let out = sdk(&served, &token("mallory"), "message").await;
+    assert_eq!(out["error"]["status"], 401, "{out}");
+    assert_eq!(out["error"]["type"], "authentication_error", "{out}");
+
+    let c = reqwest::Client::new();
+    let url = format!("http://{}/v1/messages", served.server.addr);
+    let t = token("tester");
+    let send = |body: Value| c.post(&url).header("x-api-key", &t).json(&body).send();
+    let bad = [
+        (
+            json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}),
+            400,
+            "max_tokens",
+        ),
+        (
+            json!({"model": "nope", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+            404,
+            "not_found_error",
+        ),
+        (
+            json!({"model": MODEL, "max_tokens": 5, "tools": [], "messages": [{"role": "user", "content": "hi"}]}),
+            400,
+            "tools",
+        ),
+        (
+            json!({"model": MODEL, "max_tokens": 5, "messages": [{"role": "assistant", "content": "hi"}]}),
+            400,
+            "user message",
+        ),
+    ];
+    for (body, status, needle) in bad {
+        let resp = within("a messages call", send(body.clone()))
+            .await
+            .expect("the call");
+        assert_eq!(resp.status().as_u16(), status, "{body}");
+        let v: Value = within("the body", resp.json()).await.expect("JSON");
+        assert_eq!(v["type"], "error", "{v}");
+        let text = v.to_string();
+        assert!(text.contains(needle), "{needle} not in {v}");
+    }
+    assert_eq!(mock.stats().await["requests_total"], 0);
+}

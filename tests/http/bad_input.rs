@@ -1,0 +1,365 @@
+//! Raw HTTP against the OpenAI-compatible API: HTTP/1.1 and HTTP/2 on the gRPC port, and bad
+//! input, each refused with its own 4xx in OpenAI's error shape while the server serves on.
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use vibectl::config::generated::server::key;
+
+use super::{Served, token};
+use crate::support::mock::MockProvider;
+use crate::support::server::{LIMIT, MODEL, assert_still_serves, within};
+
+fn chat(user: &str) -> Value {
+    json!({"model": MODEL, "messages": [{"role": "user", "content": user}]})
+}
+
+/// POST `body` (raw bytes) to `/v1/chat/completions` with `headers`; the status, headers and
+/// JSON body.
+async fn post(
+    served: &Served,
+    client: &reqwest::Client,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = client
+        .post(format!("{}/chat/completions", served.base()))
+        .body(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = within("an HTTP call", req.send()).await.expect("the call");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = within("the body", resp.text()).await.expect("a body");
+    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    (status, headers, value)
+}
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+/// Asserts OpenAI's error shape, the status and (when given) `param` and `code`.
+fn assert_error(
+    got: &(u16, reqwest::header::HeaderMap, Value),
+    status: u16,
+    param: Option<&str>,
+    code: Option<&str>,
+) {
+    let (s, _, body) = got;
+    assert_eq!(*s, status, "{body}");
+    let e = &body["error"];
+    assert!(
+        e["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(e["type"].is_string(), "{body}");
+    assert!(
+        e.as_object()
+            .is_some_and(|o| o.contains_key("param") && o.contains_key("code")),
+        "{body}"
+    );
+    if let Some(p) = param {
+        assert_eq!(e["param"], p, "{body}");
+    }
+    if let Some(c) = code {
+        assert_eq!(e["code"], c, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn http1_and_http2_share_the_grpc_port() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(&mock, false, &[]).await;
+    let body = serde_json::to_vec(&chat("hi")).unwrap();
+    let h1 = reqwest::Client::builder().http1_only().build().unwrap();
+    let got = post(&served, &h1, &[JSON], body.clone()).await;
+    assert_eq!(got.0, 200, "{}", got.2);
+    assert_eq!(
+        got.2["choices"][0]["message"]["content"],
+        "Hello from the mock provider."
+    );
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let got = post(&served, &h2, &[JSON], body).await;
+    assert_eq!(got.0, 200, "{}", got.2);
+    // gRPC on the same port.
+    let mut client = served.server.client().await;
+    assert_still_serves(&mut client).await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_their_own_4xx_in_openai_shape_and_the_server_serves_on() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(&mock, true, &[(key::SERVER_HTTP_MAX_BODY_BYTES, "2048")]).await;
+    let t = token("tester");
+    let bearer = format!("Bearer {t}");
+    let auth = ("authorization", bearer.as_str());
+    let c = reqwest::Client::new();
+    let good = |v: Value| serde_json::to_vec(&v).unwrap();
+
+    let got = post(&served, &c, &[JSON, auth], b"{\"model\": ".to_vec()).await;
+    assert_error(&got, 400, None, Some("invalid_json"));
+
+    let got = post(
+        &served,
+        &c,
+        &[("content-type", "text/plain"), auth],
+        good(chat("hi")),
+    )
+    .await;
+    assert_error(&got, 415, None, None);
+
+    // Over server.http.max_body_bytes (2048 here; the default 4 MiB takes it, see below).
+    let big = good(chat(&"x".repeat(3000)));
+    let got = post(&served, &c, &[JSON, auth], big.clone()).await;
+    assert_error(&got, 413, None, Some("request_too_large"));
+
+    let mut unknown = chat("hi");
+    unknown["model"] = json!("no-such-model");
+    let got = post(&served, &c, &[JSON, auth], good(unknown)).await;
+    assert_error(&got, 404, Some("model"), Some("model_not_found"));
+
+    let no_user = json!({"model": MODEL, "messages": [{"role": "system", "content": "be brief"}]});
+    let got = post(&served, &c, &[JSON, auth], good(no_user)).await;
+    assert_error(&got, 400, Some("messages"), None);
+
+    let mut extra = chat("hi");
+    extra["logit_bias"] = json!({});
+    let got = post(&served, &c, &[JSON, auth], good(extra)).await;
+    assert_error(&got, 400, Some("logit_bias"), Some("unsupported_parameter"));
+
+    let mut tools = chat("hi");
+    tools["tools"] = json!([]);
+    let got = post(&served, &c, &[JSON, auth], good(tools)).await;
+    assert_error(&got, 400, Some("tools"), Some("unsupported_parameter"));
+
+    let image = json!({"model": MODEL, "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "http://127.0.0.1/x.png"}}]}]});
+    let got = post(&served, &c, &[JSON, auth], good(image)).await;
+    assert_error(&got, 400, Some("messages[0].content[0].type"), None);
+
+    let mut n2 = chat("hi");
+    n2["n"] = json!(2);
+    let got = post(&served, &c, &[JSON, auth], good(n2)).await;
+    assert_error(&got, 400, Some("n"), None);
+
+    let other = token("someone-else");
+    let got = post(
+        &served,
+        &c,
+        &[JSON, auth, ("x-api-key", &other)],
+        good(chat("hi")),
+    )
+    .await;
+    assert_error(&got, 400, None, Some("conflicting_credentials"));
+
+    let got = post(&served, &c, &[JSON], good(chat("hi"))).await;
+    assert_error(&got, 401, None, None);
+    assert_eq!(got.2["error"]["type"], "authentication_error");
+
+    // The same token in both headers, or in x-api-key alone, is fine.
+    let got = post(
+        &served,
+        &c,
+        &[JSON, auth, ("x-api-key", &t)],
+        good(chat("hi")),
+    )
+    .await;
+    assert_eq!(got.0, 200, "{}", got.2);
+    let got = post(&served, &c, &[JSON, ("x-api-key", &t)], good(chat("hi"))).await;
+    assert_eq!(got.0, 200, "{}", got.2);
+
+    // HTTP/1.0: 426 in OpenAI's shape.
+    let mut tcp = tokio::net::TcpStream::connect(served.server.addr)
+        .await
+        .unwrap();
+    let req = format!(
+        "POST /v1/chat/completions HTTP/1.0\r\ncontent-type: application/json\r\n\
+         authorization: {bearer}\r\ncontent-length: 2\r\n\r\n{{}}"
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    within("the HTTP/1.0 answer", tcp.read_to_end(&mut raw))
+        .await
+        .unwrap();
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(
+        raw.starts_with("HTTP/1.0 426") || raw.starts_with("HTTP/1.1 426"),
+        "{raw}"
+    );
+    assert!(raw.contains("unsupported_http_version"), "{raw}");
+
+    // Still serving, over HTTP and gRPC; nothing refused went upstream.
+    let got = post(&served, &c, &[JSON, auth], good(chat("still there?"))).await;
+    assert_eq!(got.0, 200, "{}", got.2);
+    assert_eq!(mock.stats().await["requests_total"], 3);
+
+    // The default body cap takes the body refused above.
+    let roomy = Served::start(&mock, false, &[]).await;
+    let got = post(&roomy, &c, &[JSON], big).await;
+    assert_eq!(got.0, 200, "{}", got.2);
+}
+
+#[tokio::test]
+async fn rpm_refusals_carry_retry_after_and_retry_after_ms() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(
+        &mock,
+        false,
+        &[(key::SERVER_LIMITS_GLOBAL_MAX_REQUESTS_PER_MINUTE, "1")],
+    )
+    .await;
+    let c = reqwest::Client::new();
+    let body = serde_json::to_vec(&chat("hi")).unwrap();
+    let got = post(&served, &c, &[JSON], body.clone()).await;
+    assert_eq!(got.0, 200, "{}", got.2);
+    let got = post(&served, &c, &[JSON], body).await;
+    assert_error(&got, 429, None, Some("rate_limit_exceeded"));
+    let num = |h: &str| -> u64 {
+        got.1
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {h} header: {:?}", got.1))
+    };
+    let (secs, ms) = (num("retry-after"), num("retry-after-ms"));
+    assert!(ms > 0 && ms <= 60_000, "{ms}");
+    assert_eq!(secs, ms.div_ceil(1000));
+}
+
+#[tokio::test]
+async fn the_http_api_can_be_turned_off() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(&mock, false, &[(key::SERVER_HTTP_ENABLED, "false")]).await;
+    let c = reqwest::Client::new();
+    let got = post(
+        &served,
+        &c,
+        &[JSON],
+        serde_json::to_vec(&chat("hi")).unwrap(),
+    )
+    .await;
+    assert_error(&got, 404, None, Some("http_api_disabled"));
+    let mut client = served.server.client().await;
+    assert_still_serves(&mut client).await;
+}
+
+#[tokio::test]
+async fn an_abandoned_stream_cancels_upstream_and_is_charged() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(&mock, false, &[]).await;
+    let c = reqwest::Client::new();
+    let mut body = chat("stream and leave [[mock:chunks=5,hold_after=2]]");
+    body["stream"] = json!(true);
+    let resp = within(
+        "the stream's head",
+        c.post(format!("{}/chat/completions", served.base()))
+            .json(&body)
+            .send(),
+    )
+    .await
+    .expect("the stream");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut events = resp.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("\"content\":\"") || seen.matches("data: ").count() < 3 {
+        let chunk = within("a stream event", events.next())
+            .await
+            .expect("more events")
+            .expect("an event");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(events);
+    mock.wait_for_stat("streams_cancelled", 1, LIMIT).await;
+    served
+        .wait_for_metric(r#"vibectl_usage_records_by_api_total{api="openai",status="cancelled"} 1"#)
+        .await;
+    let records = served.usage();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["status"], "cancelled");
+    assert!(
+        records[0]["output_tokens"].as_u64().unwrap_or(0) > 0,
+        "{records:?}"
+    );
+    // Serving on.
+    let got = post(
+        &served,
+        &c,
+        &[JSON],
+        serde_json::to_vec(&chat("hi")).unwrap(),
+    )
+    .await;
+    assert_eq!(got.0, 200, "{}", got.2);
+}
+
+#[tokio::test]
+async fn provider_failures_and_the_timeout_get_their_statuses() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(
+        &mock,
+        false,
+        &[(key::SERVER_LIMITS_GLOBAL_REQUEST_TIMEOUT_SECONDS, "1")],
+    )
+    .await;
+    let c = reqwest::Client::new();
+    let call = |user: &str| serde_json::to_vec(&chat(user)).unwrap();
+    let got = post(&served, &c, &[JSON], call("[[mock:status=503]]")).await;
+    assert_error(&got, 503, None, None);
+    let got = post(
+        &served,
+        &c,
+        &[JSON],
+        call("[[mock:status=429,retry_after=7]]"),
+    )
+    .await;
+    assert_error(&got, 429, None, None);
+    assert_eq!(got.1["retry-after"], "7", "{:?}", got.1);
+    assert_eq!(got.1["retry-after-ms"], "7000", "{:?}", got.1);
+    let got = post(&served, &c, &[JSON], call("[[mock:delay_ms=5000]]")).await;
+    assert_error(&got, 504, None, Some("timeout"));
+    // No provider text in what the client sees.
+    let got = post(
+        &served,
+        &c,
+        &[JSON],
+        call("[[mock:status=401,echo_auth=1]]"),
+    )
+    .await;
+    assert_error(&got, 502, None, None);
+    assert!(!got.2.to_string().contains("test-key"), "{}", got.2);
+}
+
+#[tokio::test]
+async fn json_object_and_both_token_limits_reach_the_provider() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(&mock, false, &[]).await;
+    let c = reqwest::Client::new();
+    let mut body = chat("plan");
+    body["response_format"] = json!({"type": "json_object"});
+    body["max_tokens"] = json!(10);
+    body["max_completion_tokens"] = json!(20);
+    body["stop"] = json!("END");
+    let got = post(&served, &c, &[JSON], serde_json::to_vec(&body).unwrap()).await;
+    assert_eq!(got.0, 200, "{}", got.2);
+    let text = got.2["choices"][0]["message"]["content"]
+        .as_str()
+        .expect("text");
+    assert!(
+        serde_json::from_str::<Value>(text).is_ok_and(|v| v.is_object()),
+        "{text}"
+    );
+    let sent = mock.last_request().await;
+    assert_eq!(
+        sent["body"]["response_format"]["json_schema"]["schema"],
+        json!({"type": "object"}),
+        "{sent}"
+    );
+    assert_eq!(
+        sent["body"]["max_completion_tokens"], 10,
+        "the smaller: {sent}"
+    );
+    assert_eq!(sent["body"]["stop"], json!(["END"]), "{sent}");
+}

@@ -1,0 +1,230 @@
+//! The official `openai` SDK against our server: models, whole and streamed answers with the
+//! usage the mock reported (recorded once, marked `openai`), JSON schema output, its own retry
+//! after our 429, a revoked token, and gRPC and HTTP sharing one rate limit and one quota.
+
+use serde_json::{Value, json};
+use tonic::Code;
+use vibectl::config::generated::server::key;
+use vibectl::llm::ProviderKind;
+use vibectl::proto::execute_response;
+
+use super::{Served, token};
+use crate::support::mock::MockProvider;
+use crate::support::python::{driver, run_ok};
+use crate::support::server::{MODEL, PROVIDER, authorized, request, within};
+use crate::support::yaml::entry;
+
+/// The mock's default answer and its word count (the mock's output tokens).
+const HELLO: &str = "Hello from the mock provider.";
+const HELLO_WORDS: u64 = 5;
+/// The driver's system text ("You are terse.") and default prompt ("say hello"): five words,
+/// the mock's input tokens.
+const PROMPT_WORDS: u64 = 5;
+
+/// Run `openai_sdk.py BASE TOKEN SCENARIO ARGS` off the runtime; its JSON.
+async fn sdk(served: &Served, token: &str, scenario: &str, args: &[&str]) -> Value {
+    let mut all = vec![served.base(), token.to_owned(), scenario.to_owned()];
+    all.extend(args.iter().map(|s| s.to_string()));
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        run_ok(&mut driver("openai_sdk.py", &refs))
+    })
+    .await
+    .expect("the driver task")
+}
+
+fn openai_records(served: &Served) -> Vec<Value> {
+    served
+        .usage()
+        .into_iter()
+        .filter(|r| r["api"] == "openai")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openai_sdk_lists_models_and_gets_whole_and_streamed_answers_with_exact_usage() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(&mock, true, &[]).await;
+    let t = token("sdk-user");
+
+    let models = sdk(&served, &t, "models", &[]).await;
+    assert_eq!(models["ids"], json!([MODEL]), "{models}");
+
+    let chat = sdk(&served, &t, "chat", &[]).await;
+    assert_eq!(chat["text"], HELLO, "{chat}");
+    assert_eq!(chat["model"], MODEL);
+    assert_eq!(chat["finish_reason"], "stop");
+    let usage = json!({"prompt_tokens": PROMPT_WORDS, "completion_tokens": HELLO_WORDS,
+                       "total_tokens": PROMPT_WORDS + HELLO_WORDS});
+    assert_eq!(chat["usage"], usage, "{chat}");
+    // The conversation went upstream as messages, with temperature and max_tokens.
+    let sent = mock.last_request().await;
+    let body = &sent["body"];
+    assert_eq!(body["messages"][0]["role"], "system", "{sent}");
+    assert_eq!(body["messages"][1]["content"], "say hello", "{sent}");
+    assert_eq!(body["temperature"], 0.2, "{sent}");
+    assert_eq!(body["max_completion_tokens"], 64, "{sent}");
+
+    let stream = sdk(&served, &t, "stream", &[]).await;
+    assert_eq!(stream["text"], HELLO, "{stream}");
+    assert_eq!(stream["usage_chunks"], 1, "usage comes once: {stream}");
+    assert_eq!(stream["usage"], usage, "{stream}");
+
+    // One usage record per call, equal to what the mock reported, marked as OpenAI API calls.
+    let records = openai_records(&served);
+    assert_eq!(records.len(), 2, "{records:?}");
+    for r in &records {
+        assert_eq!(r["sub"], "sdk-user");
+        assert_eq!(r["input_tokens"], PROMPT_WORDS, "{r}");
+        assert_eq!(r["output_tokens"], HELLO_WORDS, "{r}");
+        assert_eq!(r["status"], "completed", "{r}");
+    }
+    served
+        .wait_for_metric(r#"vibectl_usage_records_by_api_total{api="openai",status="completed"} 2"#)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openai_sdk_gets_json_that_follows_its_schema() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(&mock, false, &[]).await;
+    let out = sdk(&served, "unused", "schema", &[]).await;
+    let parsed = &out["parsed"];
+    assert!(parsed["name"].is_string(), "{out}");
+    assert!(parsed["replicas"].is_i64(), "{out}");
+    let sent = mock.last_request().await;
+    assert_eq!(
+        sent["body"]["response_format"]["json_schema"]["schema"]["required"],
+        json!(["name", "replicas"]),
+        "{sent}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openai_sdk_retries_our_429_after_its_retry_after() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(
+        &mock,
+        false,
+        &[(key::SERVER_LIMITS_GLOBAL_MAX_CONCURRENT_REQUESTS, "1")],
+    )
+    .await;
+    let out = sdk(&served, "unused", "retry", &["--max-retries", "3"]).await;
+    assert_eq!(out["text"], HELLO, "{out}");
+    let statuses = out["statuses"].as_array().expect("statuses");
+    assert_eq!(statuses.first(), Some(&json!(429)), "{out}");
+    assert_eq!(statuses.last(), Some(&json!(200)), "{out}");
+    assert_eq!(
+        out["retry_after_ms"][0], "250",
+        "the concurrency retry hint: {out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_is_refused_on_http_as_on_grpc() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(&mock, true, &[(key::JWT_REVOKED_SUBS, "[mallory]")]).await;
+    let out = sdk(&served, &token("mallory"), "chat", &[]).await;
+    assert_eq!(out["error"]["status"], 401, "{out}");
+    assert_eq!(out["error"]["type"], "authentication_error", "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("revoked"),
+        "{out}"
+    );
+    assert_eq!(mock.stats().await["requests_total"], 0);
+}
+
+/// Three gRPC calls and two over HTTP with the same token exhaust a limit of five.
+async fn shared_limit(extra: &[(&str, &str)], code: &str) {
+    let mock = MockProvider::start(&["--reply", "ok"]);
+    let served = Served::start(&mock, true, extra).await;
+    let t = token("shared");
+    let header = format!("Bearer {t}");
+    let mut client = served.server.client().await;
+    for i in 0..3 {
+        let req = authorized(request(&format!("grpc {i}"), None), Some(&header));
+        let resp = within("Execute", client.execute(req))
+            .await
+            .unwrap_or_else(|s| panic!("gRPC call {i} refused: {s:?}"));
+        assert!(matches!(
+            resp.into_inner().result,
+            Some(execute_response::Result::Success(_))
+        ));
+    }
+    let out = sdk(&served, &t, "calls", &["--count", "3"]).await;
+    assert_eq!(out["succeeded"], 2, "{out}");
+    assert_eq!(out["errors"][0]["status"], 429, "{out}");
+    assert_eq!(out["errors"][0]["code"], code, "{out}");
+    let req = authorized(request("grpc again", None), Some(&header));
+    let status = within("Execute", client.execute(req))
+        .await
+        .expect_err("the shared limit is spent");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_and_http_share_one_rpm_limit() {
+    shared_limit(
+        &[(key::SERVER_LIMITS_GLOBAL_MAX_REQUESTS_PER_MINUTE, "5")],
+        "rate_limit_exceeded",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_and_http_share_one_daily_quota() {
+    // The mock counts words: each call here is 6 words of system and user text ("You are a
+    // test." + "grpc N", "You are terse." + "say hello N") and the 1-word reply, 7 tokens; so
+    // four calls (28) leave room and five (35) spend a quota of 35.
+    shared_limit(
+        &[(key::SERVER_LIMITS_GLOBAL_MAX_TOKENS_PER_DAY, "35")],
+        "insufficient_quota",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openai_sdk_reaches_a_model_served_in_anthropic_format() {
+    let mock = MockProvider::start(&[]);
+    let kind = entry(key::PROVIDERS_PROVIDER_KIND, PROVIDER);
+    let base_key = entry(key::PROVIDERS_PROVIDER_BASE_URL, PROVIDER);
+    let base = mock.base_url(ProviderKind::Anthropic);
+    let served = Served::start(
+        &mock,
+        false,
+        &[
+            (kind.as_str(), "anthropic"),
+            (base_key.as_str(), base.as_str()),
+        ],
+    )
+    .await;
+    let chat = sdk(&served, "unused", "chat", &[]).await;
+    assert_eq!(chat["text"], HELLO, "{chat}");
+    let usage = json!({"prompt_tokens": PROMPT_WORDS, "completion_tokens": HELLO_WORDS,
+                       "total_tokens": PROMPT_WORDS + HELLO_WORDS});
+    assert_eq!(chat["usage"], usage, "{chat}");
+    let sent = mock.last_request().await;
+    assert_eq!(sent["path"], "/v1/messages", "{sent}");
+    assert_eq!(
+        sent["body"]["system"][0]["text"], "You are terse.",
+        "{sent}"
+    );
+    assert_eq!(sent["body"]["messages"][0]["role"], "user", "{sent}");
+    assert_eq!(
+        sent["body"]["messages"][0]["content"][0]["text"], "say hello",
+        "{sent}"
+    );
+    assert_eq!(sent["body"]["temperature"], 0.2, "{sent}");
+    assert_eq!(sent["body"]["max_tokens"], 64, "{sent}");
+
+    let stream = sdk(&served, "unused", "stream", &[]).await;
+    assert_eq!(stream["text"], HELLO, "{stream}");
+    assert_eq!(stream["usage_chunks"], 1, "{stream}");
+    assert_eq!(stream["usage"], usage, "{stream}");
+
+    let out = sdk(&served, "unused", "schema", &[]).await;
+    assert!(out["parsed"]["replicas"].is_i64(), "{out}");
+}
