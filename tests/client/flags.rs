@@ -1,7 +1,8 @@
 //! The flags every command takes: listed under their own heading in `--help`, and the display
 //! and memory flags of 0.11.6 (`--show-raw-output`, `--show-kubectl`, `--show-vibe`,
 //! `--show-streaming`, `--show-metrics`, `--mode`, `--freeze-memory`, `--unfreeze-memory` and
-//! the `--no-` forms), each setting its key for one run, direct and through our server.
+//! the `--no-` forms), each setting its key for one run, direct and through our server; and
+//! every command, subcommand and `--help` flag of 0.11.6 being one of ours.
 
 use vibectl::config::generated::client::key;
 
@@ -306,19 +307,25 @@ fn flags_of(help: &str) -> std::collections::BTreeSet<String> {
     out
 }
 
+/// The stdout of 0.11.6's `vibectl ARGS` (from the Python peer venv), run with a scrubbed
+/// environment and an empty HOME so no config of the machine's shapes it.
+fn peer_help(args: &[&str]) -> String {
+    let home = tempfile::tempdir().expect("temp dir");
+    let mut cmd = std::process::Command::new(crate::support::python::venv_bin("vibectl"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", home.path());
+    let out = crate::support::process::run(&mut cmd, super::LIMIT);
+    out.assert_success();
+    out.stdout.clone()
+}
+
 #[test]
 fn every_flag_of_0_11_6s_help_is_one_of_ours() {
-    let home = tempfile::tempdir().expect("temp dir");
     let mut theirs = std::collections::BTreeSet::new();
     for args in [&["--help"][..], &["get", "--help"]] {
-        let mut cmd = std::process::Command::new(crate::support::python::venv_bin("vibectl"));
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("HOME", home.path());
-        let out = crate::support::process::run(&mut cmd, super::LIMIT);
-        out.assert_success();
-        theirs.extend(flags_of(&out.stdout));
+        theirs.extend(flags_of(&peer_help(args)));
     }
     assert!(theirs.contains("--show-raw-output"), "{theirs:?}");
     let client = Client::with_pods();
@@ -328,4 +335,70 @@ fn every_flag_of_0_11_6s_help_is_one_of_ours() {
         missing.is_empty(),
         "0.11.6 flags we lack: {missing:?}\nours: {ours:?}"
     );
+}
+
+/// The command names of a help text's `Commands:` section (its lines indented by two spaces;
+/// deeper lines continue a description).
+fn commands_of(help: &str) -> std::collections::BTreeSet<String> {
+    section(help, "Commands:")
+        .into_iter()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every command path (`["plugin", "precedence"]`) 0.11.6 has under `path`, with the
+/// subcommands its help lists, found by walking its `--help` texts (the siblings in parallel).
+fn peer_commands(path: Vec<String>) -> Vec<(Vec<String>, std::collections::BTreeSet<String>)> {
+    let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+    args.push("--help");
+    let subs = commands_of(&peer_help(&args));
+    if subs.is_empty() {
+        return Vec::new();
+    }
+    let mut all = vec![(path.clone(), subs.clone())];
+    std::thread::scope(|s| {
+        let walks: Vec<_> = subs
+            .iter()
+            .map(|sub| {
+                let mut p = path.clone();
+                p.push(sub.clone());
+                s.spawn(move || peer_commands(p))
+            })
+            .collect();
+        for w in walks {
+            all.extend(w.join().expect("walk"));
+        }
+    });
+    all
+}
+
+#[test]
+fn every_command_and_subcommand_of_0_11_6s_help_is_one_of_ours() {
+    let theirs = peer_commands(Vec::new());
+    let top = &theirs[0].1;
+    assert!(
+        top.contains("wait") && top.contains("plugin"),
+        "0.11.6's commands: {top:?}"
+    );
+    assert!(
+        theirs
+            .iter()
+            .any(|(p, subs)| p == &["plugin", "precedence"] && subs.contains("add")),
+        "the walk reaches nested groups: {theirs:?}"
+    );
+    let client = Client::with_pods();
+    let mut missing = Vec::new();
+    for (path, subs) in &theirs {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let out = client.run(&args);
+        out.assert_success();
+        let ours = commands_of(&out.stdout);
+        for sub in subs.difference(&ours) {
+            missing.push(format!("vibectl {} {sub}", path.join(" ")).replace("  ", " "));
+        }
+    }
+    assert!(missing.is_empty(), "0.11.6 commands we lack: {missing:?}");
 }

@@ -235,3 +235,164 @@ fn precedence_decides_whose_prompt_the_model_gets() {
         },
     );
 }
+
+/// The order `plugin precedence list` prints.
+fn order(client: &Client) -> String {
+    client
+        .run(&["plugin", "precedence", "list"])
+        .assert_success()
+        .stdout
+        .clone()
+}
+
+#[test]
+fn precedence_list_set_add_remove_edit_the_key_and_refuse_bad_names() {
+    let client = Client::with_pods();
+    client.write("# my settings\nplugins:\n  # the order I want\n  precedence: []\n");
+    let out = client.run(&["plugin", "precedence", "list"]);
+    assert_eq!(out.assert_success().stdout, "", "{out}");
+    assert!(out.stderr.contains("no plugin precedence is set"), "{out}");
+    for name in ["alpha", "beta", "gamma"] {
+        let f = write(
+            &client,
+            &format!("{name}.json"),
+            &plugin(name, "1.0.0", "T"),
+        );
+        client.run(&["plugin", "install", &f]).assert_success();
+    }
+
+    let out = client.run(&["plugin", "precedence", "set", "beta", "alpha"]);
+    out.assert_success();
+    assert!(
+        out.stderr
+            .contains("plugins.precedence is now:\n  1. beta\n  2. alpha\n"),
+        "{out}"
+    );
+    assert_eq!(order(&client), "  1. beta\n  2. alpha\n");
+    let text = client.text();
+    assert!(
+        text.contains("# my settings") && text.contains("# the order I want"),
+        "comments kept: {text}"
+    );
+    // The order is the one the prompts are resolved by: beta's check prompt wins.
+    let listed = client
+        .run(&["plugin", "list"])
+        .assert_success()
+        .stdout
+        .clone();
+    assert!(
+        listed.contains("alpha 1.0.0  alpha demo\n  check_plan (another plugin wins)"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("beta 1.0.0  beta demo\n  check_plan\n"),
+        "{listed}"
+    );
+
+    // Unknown names and a name given twice are refused and change nothing.
+    let out = client.fails(&["plugin", "precedence", "set", "beta", "nope", "zeta"]);
+    assert!(
+        out.stderr
+            .contains("no plugin named `nope`, `zeta` is installed"),
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains("installed plugins: `alpha`, `beta`, `gamma`"),
+        "{out}"
+    );
+    let out = client.fails(&["plugin", "precedence", "set", "beta", "alpha", "beta"]);
+    assert!(out.stderr.contains("`beta` is named twice"), "{out}");
+    let out = client.run(&["plugin", "precedence", "set"]);
+    assert_eq!(out.status.code(), Some(2), "PLUGINS are required\n{out}");
+    let out = client.fails(&["plugin", "precedence", "add", "nope"]);
+    assert!(out.stderr.contains("no plugin named `nope`"), "{out}");
+
+    // add: at a 1-based position, moved when already listed, past the end means last.
+    let out = client.run(&["plugin", "precedence", "add", "gamma", "--position", "1"]);
+    out.assert_success();
+    assert!(out.stderr.contains("  1. gamma  (new place)\n"), "{out}");
+    assert_eq!(order(&client), "  1. gamma\n  2. beta\n  3. alpha\n");
+    client
+        .run(&["plugin", "precedence", "add", "gamma", "--position", "99"])
+        .assert_success();
+    assert_eq!(order(&client), "  1. beta\n  2. alpha\n  3. gamma\n");
+    client
+        .run(&["plugin", "precedence", "add", "beta", "--position", "2"])
+        .assert_success();
+    assert_eq!(order(&client), "  1. alpha\n  2. beta\n  3. gamma\n");
+    let before = client.text();
+    let out = client.run(&["plugin", "precedence", "add", "beta", "--position", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{out}");
+    assert!(out.stderr.contains("--position"), "{out}");
+    assert_eq!(client.text(), before);
+
+    // remove: only a listed name.
+    client
+        .run(&["plugin", "precedence", "remove", "beta"])
+        .assert_success();
+    assert_eq!(order(&client), "  1. alpha\n  2. gamma\n");
+    let out = client.fails(&["plugin", "precedence", "remove", "beta"]);
+    assert!(
+        out.stderr.contains("`beta` is not in plugins.precedence"),
+        "{out}"
+    );
+
+    // Uninstalling a listed plugin takes it out of the order too.
+    let out = client.run(&["plugin", "uninstall", "alpha"]);
+    out.assert_success();
+    assert!(
+        out.stderr
+            .contains("removed `alpha` from plugins.precedence"),
+        "{out}"
+    );
+    assert_eq!(order(&client), "  1. gamma\n");
+    let out = client.run(&["plugin", "precedence", "remove", "gamma"]);
+    assert!(
+        out.assert_success()
+            .stderr
+            .contains("plugins.precedence is now empty"),
+        "{out}"
+    );
+    assert_eq!(order(&client), "");
+    assert!(client.text().contains("# the order I want"));
+}
+
+#[test]
+fn install_with_precedence_first_or_last_places_the_plugin() {
+    let client = Client::with_pods();
+    client.write("");
+    for (name, place) in [("alpha", "last"), ("beta", "first"), ("gamma", "last")] {
+        let f = write(
+            &client,
+            &format!("{name}.json"),
+            &plugin(name, "1.0.0", "T"),
+        );
+        let out = client.run(&["plugin", "install", &f, "--precedence", place]);
+        out.assert_success();
+        assert!(
+            out.stderr.contains(&format!("{name} is {place} (")),
+            "{out}"
+        );
+    }
+    assert_eq!(order(&client), "  1. beta\n  2. alpha\n  3. gamma\n");
+    // Reinstalled with --force and --precedence first: moved, not listed twice.
+    let f = write(&client, "gamma2.json", &plugin("gamma", "1.1.0", "T"));
+    client
+        .run(&["plugin", "install", &f, "--force", "--precedence", "first"])
+        .assert_success();
+    assert_eq!(order(&client), "  1. gamma\n  2. beta\n  3. alpha\n");
+    // A refused install places nothing.
+    let mut bad = plugin("delta", "1.0.0", "T");
+    bad["plugin_metadata"]["name"] = json!("../delta");
+    let f = write(&client, "delta.json", &bad);
+    let out = client.fails(&["plugin", "install", &f, "--precedence", "first"]);
+    assert!(out.stderr.contains("plugin_metadata.name"), "{out}");
+    assert_eq!(order(&client), "  1. gamma\n  2. beta\n  3. alpha\n");
+    let out = client.run(&["plugin", "install", &f, "--precedence", "middle"]);
+    assert_eq!(out.status.code(), Some(2), "{out}");
+    assert!(
+        out.stderr.contains("first") && out.stderr.contains("last"),
+        "{out}"
+    );
+}

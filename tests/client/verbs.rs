@@ -91,12 +91,6 @@ async fn typed_verbs_run_the_real_kubectl_and_print_the_summary() {
         for args in [
             &["create", "-f", "cm.json"][..],
             &["scale", "deployment/web", "--replicas=3"],
-            &[
-                "wait",
-                "deployment/web",
-                "--for=condition=Available",
-                "--timeout=20s",
-            ],
             &["rollout", "status", "deployment/web", "--timeout=20s"],
             &["cluster-info"],
             &["delete", "configmap", "settings"],
@@ -112,13 +106,89 @@ async fn typed_verbs_run_the_real_kubectl_and_print_the_summary() {
         );
         assert!(api.object("configmaps", "default", "settings").is_none());
         let reqs = mock.requests().await;
-        assert_eq!(reqs.len(), 6, "{via:?}: one summary per command");
+        assert_eq!(reqs.len(), 5, "{via:?}: one summary per command");
         let text = reqs[0]["body"].to_string();
         assert!(text.contains("configmap/settings created"), "{text}");
         let text = reqs[2]["body"].to_string();
-        assert!(text.contains("condition met"), "{text}");
-        let text = reqs[3]["body"].to_string();
         assert!(text.contains("successfully rolled out"), "{text}");
+    }
+}
+
+/// `wait` keeps running until its condition holds: it gets the live display (plain lines when
+/// stdout is not a terminal, then how it ended, then the summary), typed and planned; a `wait`
+/// that times out is kubectl's failure, with vibectl's exit non-zero and no summary.
+#[tokio::test]
+async fn wait_runs_in_the_live_display_and_its_timeout_is_a_failure() {
+    for via in BOTH {
+        let api = KubeApi::start();
+        api.seed(deployment("web", 1));
+        let plan = plan_json(
+            &[
+                "deployment/web",
+                "--for=condition=Available",
+                "--timeout=20s",
+            ],
+            "until web is available",
+        );
+        let mock = MockProvider::start(&["--reply", "Done."]);
+        let mut client = Client::with_pods();
+        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        client.use_real_kubectl(&api);
+        let out = client.run(&[
+            "wait",
+            "deployment/web",
+            "--for=condition=Available",
+            "--timeout=20s",
+        ]);
+        out.assert_success();
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(lines.len(), 3, "{via:?}\n{out}");
+        assert_eq!(lines[0], "deployment.apps/web condition met", "{out}");
+        assert!(
+            lines[1].starts_with("Ended (kubectl exited) after ")
+                && lines[1].ends_with(": 1 lines streamed"),
+            "{out}"
+        );
+        assert_eq!(lines[2], "Done.", "{out}");
+        let text = mock.requests().await[0]["body"].to_string();
+        assert!(text.contains("condition met"), "{text}");
+
+        let request = format!("wait for web {}", reply_marker(&plan));
+        let out = client.run(&["wait", "vibe", &request]);
+        out.assert_success();
+        assert!(
+            out.stdout.starts_with(
+                "$ kubectl wait deployment/web --for=condition=Available --timeout=20s\n"
+            ),
+            "{via:?}\n{out}"
+        );
+        assert!(
+            out.stdout
+                .contains("\ndeployment.apps/web condition met\nEnded (kubectl exited) after "),
+            "planned wait in the live display: {out}"
+        );
+        assert_eq!(mock.requests().await.len(), 3, "plan and two summaries");
+
+        // A condition the stub never reports: kubectl's own timeout ends the wait, a failure.
+        let out = client.run(&[
+            "wait",
+            "deployment/web",
+            "--for=condition=Frozen",
+            "--timeout=1s",
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{via:?}\n{out}");
+        assert!(out.stderr.contains("timed out waiting"), "{out}");
+        assert!(
+            out.stderr.contains(
+                "`kubectl wait deployment/web --for=condition=Frozen --timeout=1s` failed with exit status 1"
+            ),
+            "{out}"
+        );
+        assert!(
+            !out.stdout.contains("Done."),
+            "no summary of a failure: {out}"
+        );
+        assert_eq!(mock.requests().await.len(), 3, "{via:?}");
     }
 }
 

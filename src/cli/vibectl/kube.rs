@@ -47,8 +47,8 @@ pub fn run(ctx: &Ctx, verb: &str, args: &KubeArgs) -> CmdResult {
         if session.cfg.display.show_kubectl {
             out(&crate::cli::style::command_line(&line));
         }
-        if kubectl::is_streaming(&full) {
-            // `logs -f`, `get -w`: show the output as it comes; summarize when it ends.
+        if kubectl::keeps_running(&full) {
+            // `logs -f`, `get -w`, `wait`: show the output as it comes; summarize when it ends.
             return super::live::watch(&session, &line, &full, None, false).await;
         }
         match session.try_kubectl(&full, &full, false)? {

@@ -210,6 +210,18 @@ pub fn is_streaming(args: &[String]) -> bool {
         .any(|a| flags.contains(&a.as_str()))
 }
 
+/// Whether `args` (verb first) get the live display: the streaming commands, and `wait`, which
+/// keeps running until its condition is met or its `--timeout` passes.
+pub fn keeps_running(args: &[String]) -> bool {
+    is_streaming(args) || waits(args)
+}
+
+/// Whether `args` are a `wait`: it ends on its own, so a followed `wait` is still bounded by
+/// `core.kubectl_timeout_seconds`, as a captured one is.
+fn waits(args: &[String]) -> bool {
+    args.first().is_some_and(|v| v == "wait")
+}
+
 /// Most of kubectl's stderr read after it ended, in bytes.
 const STDERR_REST: usize = 64 * 1024;
 
@@ -258,7 +270,15 @@ pub async fn follow(
     let mut terminate = signal(SignalKind::terminate()).ok();
     let mut ended = false;
     let mut interrupted = false;
+    let limit = Duration::from_secs(u64::try_from(cfg.core.kubectl_timeout_seconds).unwrap_or(1));
+    let deadline = waits(args).then(|| tokio::time::Instant::now() + limit);
     loop {
+        let overdue = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
         let other = async {
             match (&mut hangup, &mut terminate) {
                 (Some(h), Some(t)) => tokio::select! { _ = h.recv() => {}, _ = t.recv() => {} },
@@ -299,6 +319,11 @@ pub async fn follow(
             _ = other => {
                 ended = true;
                 break;
+            }
+            _ = overdue => {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                return Err(timed_out(args, limit));
             }
         }
     }
@@ -366,6 +391,13 @@ mod tests {
         assert!(!is_streaming(&v(&["describe", "pod", "-w"])));
         assert!(!is_streaming(&v(&["logs", "--", "-f"])));
         assert!(!is_streaming(&v(&["get", "pods", "--watch=false"])));
+        assert!(keeps_running(&v(&[
+            "wait",
+            "deploy/web",
+            "--for=condition=Available"
+        ])));
+        assert!(keeps_running(&v(&["logs", "-f", "web-1"])));
+        assert!(!keeps_running(&v(&["get", "pods"])));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The live display of commands that keep running (`logs -f`, `get -w`, `events -w`,
+//! The live display of commands that keep running (`logs -f`, `get -w`, `events -w`, `wait`,
 //! `port-forward`): kubectl's lines kept in a bounded buffer (`live_display.*`), shown through
 //! the filter regex, as plain lines when stdout is not a terminal or as a bounded view with
 //! keys (exit, wrap, pause, save, filter) when it is; saved to `live_display.save_dir` on a key

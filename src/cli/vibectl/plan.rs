@@ -129,7 +129,7 @@ pub async fn carry_out(
     if real.first().map(String::as_str) == Some("port-forward") {
         return super::port_forward::forward(session, &line, &real, request, true).await;
     }
-    if kubectl::is_streaming(&real) {
+    if kubectl::keeps_running(&real) {
         return super::live::watch(session, &line, &real, request, true).await;
     }
     match session.try_kubectl(&plan.commands, &real, true)? {

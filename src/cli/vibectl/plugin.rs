@@ -1,7 +1,9 @@
-//! `plugin install FILE|list|uninstall NAME|update FILE`: prompt plugins in vibectl 0.11.6's
+//! `plugin install FILE|list|uninstall NAME|update FILE|precedence ...`: prompt plugins in vibectl 0.11.6's
 //! format (see [`crate::prompts::plugin`]), kept as `NAME-VERSION.json` files in the client
 //! config directory's `plugins/`. [`resolved`] gives every model command the winning mapping
 //! of each prompt key, ordered by `plugins.precedence` and then by name.
+
+mod precedence;
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +28,9 @@ pub enum PluginCommand {
         /// Replace an installed plugin of the same name
         #[arg(long)]
         force: bool,
+        /// Where to place the plugin in plugins.precedence
+        #[arg(long, value_name = "PLACE")]
+        precedence: Option<precedence::Place>,
     },
     /// List the installed plugins and the prompts they replace
     List,
@@ -37,6 +42,11 @@ pub enum PluginCommand {
     ///
     /// Example: `vibectl plugin update security-focused-check-v2.json`
     Update { file: PathBuf },
+    /// Show or change plugins.precedence, the order in which plugins are asked for a prompt
+    ///
+    /// Example: `vibectl plugin precedence set strict-check other-plugin`
+    #[command(subcommand)]
+    Precedence(precedence::PrecedenceCommand),
 }
 
 /// The `plugins/` directory next to the config file.
@@ -115,6 +125,14 @@ pub fn resolved(config_file: &Path, cfg: &ClientConfig) -> Prompts {
     Prompts::resolve(&plugins, &cfg.plugins.precedence)
 }
 
+/// The names of the installed plugins, in name order.
+fn names(config_file: &Path) -> Vec<String> {
+    dedup(installed(&dir(config_file)))
+        .into_iter()
+        .map(|(_, p)| p.name)
+        .collect()
+}
+
 /// One entry per name: its newest version.
 fn dedup(mut all: Vec<(PathBuf, Plugin)>) -> Vec<(PathBuf, Plugin)> {
     all.dedup_by(|b, a| a.1.name == b.1.name);
@@ -125,7 +143,32 @@ pub fn run(ctx: &Ctx, cmd: &PluginCommand) -> CmdResult {
     let (_, cfg) = ctx.load()?;
     let dir = dir(&ctx.file);
     match cmd {
-        PluginCommand::Install { file, force } => put(&dir, file, *force, false),
+        PluginCommand::Install {
+            file,
+            force,
+            precedence: None,
+        } => put(&dir, file, *force, false),
+        PluginCommand::Install {
+            file,
+            force,
+            precedence: Some(place),
+        } => {
+            // The config edit is checked before the plugin is installed: a refused one installs
+            // nothing.
+            let name = read(file)?.name;
+            let index = (*place == precedence::Place::First).then_some(0);
+            let list = precedence::placed(&cfg.plugins.precedence, &name, index);
+            let text = precedence::edited(ctx, &list)?;
+            put(&dir, file, *force, false)?;
+            precedence::write(ctx, &text)?;
+            let at = match place {
+                precedence::Place::First => "first (highest priority)",
+                precedence::Place::Last => "last (lowest priority)",
+            };
+            eprintln!("{name} is {at} in {}", key::PLUGINS_PRECEDENCE);
+            Ok(())
+        }
+        PluginCommand::Precedence(cmd) => precedence::run(ctx, cmd),
         PluginCommand::Update { file } => put(&dir, file, true, true),
         PluginCommand::Uninstall { name } => {
             let files: Vec<PathBuf> = installed(&dir)
@@ -133,6 +176,19 @@ pub fn run(ctx: &Ctx, cmd: &PluginCommand) -> CmdResult {
                 .filter(|(_, p)| &p.name == name)
                 .map(|(f, _)| f)
                 .collect();
+            // The precedence edit is checked before any file goes.
+            let kept: Option<String> = if cfg.plugins.precedence.contains(name) {
+                let rest: Vec<String> = cfg
+                    .plugins
+                    .precedence
+                    .iter()
+                    .filter(|p| *p != name)
+                    .cloned()
+                    .collect();
+                Some(precedence::edited(ctx, &rest)?)
+            } else {
+                None
+            };
             if files.is_empty() {
                 return Err(
                     CmdError::new(format!("no plugin named `{name}` is installed"))
@@ -144,11 +200,9 @@ pub fn run(ctx: &Ctx, cmd: &PluginCommand) -> CmdResult {
                     .map_err(|e| CmdError::new(format!("cannot remove {}: {e}", f.display())))?;
             }
             eprintln!("uninstalled {name}");
-            if cfg.plugins.precedence.contains(name) {
-                warn(&format!(
-                    "{} still names `{name}`; remove it with `vibectl config set`",
-                    key::PLUGINS_PRECEDENCE
-                ));
+            if let Some(text) = kept {
+                precedence::write(ctx, &text)?;
+                eprintln!("removed `{name}` from {}", key::PLUGINS_PRECEDENCE);
             }
             Ok(())
         }
