@@ -4,7 +4,7 @@
 //! server. Every run goes through the same guard and read-only rules as `vibe`.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use vibectl::config::generated::client::key;
 
@@ -14,7 +14,7 @@ use super::scripted::{
 };
 use super::{Client, write_executable};
 use crate::support::process::KillOnDrop;
-use crate::support::yaml;
+use crate::support::{wait, yaml};
 
 const QUIET: &str = "memory:\n  enabled: false\ndisplay:\n  show_vibe: false\n";
 
@@ -158,11 +158,13 @@ fn ctrl_c_mid_step_ends_kubectl_saves_the_memory_and_exits_130() {
                 .expect("start vibectl"),
         );
         let pid_file = client.path().join("kubectl-pid");
-        let deadline = Instant::now() + super::LIMIT;
-        while !pid_file.exists() {
-            assert!(Instant::now() < deadline, "{mode:?}: kubectl never started");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait::until_blocking(&format!("{mode:?}: kubectl started"), super::LIMIT, || {
+            if pid_file.exists() {
+                Ok(())
+            } else {
+                Err("no pid file")
+            }
+        });
         let kubectl_pid = std::fs::read_to_string(&pid_file).expect("pid");
         let kill = std::process::Command::new("kill")
             .args(["-INT", &guard.0.id().to_string()])
@@ -188,23 +190,19 @@ fn ctrl_c_mid_step_ends_kubectl_saves_the_memory_and_exits_130() {
             "{mode:?}: the memory was saved"
         );
         // kubectl was ended with the step.
-        let deadline = Instant::now() + super::LIMIT;
-        loop {
-            let alive = std::process::Command::new("kill")
-                .args(["-0", kubectl_pid.trim()])
-                .stderr(Stdio::null())
-                .status()
-                .expect("kill -0")
-                .success();
-            if !alive {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "kubectl {kubectl_pid} still runs"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait::until_blocking(
+            &format!("kubectl {kubectl_pid} ended"),
+            super::LIMIT,
+            || {
+                let alive = std::process::Command::new("kill")
+                    .args(["-0", kubectl_pid.trim()])
+                    .stderr(Stdio::null())
+                    .status()
+                    .expect("kill -0")
+                    .success();
+                if alive { Err("still running") } else { Ok(()) }
+            },
+        );
     }
 }
 

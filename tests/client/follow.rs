@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Client, write_executable};
 use crate::support::mock::MockProvider;
@@ -61,17 +61,10 @@ async fn logs_follow_prints_live_and_ctrl_c_summarizes_what_was_seen() {
         .status()
         .expect("kill -INT");
     assert!(kill.success());
-    let deadline = Instant::now() + STEP;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("status") {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "vibectl did not stop after Ctrl-C"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status =
+        crate::support::wait::until_blocking("vibectl stopping after Ctrl-C", STEP, || {
+            child.try_wait().expect("status").ok_or("still running")
+        });
     let mut rest = Vec::new();
     while let Ok(line) = rx.recv_timeout(Duration::from_secs(2)) {
         rest.push(line);

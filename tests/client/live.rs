@@ -503,14 +503,9 @@ async fn a_terminate_signal_stops_kubectl_too() {
         .status()
         .expect("kill -TERM");
     assert!(kill.success());
-    let deadline = Instant::now() + LIMIT;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("status") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "vibectl did not end");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let status = crate::support::wait::until_blocking("vibectl ending", LIMIT, || {
+        child.try_wait().expect("status").ok_or("still running")
+    });
     assert!(!status.success());
     // kubectl runs in its own process group; vibectl stopped it before leaving.
     let pid = std::fs::read_to_string(client.path().join("kubectl-pid")).expect("kubectl pid");

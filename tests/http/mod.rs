@@ -8,7 +8,7 @@ mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use vibectl::config::Secret;
@@ -67,18 +67,19 @@ impl Served {
 
     /// Wait (bounded) until the metrics text contains `needle`.
     pub async fn wait_for_metric(&self, needle: &str) {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            let text = self.gov.metrics.encode();
-            if text.contains(needle) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the metrics never showed {needle}:\n{text}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        crate::support::wait::until(
+            &format!("the metrics showing {needle}"),
+            LIMIT,
+            async || {
+                let text = self.gov.metrics.encode();
+                if text.contains(needle) {
+                    Ok(())
+                } else {
+                    Err(text)
+                }
+            },
+        )
+        .await;
     }
 }
 

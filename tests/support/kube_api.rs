@@ -531,7 +531,8 @@ async fn handle(
         });
     }
     if watch {
-        // No events: hold the watch open a while, bounded, then end it.
+        // No events: hold the watch open a while, bounded, then end it. This sleep is the
+        // scenario (a quiet watch, as a real API server holds one), not synchronisation.
         let secs = query_param(&query, "timeoutSeconds")
             .and_then(|t| t.parse::<u64>().ok())
             .map_or(WATCH_HOLD, |t| WATCH_HOLD.min(Duration::from_secs(t)));
