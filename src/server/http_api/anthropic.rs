@@ -184,42 +184,20 @@ async fn run(http: Http, headers: HeaderMap, body: axum::body::Body) -> Result<R
     if chat.stream {
         return Ok(stream(p, meter, id, deadline, slot));
     }
-    let answer = match deadline {
-        None => exec::complete(&p).await,
-        Some(limit) => match tokio::time::timeout(limit, exec::complete(&p)).await {
-            Ok(r) => r,
-            Err(_) => {
-                meter.failed("timeout");
-                return Err(timeout(limit));
-            }
-        },
-    };
-    drop(slot);
-    match answer {
-        Ok((resp, _)) => {
-            meter.text(&resp.text);
-            meter.usage(resp.usage);
-            meter.end(Outcome::Completed);
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({
-                    "id": id,
-                    "type": "message",
-                    "role": "assistant",
-                    "model": p.model.id,
-                    "content": [{"type": "text", "text": resp.text}],
-                    "stop_reason": "end_turn",
-                    "stop_sequence": null,
-                    "usage": usage_json(meter.used()),
-                }),
-            ))
-        }
-        Err((e, retries)) => {
-            meter.failed(e.code());
-            meter.end(Outcome::Error);
-            Err(provider_failure(&e, &p.model, retries))
-        }
-    }
+    let resp = super::complete(&p, &mut meter, deadline, slot).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "id": id,
+            "type": "message",
+            "role": "assistant",
+            "model": p.model.id,
+            "content": [{"type": "text", "text": resp.text}],
+            "stop_reason": "end_turn",
+            "stop_sequence": null,
+            "usage": usage_json(meter.used()),
+        }),
+    ))
 }
 
 fn event(name: &str, v: &Value) -> Result<Bytes, std::convert::Infallible> {

@@ -470,6 +470,41 @@ pub async fn admit_chat(
     })
 }
 
+/// A whole (not streamed) answer within the call's `deadline`, metered, for both APIs: the
+/// answer's text and usage go to `meter`; a timeout or a provider failure is recorded and
+/// becomes the HTTP error. `slot` (the admission) is held until the answer is in.
+pub async fn complete(
+    p: &Prepared,
+    meter: &mut Meter,
+    deadline: Option<Duration>,
+    slot: Slot,
+) -> Result<crate::llm::ChatResponse, ApiError> {
+    let answer = match deadline {
+        None => exec::complete(p).await,
+        Some(limit) => match tokio::time::timeout(limit, exec::complete(p)).await {
+            Ok(r) => r,
+            Err(_) => {
+                meter.failed("timeout");
+                return Err(timeout(limit));
+            }
+        },
+    };
+    drop(slot);
+    match answer {
+        Ok((resp, _)) => {
+            meter.text(&resp.text);
+            meter.usage(resp.usage);
+            meter.end(governance::usage::Outcome::Completed);
+            Ok(resp)
+        }
+        Err((e, retries)) => {
+            meter.failed(e.code());
+            meter.end(governance::usage::Outcome::Error);
+            Err(provider_failure(&e, &p.model, retries))
+        }
+    }
+}
+
 pub fn timeout(limit: std::time::Duration) -> ApiError {
     ApiError::new(
         StatusCode::GATEWAY_TIMEOUT,

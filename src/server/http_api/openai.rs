@@ -354,45 +354,23 @@ async fn run(http: Http, headers: HeaderMap, body: axum::body::Body) -> Result<R
         return Ok(stream(p, meter, id, chat.include_usage, deadline, slot));
     }
     let mut meter = meter;
-    let answer = match deadline {
-        None => exec::complete(&p).await,
-        Some(limit) => match tokio::time::timeout(limit, exec::complete(&p)).await {
-            Ok(r) => r,
-            Err(_) => {
-                meter.failed("timeout");
-                return Err(timeout(limit));
-            }
-        },
-    };
-    drop(slot);
-    match answer {
-        Ok((resp, _)) => {
-            meter.text(&resp.text);
-            meter.usage(resp.usage);
-            meter.end(Outcome::Completed);
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({
-                    "id": id,
-                    "object": "chat.completion",
-                    "created": now_unix(),
-                    "model": p.model.id,
-                    "choices": [{
-                        "index": 0,
-                        "message": {"role": "assistant", "content": resp.text, "refusal": null},
-                        "logprobs": null,
-                        "finish_reason": "stop",
-                    }],
-                    "usage": usage_json(meter.used()),
-                }),
-            ))
-        }
-        Err((e, retries)) => {
-            meter.failed(e.code());
-            meter.end(Outcome::Error);
-            Err(provider_failure(&e, &p.model, retries))
-        }
-    }
+    let resp = super::complete(&p, &mut meter, deadline, slot).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "id": id,
+            "object": "chat.completion",
+            "created": now_unix(),
+            "model": p.model.id,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": resp.text, "refusal": null},
+                "logprobs": null,
+                "finish_reason": "stop",
+            }],
+            "usage": usage_json(meter.used()),
+        }),
+    ))
 }
 
 fn sse(v: &Value) -> Result<Bytes, std::convert::Infallible> {
