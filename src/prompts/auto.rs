@@ -61,22 +61,9 @@ fn examples() -> String {
 /// Ask for the next step toward `goal` (none: the goals in the memory), given the steps
 /// taken so far.
 pub fn step(goal: Option<&str>, history: &[Observation], ctx: &Context<'_>) -> LlmRequest {
-    let task = ctx.task(KEY, TASK);
-    let mut user = vec![match goal.map(str::trim).filter(|g| !g.is_empty()) {
+    let first = match goal.map(str::trim).filter(|g| !g.is_empty()) {
         Some(g) => format!("The user's goal:\n<goal>\n{g}\n</goal>"),
         None => "No goal was given: continue toward the goals in the memory.".to_owned(),
-    }];
-    if let Some(h) = steps::history(history) {
-        user.push(h);
-    }
-    user.push("Answer with the next action.".to_owned());
-    let mut system = ctx.system(vec![task]);
-    system.push(format!("Examples:\n{}", ctx.examples(KEY, &examples())));
-    LlmRequest {
-        system,
-        user: ctx.user(user),
-        model: None,
-        response_schema: Some(steps::schema()),
-        request_id: None,
-    }
+    };
+    steps::request(KEY, TASK, &examples(), first, history, ctx)
 }

@@ -68,22 +68,9 @@ fn examples() -> String {
 
 /// Ask for the next step of checking `predicate`, given the steps taken so far.
 pub fn step(predicate: &str, history: &[Observation], ctx: &Context<'_>) -> LlmRequest {
-    let task = ctx.task(KEY, TASK);
-    let mut user = vec![format!(
+    let first = format!(
         "The predicate:\n<predicate>\n{}\n</predicate>",
         predicate.trim()
-    )];
-    if let Some(h) = steps::history(history) {
-        user.push(h);
-    }
-    user.push("Answer with the next action.".to_owned());
-    let mut system = ctx.system(vec![task]);
-    system.push(format!("Examples:\n{}", ctx.examples(KEY, &examples())));
-    LlmRequest {
-        system,
-        user: ctx.user(user),
-        model: None,
-        response_schema: Some(steps::schema()),
-        request_id: None,
-    }
+    );
+    steps::request(KEY, TASK, &examples(), first, history, ctx)
 }

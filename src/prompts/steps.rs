@@ -5,6 +5,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Context;
+use crate::llm::adapter::LlmRequest;
+
 /// Longest wait a step may ask for, in seconds; longer waits are cut to it.
 pub const MAX_WAIT_SECONDS: u64 = 300;
 
@@ -174,6 +177,31 @@ pub fn examples(label: &str, items: &[(&str, &str, Value)]) -> String {
         ));
     }
     out.trim_end().to_owned()
+}
+
+/// The request of one loop step (`auto`, `semiauto`, `check`): the prompt `key`'s task and
+/// examples (a plugin's when one replaces them, else `task` and `examples`), then `first` (the
+/// goal or the predicate), the steps so far, and the ask for the next action.
+pub fn request(
+    key: &str,
+    task: &str,
+    examples: &str,
+    first: String,
+    history: &[Observation],
+    ctx: &Context<'_>,
+) -> LlmRequest {
+    let mut user = vec![first];
+    user.extend(self::history(history));
+    user.push("Answer with the next action.".to_owned());
+    let mut system = ctx.system(vec![ctx.task(key, task)]);
+    system.push(format!("Examples:\n{}", ctx.examples(key, examples)));
+    LlmRequest {
+        system,
+        user: ctx.user(user),
+        model: None,
+        response_schema: Some(schema()),
+        request_id: None,
+    }
 }
 
 #[cfg(test)]
