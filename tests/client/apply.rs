@@ -60,8 +60,8 @@ async fn apply_vibe_corrects_a_manifest_the_server_dry_run_rejects_then_applies_
     for via in BOTH {
         let api = KubeApi::start();
         let mock = MockProvider::start(&["--reply", "The web deployment was created."]);
-        let mut client = Client::with_pods();
-        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        let client = Client::with_pods();
+        let _server = connect(via, &client, &mock, MEMORY_OFF);
         client.use_real_kubectl(&api);
         let original = write_broken(&client, FIXED);
 
@@ -149,7 +149,7 @@ async fn max_correction_retries_bounds_the_model_attempts_and_nothing_is_applied
         let mock = MockProvider::start(&[]);
         let mut client = Client::with_pods();
         client.env = vec![("VIBECTL_FEATURES_MAX_CORRECTION_RETRIES".into(), "0".into())];
-        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        let _server = connect(via, &client, &mock, MEMORY_OFF);
         client.use_real_kubectl(&api);
         write_broken(&client, FIXED);
         let out = client.fails(&["apply", "vibe", "web.yaml", "--yes"]);
@@ -173,7 +173,7 @@ async fn max_correction_retries_bounds_the_model_attempts_and_nothing_is_applied
         let mock = MockProvider::start(&[]);
         let mut client = Client::with_pods();
         client.env = vec![("VIBECTL_FEATURES_MAX_CORRECTION_RETRIES".into(), "2".into())];
-        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        let _server = connect(via, &client, &mock, MEMORY_OFF);
         client.use_real_kubectl(&api);
         write_broken(&client, BROKEN);
         let out = client.fails(&["apply", "vibe", "web.yaml", "--yes"]);
@@ -197,7 +197,7 @@ async fn typed_apply_and_apply_vibe_without_intelligent_apply() {
         let mock = MockProvider::start(&["--reply", &plan]);
         let mut client = Client::with_pods();
         client.env = vec![("VIBECTL_FEATURES_INTELLIGENT_APPLY".into(), "false".into())];
-        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        let _server = connect(via, &client, &mock, MEMORY_OFF);
         client.use_real_kubectl(&api);
         std::fs::write(client.path().join("fixed.yaml"), FIXED).expect("write");
         // Off: a planned `kubectl apply`, as for any verb; no dry run of ours.
@@ -229,8 +229,8 @@ async fn apply_vibe_without_a_file_has_the_model_write_the_manifest_and_read_onl
     for via in BOTH {
         let api = KubeApi::start();
         let mock = MockProvider::start(&[]);
-        let mut client = Client::with_pods();
-        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        let client = Client::with_pods();
+        let _server = connect(via, &client, &mock, MEMORY_OFF);
         client.use_real_kubectl(&api);
         let request = format!(
             "a configmap named settings with mode fast {}",

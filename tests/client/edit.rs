@@ -24,8 +24,8 @@ async fn edit_vibe_patches_the_live_resource_after_showing_the_difference() {
         seed(&api, r#"{"spec": {"replicas": 3}}"#);
         let target = plan_json(&["get", "deployment", "web"], "the web deployment");
         let mock = MockProvider::start(&[]);
-        let mut client = Client::with_pods();
-        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        let client = Client::with_pods();
+        let _server = connect(via, &client, &mock, MEMORY_OFF);
         client.use_real_kubectl(&api);
         let request = format!("give web three replicas {}", reply_marker(&target));
         let out = client.run(&["edit", "vibe", &request, "--yes"]);
@@ -66,8 +66,8 @@ async fn an_edit_that_is_not_confirmed_changes_nothing_and_intelligent_edit_off_
         seed(&api, r#"{"spec": {"replicas": 5}}"#);
         let target = plan_json(&["get", "deployment", "web"], "the web deployment");
         let mock = MockProvider::start(&[]);
-        let mut client = Client::with_pods();
-        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        let client = Client::with_pods();
+        let _server = connect(via, &client, &mock, MEMORY_OFF);
         client.use_real_kubectl(&api);
         let request = format!("five replicas {}", reply_marker(&target));
         let out = client.fails(&["edit", "vibe", &request]);
@@ -86,7 +86,7 @@ async fn an_edit_that_is_not_confirmed_changes_nothing_and_intelligent_edit_off_
         let mock = MockProvider::start(&["--reply", &plan]);
         let mut client = Client::with_pods();
         client.env = vec![("VIBECTL_FEATURES_INTELLIGENT_EDIT".into(), "false".into())];
-        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        let _server = connect(via, &client, &mock, MEMORY_OFF);
         let out = client.run(&["edit", "vibe", "open web", "--yes"]);
         out.assert_success();
         assert!(
@@ -104,8 +104,8 @@ async fn a_patch_that_is_not_json_gets_one_retry_then_a_clear_error() {
         seed(&api, "Sure, I would raise the replicas.");
         let target = plan_json(&["get", "deployment", "web"], "the web deployment");
         let mock = MockProvider::start(&[]);
-        let mut client = Client::with_pods();
-        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        let client = Client::with_pods();
+        let _server = connect(via, &client, &mock, MEMORY_OFF);
         client.use_real_kubectl(&api);
         let request = format!("more replicas {}", reply_marker(&target));
         let out = client.fails(&["edit", "vibe", &request, "--yes"]);

@@ -5,48 +5,15 @@
 use base64::Engine;
 use serde_json::json;
 
-use super::proxy::Server;
 use super::{Client, plan_json};
 use crate::support::kube_api::KubeApi;
 use crate::support::mock::MockProvider;
 
-/// How the client reaches the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Via {
-    Direct,
-    Server,
-}
+use super::scripted::Mode;
+pub(super) use super::scripted::connect;
 
-pub(super) const BOTH: [Via; 2] = [Via::Direct, Via::Server];
-
-/// Configure `client` for `mock` (with `extra` config), directly or through a fresh server of
-/// ours holding the key; the server is returned so it lives as long as the test needs it.
-pub(super) fn connect(
-    client: &mut Client,
-    mock: &MockProvider,
-    via: Via,
-    extra: &str,
-) -> Option<Server> {
-    match via {
-        Via::Direct => {
-            client.configure(mock, true, extra);
-            None
-        }
-        Via::Server => {
-            client.configure(mock, false, extra);
-            let server = Server::start(mock);
-            let url = format!(
-                "vibectl-server-insecure://{}@{}",
-                server.token(),
-                server.addr
-            );
-            client
-                .run(&["setup-proxy", "configure", "prod", &url])
-                .assert_success();
-            Some(server)
-        }
-    }
-}
+/// Direct first, then through a fresh server of ours holding the key.
+pub(super) const BOTH: [Mode; 2] = [Mode::Direct, Mode::Proxy];
 
 /// A marker making the mock answer `reply` (which may hold `,` and `]]`).
 pub(super) fn reply_marker(reply: &str) -> String {
@@ -80,8 +47,8 @@ async fn typed_verbs_run_the_real_kubectl_and_print_the_summary() {
         let api = KubeApi::start();
         api.seed(deployment("web", 1));
         let mock = MockProvider::start(&["--reply", "Done."]);
-        let mut client = Client::with_pods();
-        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        let client = Client::with_pods();
+        let _server = connect(via, &client, &mock, MEMORY_OFF);
         client.use_real_kubectl(&api);
         // The stub speaks JSON only, so objects are created from files (kubectl's generator
         // forms send protobuf); the fake kubectl covers those forms elsewhere.
@@ -131,8 +98,8 @@ async fn wait_runs_in_the_live_display_and_its_timeout_is_a_failure() {
             "until web is available",
         );
         let mock = MockProvider::start(&["--reply", "Done."]);
-        let mut client = Client::with_pods();
-        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        let client = Client::with_pods();
+        let _server = connect(via, &client, &mock, MEMORY_OFF);
         client.use_real_kubectl(&api);
         let out = client.run(&[
             "wait",
@@ -198,8 +165,8 @@ async fn diff_with_differences_is_not_a_failure_but_a_diff_error_is() {
         let api = KubeApi::start();
         api.seed(deployment("web", 1));
         let mock = MockProvider::start(&["--reply", "Replicas go from 1 to 4."]);
-        let mut client = Client::with_pods();
-        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        let client = Client::with_pods();
+        let _server = connect(via, &client, &mock, MEMORY_OFF);
         client.use_real_kubectl(&api);
         let changed = serde_json::to_string(&deployment("web", 4)).expect("json");
         std::fs::write(client.path().join("web.json"), changed).expect("write");
@@ -245,8 +212,8 @@ async fn verb_vibe_plans_a_command_of_that_verb_with_its_guide() {
         api.seed(deployment("web", 1));
         let plan = plan_json(&["deployment/web", "--replicas=2"], "two copies");
         let mock = MockProvider::start(&["--reply", &plan]);
-        let mut client = Client::with_pods();
-        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        let client = Client::with_pods();
+        let _server = connect(via, &client, &mock, MEMORY_OFF);
         client.use_real_kubectl(&api);
         let out = client.run(&["scale", "vibe", "run two copies of web", "--yes"]);
         out.assert_success();
@@ -275,8 +242,8 @@ async fn verb_vibe_plans_a_command_of_that_verb_with_its_guide() {
 async fn rollout_subcommands_run_their_kubectl_subcommand_and_undo_asks_first() {
     let mock = MockProvider::start(&["--reply", "Rolled."]);
     for via in BOTH {
-        let mut client = Client::new("deployment.apps/web restarted\n", "", 0);
-        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        let client = Client::new("deployment.apps/web restarted\n", "", 0);
+        let _server = connect(via, &client, &mock, MEMORY_OFF);
         for sub in ["status", "history", "restart", "pause", "resume"] {
             let out = client.run(&["rollout", sub, "deployment/web"]);
             out.assert_success();
@@ -324,8 +291,8 @@ async fn plans_naming_another_program_shell_syntax_or_context_are_refused() {
         for (commands, why) in cases {
             let plan = plan_json(commands, "as asked");
             let mock = MockProvider::start(&["--reply", &plan]);
-            let mut client = Client::with_pods();
-            let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+            let client = Client::with_pods();
+            let _server = connect(via, &client, &mock, MEMORY_OFF);
             let out = client.fails(&["vibe", "clean up", "--yes"]);
             assert!(
                 out.stderr.contains("not running the planned command"),
@@ -354,8 +321,8 @@ async fn patch_typed_and_planned_changes_the_object_and_summarizes() {
             "four replicas",
         );
         let mock = MockProvider::start(&["--reply", "Patched."]);
-        let mut client = Client::with_pods();
-        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        let client = Client::with_pods();
+        let _server = connect(via, &client, &mock, MEMORY_OFF);
         client.use_real_kubectl(&api);
         let out = client.run(&[
             "patch",
@@ -392,7 +359,7 @@ async fn a_kubectl_that_hangs_is_stopped_after_core_kubectl_timeout_seconds() {
         let mock = MockProvider::start(&[]);
         let mut client = Client::with_pods();
         client.env = vec![("VIBECTL_CORE_KUBECTL_TIMEOUT_SECONDS".into(), "1".into())];
-        let _server = connect(&mut client, &mock, via, MEMORY_OFF);
+        let _server = connect(via, &client, &mock, MEMORY_OFF);
         // A kubectl that never answers (a cluster that accepts the connection and says nothing).
         super::write_executable(&client.kubectl(), "#!/bin/sh\nexec sleep 300\n");
         let out = client.fails(&["wait", "deployment/web", "--for=condition=Available"]);
