@@ -363,3 +363,117 @@ async fn json_object_and_both_token_limits_reach_the_provider() {
     );
     assert_eq!(sent["body"]["stop"], json!(["END"]), "{sent}");
 }
+
+#[tokio::test]
+async fn input_bounds_name_the_http_fields_in_both_shapes() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(
+        &mock,
+        false,
+        &[(key::SERVER_LIMITS_GLOBAL_MAX_INPUT_LENGTH, "100")],
+    )
+    .await;
+    let c = reqwest::Client::new();
+    let long = "x".repeat(120);
+    let turns = |at: usize| -> Vec<Value> {
+        (0..5)
+            .map(|i| {
+                let role = if i % 2 == 0 { "user" } else { "assistant" };
+                let text = if i == at { long.as_str() } else { "hi" };
+                json!({"role": role, "content": text})
+            })
+            .collect()
+    };
+    let openai = |body: Value| {
+        let c = &c;
+        let served = &served;
+        async move { post(served, c, &[JSON], serde_json::to_vec(&body).unwrap()).await }
+    };
+    let over = |got: &(u16, reqwest::header::HeaderMap, Value), param: &str| {
+        assert_error(got, 400, Some(param), Some("input_too_long"));
+        let msg = got.2["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(param) && msg.contains("100"), "{msg}");
+        for grpc in ["fragments", "response_model_schema", "model_name"] {
+            assert!(!msg.contains(grpc), "a gRPC name in {msg}");
+        }
+    };
+
+    // OpenAI: the longest message, a system message (it is one of the messages there), the
+    // response schema, the model name.
+    let got = openai(json!({"model": MODEL, "messages": turns(3)})).await;
+    over(&got, "messages[3].content");
+    let mut sys = turns(9);
+    sys.insert(0, json!({"role": "system", "content": long}));
+    let got = openai(json!({"model": MODEL, "messages": sys})).await;
+    over(&got, "messages[0].content");
+    let props: serde_json::Map<String, Value> = (0..10)
+        .map(|i| (format!("field{i}"), json!({"type": "string"})))
+        .collect();
+    let schema = json!({"type": "object", "properties": props});
+    let got = openai(
+        json!({"model": MODEL, "messages": turns(9), "response_format":
+        {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}}),
+    )
+    .await;
+    over(&got, "response_format.json_schema");
+    let huge: serde_json::Map<String, Value> = (0..8000)
+        .map(|i| (format!("field{i}"), json!({"type": "string"})))
+        .collect();
+    let got = openai(json!({"model": MODEL, "messages": turns(9), "response_format":
+        {"type": "json_schema", "json_schema": {"name": "s", "schema": {"type": "object", "properties": huge}}}}))
+    .await;
+    assert_error(&got, 400, Some("response_format.json_schema"), None);
+    assert!(
+        got.2["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("response_format.json_schema has ")),
+        "{}",
+        got.2
+    );
+    let got = openai(json!({"model": "m".repeat(300), "messages": turns(9)})).await;
+    assert_error(&got, 400, Some("model"), None);
+    assert!(
+        got.2["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("model has 300 bytes")),
+        "{}",
+        got.2
+    );
+
+    // Anthropic: its own paths (`messages.3.content`) and `system`, in its own shape.
+    let url = format!("http://{}/v1/messages", served.server.addr);
+    let anthropic = async |body: Value| -> (u16, Value) {
+        let resp = within("a messages call", c.post(&url).json(&body).send())
+            .await
+            .expect("the call");
+        let status = resp.status().as_u16();
+        (status, within("the body", resp.json()).await.expect("JSON"))
+    };
+    for (body, named) in [
+        (
+            json!({"model": MODEL, "max_tokens": 5, "messages": turns(3)}),
+            "messages.3.content",
+        ),
+        (
+            json!({"model": MODEL, "max_tokens": 5, "system": long, "messages": turns(9)}),
+            "system",
+        ),
+        (
+            json!({"model": "m".repeat(300), "max_tokens": 5, "messages": turns(9)}),
+            "model has 300 bytes",
+        ),
+    ] {
+        let (status, v) = anthropic(body).await;
+        assert_eq!(status, 400, "{v}");
+        assert_eq!(v["type"], "error", "{v}");
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+        let msg = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(named), "{named} not in {msg}");
+        assert!(!msg.contains("fragments"), "{msg}");
+    }
+
+    // Nothing refused went upstream; the server serves on.
+    assert_eq!(mock.stats().await["requests_total"], 0);
+    let got = openai(chat("hi")).await;
+    assert_eq!(got.0, 200, "{}", got.2);
+}
