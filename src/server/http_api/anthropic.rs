@@ -23,6 +23,10 @@ use crate::server::governance::meter::Meter;
 use crate::server::governance::usage::{Api, Outcome};
 use crate::server::governance::{self, Limits, layer};
 
+/// The Messages API's route; an error before routing (HTTP/1.0, the HTTP API off) to a path
+/// under it comes in Anthropic's shape.
+pub const PATH: &str = "/v1/messages";
+
 /// The most stop sequences.
 pub const MAX_STOP: usize = 16;
 

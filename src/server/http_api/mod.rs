@@ -55,7 +55,7 @@ pub fn router(http: Http) -> axum::Router {
             "/v1/chat/completions",
             axum::routing::post(openai::chat_completions),
         )
-        .route("/v1/messages", axum::routing::post(anthropic::messages))
+        .route(anthropic::PATH, axum::routing::post(anthropic::messages))
         .route(
             "/v1/messages/count_tokens",
             axum::routing::post(anthropic::count_tokens),
@@ -708,7 +708,11 @@ where
             None
         };
         if let Some(err) = early {
-            let mut resp = err.into_response();
+            let mut resp = if req.uri().path().starts_with(anthropic::PATH) {
+                err.into_anthropic()
+            } else {
+                err.into_response()
+            };
             if resp.status() == StatusCode::UPGRADE_REQUIRED {
                 resp.headers_mut()
                     .insert(http::header::UPGRADE, HeaderValue::from_static("HTTP/1.1"));
