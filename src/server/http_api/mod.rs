@@ -14,6 +14,7 @@
 
 pub mod anthropic;
 pub mod openai;
+pub mod tools;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -35,7 +36,7 @@ use super::governance::usage::Api;
 use super::governance::{self, ANONYMOUS, Governance, LimitType, Limits, Refusal};
 use super::state::State;
 use crate::config::generated::server::key;
-use crate::llm::Message;
+use crate::llm::{Message, ProviderKind, ToolChoice, ToolDef};
 use crate::proto::{ExecuteError, ExecuteRequest};
 
 /// What the HTTP handlers share.
@@ -408,18 +409,30 @@ pub struct Chat {
     pub stop: Vec<String>,
     /// The schema of `response_format`, as JSON text.
     pub schema: Option<String>,
+    /// The tools the model may call.
+    pub tools: Vec<ToolDef>,
+    pub tool_choice: Option<ToolChoice>,
 }
 
 impl Chat {
-    /// The fields gRPC's checks and model resolution read.
+    /// The fields gRPC's checks and model resolution read. Tool definitions, tool calls and
+    /// tool results count as user text, so `max_input_length` bounds them too.
     fn execute_request(&self) -> ExecuteRequest {
+        let mut user: Vec<String> = Vec::new();
+        for m in &self.messages {
+            user.extend(m.content.iter().cloned());
+            for c in &m.tool_calls {
+                user.push(format!("{}{}{}", c.id, c.name, c.arguments));
+            }
+            for r in &m.tool_results {
+                user.push(r.call_id.clone());
+                user.extend(r.content.iter().cloned());
+            }
+        }
+        user.extend(self.tools.iter().map(tools::input_text));
         ExecuteRequest {
             system_fragments: self.system.clone(),
-            user_fragments: self
-                .messages
-                .iter()
-                .flat_map(|m| m.content.clone())
-                .collect(),
+            user_fragments: user,
             model_name: Some(self.model.clone()),
             response_model_schema: self.schema.clone(),
             ..Default::default()
@@ -457,6 +470,23 @@ pub async fn admit_chat(
     p.chat.temperature = chat.temperature;
     p.chat.max_tokens = chat.max_tokens;
     p.chat.stop = chat.stop.clone();
+    p.chat.tools = chat.tools.clone();
+    p.chat.tool_choice = chat.tool_choice.clone();
+    if p.chat.uses_tools() && p.client.kind() == ProviderKind::Ollama {
+        let param = if chat.tools.is_empty() {
+            "messages"
+        } else {
+            "tools"
+        };
+        return Err(ApiError::invalid(
+            param,
+            format!(
+                "`tools`, tool calls and tool results are not supported for `{}`, a model served by Ollama; use a model of another provider or send no tools",
+                chat.model
+            ),
+        )
+        .with_code("unsupported_parameter"));
+    }
     let meter = Meter::new(
         http.gov.call_via(sub, api),
         p.model.clone(),
@@ -493,6 +523,10 @@ pub async fn complete(
     match answer {
         Ok((resp, _)) => {
             meter.text(&resp.text);
+            for call in &resp.tool_calls {
+                meter.text(&call.name);
+                meter.text(&call.arguments);
+            }
             meter.usage(resp.usage);
             meter.end(governance::usage::Outcome::Completed);
             Ok(resp)
