@@ -388,7 +388,10 @@ async fn error_inside_a_stream_is_mapped(kind: ProviderKind) {
     let answer = items
         .iter()
         .find(|i| !matches!(i, Ok(StreamEvent::InputTokens(_))));
-    assert!(matches!(answer, Some(Ok(StreamEvent::Text(_)))), "{items:?}");
+    assert!(
+        matches!(answer, Some(Ok(StreamEvent::Text(_)))),
+        "{items:?}"
+    );
     let e = stream_error(&items);
     let expected = match kind {
         // Ollama's in-stream errors are plain strings with no type.
