@@ -146,11 +146,16 @@ impl ApiError {
         }
     }
 
-    /// Anthropic's JSON body: `{"type": "error", "error": {"type", "message"}}`.
+    /// Anthropic's JSON body: `{"type": "error", "error": {"type", "message"}}`. The shape has
+    /// no `param`, so the message names the field at fault when it does not already.
     pub fn anthropic_body(&self) -> serde_json::Value {
+        let message = match &self.param {
+            Some(p) if !self.message.contains(p.as_str()) => format!("{p}: {}", self.message),
+            _ => self.message.clone(),
+        };
         serde_json::json!({"type": "error", "error": {
             "type": self.anthropic_type(),
-            "message": self.message,
+            "message": message,
         }})
     }
 
