@@ -503,4 +503,86 @@ mod tests {
         assert_eq!(r.text, r#"{"a":1}"#);
         assert_eq!(r.usage.total_tokens(), Some(12));
     }
+
+    fn frame(data: serde_json::Value) -> Frame {
+        Frame {
+            event: String::new(),
+            data: data.to_string(),
+        }
+    }
+
+    fn tool_start(block: usize) -> Frame {
+        frame(json!({"type": "content_block_start", "index": block,
+            "content_block": {"type": "tool_use", "id": format!("t{block}"), "name": "f", "input": {}}}))
+    }
+
+    #[test]
+    fn with_tools_a_tool_use_block_is_a_call_and_their_count_is_capped() {
+        let mut d = Decoder::new(true);
+        let mut out = Vec::new();
+        d.decode(&tool_start(1), &mut out).expect("a call");
+        d.decode(
+            &frame(json!({"type": "content_block_delta", "index": 1,
+                "delta": {"type": "input_json_delta", "partial_json": "{}"}})),
+            &mut out,
+        )
+        .expect("its input");
+        d.decode(
+            &frame(
+                json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"},
+                "usage": {"output_tokens": 3}}),
+            ),
+            &mut out,
+        )
+        .expect("the stop");
+        assert_eq!(
+            out,
+            vec![
+                StreamEvent::ToolCall {
+                    index: 0,
+                    id: "t1".into(),
+                    name: "f".into()
+                },
+                StreamEvent::ToolArgs {
+                    index: 0,
+                    fragment: "{}".into()
+                },
+                StreamEvent::Stop(StopReason::ToolUse),
+            ]
+        );
+        for block in 2..=MAX_TOOL_CALLS {
+            d.decode(&tool_start(block), &mut out)
+                .expect("within the cap");
+        }
+        let e = d.decode(&tool_start(MAX_TOOL_CALLS + 1), &mut out);
+        assert!(matches!(e, Err(ProviderError::BadResponse { .. })), "{e:?}");
+        // Input for a block that is not a tool call is a bad answer.
+        let e = Decoder::new(true).decode(
+            &frame(json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": "{}"}})),
+            &mut out,
+        );
+        assert!(matches!(e, Err(ProviderError::BadResponse { .. })), "{e:?}");
+    }
+
+    #[test]
+    fn without_tools_the_forced_tool_is_the_answer_text() {
+        let mut d = Decoder::new(false);
+        let mut out = Vec::new();
+        for f in [
+            tool_start(0),
+            frame(json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": "{\"a\":1}"}})),
+            frame(json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}})),
+        ] {
+            d.decode(&f, &mut out).expect("decodes");
+        }
+        assert_eq!(
+            out,
+            vec![
+                StreamEvent::Text(r#"{"a":1}"#.into()),
+                StreamEvent::Stop(StopReason::EndTurn)
+            ]
+        );
+    }
 }

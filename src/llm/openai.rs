@@ -528,4 +528,89 @@ mod tests {
         let r = parse_response(br#"{"choices":[{"message":{"content":null,"refusal":"no"}}]}"#);
         assert!(matches!(r, Err(ProviderError::BadResponse { .. })));
     }
+
+    fn frame(data: &str) -> Frame {
+        Frame {
+            event: String::new(),
+            data: data.to_owned(),
+        }
+    }
+
+    #[test]
+    fn streamed_tool_calls_are_numbered_in_order_and_their_count_is_capped() {
+        let mut d = Decoder::default();
+        let mut out = Vec::new();
+        let start = |i: usize| {
+            frame(&format!(
+                r#"{{"choices":[{{"delta":{{"tool_calls":[{{"index":{},"id":"c{i}","type":"function","function":{{"name":"f","arguments":"{{"}}}}]}}}}]}}"#,
+                1000 + i
+            ))
+        };
+        d.decode(&start(0), &mut out).expect("first call");
+        d.decode(
+            &frame(r#"{"choices":[{"delta":{"tool_calls":[{"index":1000,"function":{"arguments":"}"}}]},"finish_reason":"tool_calls"}]}"#),
+            &mut out,
+        )
+        .expect("its arguments");
+        assert_eq!(
+            out,
+            vec![
+                StreamEvent::ToolCall {
+                    index: 0,
+                    id: "c0".into(),
+                    name: "f".into()
+                },
+                StreamEvent::ToolArgs {
+                    index: 0,
+                    fragment: "{".into()
+                },
+                StreamEvent::ToolArgs {
+                    index: 0,
+                    fragment: "}".into()
+                },
+                StreamEvent::Stop(StopReason::ToolUse),
+            ]
+        );
+        for i in 1..MAX_TOOL_CALLS {
+            d.decode(&start(i), &mut out).expect("within the cap");
+        }
+        let e = d.decode(&start(MAX_TOOL_CALLS), &mut out);
+        assert!(matches!(e, Err(ProviderError::BadResponse { .. })), "{e:?}");
+        // Arguments of a call that never began are a bad answer, not a silent drop.
+        let mut fresh = Decoder::default();
+        let e = fresh.decode(
+            &frame(r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}}]}"#),
+            &mut out,
+        );
+        assert!(matches!(e, Err(ProviderError::BadResponse { .. })), "{e:?}");
+    }
+
+    #[test]
+    fn a_whole_answer_carries_its_tool_calls_and_finish_reason() {
+        let r = parse_response(
+            br#"{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[
+                {"id":"call_1","type":"function","function":{"name":"get","arguments":"{\"a\":1}"}}]},
+                "finish_reason":"tool_calls"}]}"#,
+        )
+        .expect("parses");
+        assert_eq!(r.text, "");
+        assert_eq!(
+            r.tool_calls,
+            vec![ToolCall {
+                id: "call_1".into(),
+                name: "get".into(),
+                arguments: r#"{"a":1}"#.into()
+            }]
+        );
+        assert_eq!(r.stop, Some(StopReason::ToolUse));
+        for (wire, stop) in [
+            ("stop", StopReason::EndTurn),
+            ("length", StopReason::MaxTokens),
+            ("tool_calls", StopReason::ToolUse),
+            ("content_filter", StopReason::ContentFilter),
+        ] {
+            assert_eq!(stop_reason(wire), Some(stop.clone()));
+            assert_eq!(finish_reason(Some(&stop)), wire);
+        }
+    }
 }
