@@ -496,6 +496,19 @@ async fn bad_tools_get_a_400_naming_the_field_and_nothing_goes_upstream() {
             "messages[0].tool_call_id",
             unsupported,
         ),
+        (
+            with_tools(|b| {
+                let call = b["messages"][1]["tool_calls"][0].clone();
+                b["messages"][1]["tool_calls"] = Value::Array(vec![call; 129]);
+            }),
+            "messages[1].tool_calls",
+            None,
+        ),
+        (
+            with_tools(|b| b["tools"][0]["function"]["description"] = json!("d".repeat(17_000))),
+            "tools[0].function.description",
+            None,
+        ),
         // The tool schemas count towards max_input_length (2000 here).
         (
             with_tools(|b| b["tools"][0]["function"]["description"] = json!("d".repeat(2100))),

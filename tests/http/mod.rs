@@ -5,6 +5,7 @@ mod anthropic;
 mod bad_input;
 mod sdk;
 mod tls;
+mod tools;
 
 use std::path::PathBuf;
 use std::sync::Arc;
