@@ -646,6 +646,15 @@ async fn bad_anthropic_tools_get_a_400_naming_the_field() {
             },
             "messages.2.content.0.content[0].type",
         ),
+        (
+            {
+                let mut b = base();
+                let call = b["messages"][1]["content"][0].clone();
+                b["messages"][1]["content"] = Value::Array(vec![call; 129]);
+                b
+            },
+            "messages.1.content",
+        ),
     ];
     for (body, field) in cases {
         let resp = within("a messages call", c.post(&url).json(&body).send())

@@ -21,7 +21,8 @@ use super::{
 };
 use crate::llm::anthropic::{stop_reason_name, tool_input};
 use crate::llm::{
-    Message, Role, StopReason, StreamEvent, ToolCall, ToolChoice, ToolDef, ToolResult,
+    MAX_TOOL_CALLS, Message, Role, StopReason, StreamEvent, ToolCall, ToolChoice, ToolDef,
+    ToolResult,
 };
 use crate::server::exec;
 use crate::server::governance::meter::Meter;
@@ -121,6 +122,15 @@ fn content(v: &Value, param: &str, role: Role) -> Result<Message, ApiError> {
             }
             _ => m.content.push(text_part(b, &p)?),
         }
+    }
+    if m.tool_calls.len() > MAX_TOOL_CALLS {
+        return Err(ApiError::invalid(
+            param,
+            format!(
+                "{param} has {} tool_use blocks; at most {MAX_TOOL_CALLS}",
+                m.tool_calls.len()
+            ),
+        ));
     }
     Ok(m)
 }
