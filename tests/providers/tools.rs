@@ -261,6 +261,41 @@ async fn the_input_count_comes_first_when_the_provider_gives_it_first(kind: Prov
     }
 }
 
+/// A hostile provider's tool-call argument piece longer than the stream's line/event cap fails
+/// the stream as a bad answer; nothing gathers it.
+async fn a_tool_argument_piece_over_the_frame_cap_fails_the_stream(kind: ProviderKind) {
+    let mock = MockProvider::start(&[]);
+    let c = client(kind, &mock, None);
+    let huge = format!(
+        r#"{{"blob":"{}"}}"#,
+        "x".repeat(vibectl::llm::stream::MAX_FRAME_BYTES + 1024)
+    );
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&huge);
+    let mut req = asking_for_a_call();
+    req.messages = vec![Message::text(
+        Role::User,
+        vec![format!(
+            "go [[mock:tool_call=get_weather,tool_args_b64={b64},chunks=1]]"
+        )],
+    )];
+    let items = collect(&c, &req).await;
+    // (The items are not printed: one of them may be megabytes long.)
+    assert!(
+        matches!(items.last(), Some(Err(_))),
+        "the stream did not fail ({} items)",
+        items.len()
+    );
+    let e = super::stream_error(&items);
+    assert_eq!(e.code(), "bad_response", "{e}");
+    assert!(e.to_string().contains("longer than"), "{e}");
+    assert!(
+        !items
+            .iter()
+            .any(|i| matches!(i, Ok(StreamEvent::ToolArgs { .. }))),
+        "no piece of it passed"
+    );
+}
+
 macro_rules! tool_tests {
     ($($name:ident),* $(,)?) => {
         provider_tests!(anthropic, vibectl::llm::ProviderKind::Anthropic, $($name),*);
@@ -272,6 +307,7 @@ tool_tests!(
     a_tool_call_comes_back_whole_and_streamed,
     tool_calls_and_results_go_back_in_the_provider_shape,
     the_input_count_comes_first_when_the_provider_gives_it_first,
+    a_tool_argument_piece_over_the_frame_cap_fails_the_stream,
 );
 
 provider_tests!(
