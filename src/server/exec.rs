@@ -268,7 +268,7 @@ pub fn stream(
             while let Some(item) = futures_util::StreamExt::next(&mut upstream).await {
                 match item {
                     Ok(event) => {
-                        sent |= matches!(event, StreamEvent::Text(_));
+                        sent |= event.is_output();
                         yield Ok((event, attempt));
                     }
                     Err(e) => {
