@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
 
-/// One chat call: what the model is told, and how it must answer.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// One chat call: what the model is told, and how it must answer. Its serialized form is the
+/// whole request a provider receives, which the response cache keys on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ChatRequest {
     /// Fragments for the provider's system slot, in order.
     pub system: Vec<String>,
@@ -30,7 +31,8 @@ pub struct ChatRequest {
 }
 
 /// Who said a turn of a conversation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     User,
     Assistant,
@@ -47,7 +49,7 @@ impl Role {
 }
 
 /// One turn of a conversation: its text parts, in order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Message {
     pub role: Role,
     pub content: Vec<String>,
@@ -67,8 +69,8 @@ impl Usage {
     }
 }
 
-/// The whole answer of a non-streaming call.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The whole answer of a non-streaming call (serialized whole in the response cache).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatResponse {
     /// The answer text; for structured output, the JSON document as text.
     pub text: String,

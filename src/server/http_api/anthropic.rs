@@ -20,6 +20,7 @@ use super::{
     provider_failure, timeout,
 };
 use crate::llm::{Message, Role, StreamEvent};
+use crate::server::cache::Lookup;
 use crate::server::exec;
 use crate::server::governance::meter::Meter;
 use crate::server::governance::usage::{Api, Outcome};
@@ -177,14 +178,15 @@ async fn run(http: Http, headers: HeaderMap, body: axum::body::Body) -> Result<R
     let Admitted {
         p,
         mut meter,
+        lookup,
         slot,
         timeout: deadline,
-    } = admit_chat(&http, sub, &chat, Api::Anthropic, "Messages").await?;
+    } = admit_chat(&http, sub, &chat, &headers, Api::Anthropic, "Messages").await?;
     let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
     if chat.stream {
-        return Ok(stream(p, meter, id, deadline, slot));
+        return Ok(stream(p, lookup, meter, id, deadline, slot));
     }
-    let resp = super::complete(&p, &mut meter, deadline, slot).await?;
+    let resp = super::complete(&p, &lookup, &mut meter, deadline, slot).await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({
@@ -208,6 +210,7 @@ fn event(name: &str, v: &Value) -> Result<Bytes, std::convert::Infallible> {
 /// and meter, so a client that goes away is charged what it used.
 fn stream(
     p: exec::Prepared,
+    lookup: Lookup,
     mut meter: Meter,
     id: String,
     limit: Option<std::time::Duration>,
@@ -224,7 +227,7 @@ fn stream(
         }}));
         yield event("content_block_start", &json!({"type": "content_block_start", "index": 0,
             "content_block": {"type": "text", "text": ""}}));
-        let mut upstream = std::pin::pin!(exec::stream(&p));
+        let mut upstream = std::pin::pin!(lookup.stream(&p));
         while let Some(item) = upstream.next().await {
             match item {
                 Ok((StreamEvent::Text(t), _)) => {

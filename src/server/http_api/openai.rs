@@ -19,6 +19,7 @@ use super::{
     provider_failure, timeout,
 };
 use crate::llm::{Message, Role, StreamEvent};
+use crate::server::cache::Lookup;
 use crate::server::exec;
 use crate::server::governance::meter::Meter;
 use crate::server::governance::usage::{Api, Outcome};
@@ -346,15 +347,24 @@ async fn run(http: Http, headers: HeaderMap, body: axum::body::Body) -> Result<R
     let Admitted {
         p,
         meter,
+        lookup,
         slot,
         timeout: deadline,
-    } = admit_chat(&http, sub, &chat, Api::Openai, "ChatCompletions").await?;
+    } = admit_chat(&http, sub, &chat, &headers, Api::Openai, "ChatCompletions").await?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     if chat.stream {
-        return Ok(stream(p, meter, id, chat.include_usage, deadline, slot));
+        return Ok(stream(
+            p,
+            lookup,
+            meter,
+            id,
+            chat.include_usage,
+            deadline,
+            slot,
+        ));
     }
     let mut meter = meter;
-    let resp = super::complete(&p, &mut meter, deadline, slot).await?;
+    let resp = super::complete(&p, &lookup, &mut meter, deadline, slot).await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({
@@ -381,6 +391,7 @@ fn sse(v: &Value) -> Result<Bytes, std::convert::Infallible> {
 /// its meter, so a client that goes away drops the upstream call and is charged what it used.
 fn stream(
     p: exec::Prepared,
+    lookup: Lookup,
     mut meter: Meter,
     id: String,
     include_usage: bool,
@@ -400,7 +411,7 @@ fn stream(
     let events = async_stream::stream! {
         let _slot = slot;
         yield sse(&chunk(json!({"role": "assistant", "content": ""}), Value::Null));
-        let mut upstream = std::pin::pin!(exec::stream(&p));
+        let mut upstream = std::pin::pin!(lookup.stream(&p));
         while let Some(item) = upstream.next().await {
             match item {
                 Ok((StreamEvent::Text(t), _)) => {

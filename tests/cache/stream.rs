@@ -1,0 +1,168 @@
+//! A cached answer replayed to streaming calls: gRPC StreamExecute (text chunks, then
+//! `complete` and `final_metrics`), OpenAI `stream: true` and Anthropic `stream: true` events;
+//! a streamed answer is stored for later calls, unless the client left before its end.
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use vibectl::proto::stream_chunk::ChunkType;
+
+use super::{asking, chat, grpc_text, http_text, on, post_text, serve, upstream_calls};
+use crate::server::collect_chunks;
+use crate::support::mock::MockProvider;
+use crate::support::server::{LIMIT, MODEL, request, within};
+use vibectl::server::cache::REPLAY_CHUNK_BYTES;
+
+/// The `data:` payloads of a server-sent event body, in order.
+fn data_lines(body: &str) -> Vec<&str> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_cached_answer_replays_as_a_grpc_stream_and_a_streamed_answer_is_stored() {
+    let mock = MockProvider::start(&[]);
+    let served = serve(&mock, false, &on(300)).await;
+    let mut client = served.server.client().await;
+    let long = "z".repeat(REPLAY_CHUNK_BYTES * 2 + 100);
+    let ask = || request(&asking("whole first", &long), None);
+    assert_eq!(grpc_text(&mut client, ask(), &[]).await, long);
+    let stream = within("StreamExecute", client.stream_execute(ask()))
+        .await
+        .expect("a stream")
+        .into_inner();
+    let chunks = collect_chunks(stream).await;
+    assert_eq!(upstream_calls(&mock).await, 1, "replayed, not called");
+    let texts: Vec<&String> = chunks
+        .iter()
+        .filter_map(|c| match c {
+            ChunkType::TextChunk(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    assert_eq!(texts.iter().map(|t| t.as_str()).collect::<String>(), long);
+    match &chunks[chunks.len() - 2..] {
+        [ChunkType::Complete(c), ChunkType::FinalMetrics(m)] => {
+            assert_eq!(c.actual_model_used, MODEL);
+            assert_eq!((m.input_tokens, m.output_tokens), (Some(0), Some(0)));
+        }
+        other => panic!("the stream did not end with complete and metrics: {other:?}"),
+    }
+
+    // Streamed first: stored, then a whole call is a hit.
+    let ask = || request("streamed first", None);
+    let stream = within("StreamExecute", client.stream_execute(ask()))
+        .await
+        .expect("a stream")
+        .into_inner();
+    let streamed: String = collect_chunks(stream)
+        .await
+        .into_iter()
+        .filter_map(|c| match c {
+            ChunkType::TextChunk(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(upstream_calls(&mock).await, 2);
+    assert_eq!(grpc_text(&mut client, ask(), &[]).await, streamed);
+    assert_eq!(upstream_calls(&mock).await, 2);
+    let records = served.usage();
+    let hits = records.iter().filter(|r| r["cache"] == "hit").count();
+    assert_eq!(hits, 2, "{records:?}");
+}
+
+#[tokio::test]
+async fn a_cached_answer_replays_as_openai_and_anthropic_events() {
+    let mock = MockProvider::start(&[]);
+    let served = serve(&mock, false, &on(300)).await;
+    let mut body = chat("explain the ingress");
+    let whole = http_text(&served, None, &[], &body).await;
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let (status, events) = post_text(&served, "/chat/completions", None, &[], &body).await;
+    assert_eq!(status, 200, "{events}");
+    assert_eq!(upstream_calls(&mock).await, 1, "replayed, not called");
+    let data = data_lines(&events);
+    assert_eq!(data.last(), Some(&"[DONE]"), "{events}");
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).expect("a JSON chunk"))
+        .collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, whole);
+    assert!(
+        chunks
+            .iter()
+            .any(|c| c["choices"][0]["finish_reason"] == "stop"),
+        "{events}"
+    );
+    let usage = &chunks.last().expect("a usage chunk")["usage"];
+    assert_eq!(usage["total_tokens"], 0, "{events}");
+
+    let mut message = json!({"model": MODEL, "max_tokens": 100,
+        "messages": [{"role": "user", "content": "explain the ingress"}]});
+    let (status, whole) = post_text(&served, "/messages", None, &[], &message).await;
+    assert_eq!(status, 200, "{whole}");
+    let whole: Value = serde_json::from_str(&whole).expect("JSON");
+    assert_eq!(
+        upstream_calls(&mock).await,
+        2,
+        "another API, another request"
+    );
+    message["stream"] = json!(true);
+    let (status, events) = post_text(&served, "/messages", None, &[], &message).await;
+    assert_eq!(status, 200, "{events}");
+    assert_eq!(upstream_calls(&mock).await, 2, "replayed, not called");
+    let payloads: Vec<Value> = data_lines(&events)
+        .iter()
+        .map(|d| serde_json::from_str(d).expect("a JSON event"))
+        .collect();
+    let text: String = payloads
+        .iter()
+        .filter(|e| e["type"] == "content_block_delta")
+        .filter_map(|e| e["delta"]["text"].as_str())
+        .collect();
+    assert_eq!(text, whole["content"][0]["text"].as_str().expect("text"));
+    let kinds: Vec<&str> = payloads.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(kinds.last(), Some(&"message_stop"), "{kinds:?}");
+    assert!(kinds.contains(&"message_delta"), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn a_stream_the_client_leaves_is_not_stored() {
+    let mock = MockProvider::start(&[]);
+    let served = serve(&mock, false, &on(300)).await;
+    let mut body = chat("stream and leave [[mock:chunks=5,hold_after=2]]");
+    body["stream"] = json!(true);
+    let resp = within(
+        "the stream's head",
+        reqwest::Client::new()
+            .post(format!("{}/chat/completions", served.base()))
+            .json(&body)
+            .send(),
+    )
+    .await
+    .expect("the stream");
+    assert_eq!(resp.status(), 200);
+    let mut events = resp.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("\"content\":\"") || seen.matches("data: ").count() < 3 {
+        let chunk = within("a stream event", events.next())
+            .await
+            .expect("more events")
+            .expect("an event");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(events);
+    mock.wait_for_stat("streams_cancelled", 1, LIMIT).await;
+    // The same request, whole: not a hit, so it goes upstream; its answer is then stored.
+    body["stream"] = json!(false);
+    http_text(&served, None, &[], &body).await;
+    assert_eq!(upstream_calls(&mock).await, 2);
+    http_text(&served, None, &[], &body).await;
+    assert_eq!(upstream_calls(&mock).await, 2);
+}
