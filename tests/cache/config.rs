@@ -1,5 +1,6 @@
 //! A cache TTL of 0 is refused by `config validate`, by `serve` at start and by a reload (the
-//! running config kept), each naming the key.
+//! running config kept), each naming the key; a reload that turns the cache on applies to the
+//! next call.
 
 use vibectl::config::generated::server::key;
 use vibectl::server::reload as config_reload;
@@ -7,7 +8,7 @@ use vibectl::server::reload as config_reload;
 use super::{on, serve, upstream_calls};
 use crate::support::mock::MockProvider;
 use crate::support::process;
-use crate::support::server::{LIMIT, MODEL, config_pairs, no_env, request, set};
+use crate::support::server::{LIMIT, MODEL, TestServer, config_pairs, no_env, request, set};
 use crate::support::spawned::command;
 use crate::support::yaml::{self, entry};
 
@@ -59,4 +60,23 @@ async fn a_ttl_of_zero_is_refused_at_validate_start_and_reload_naming_the_key() 
         super::grpc_text(&mut client, request("still cached", None), &[]).await;
     }
     assert_eq!(upstream_calls(&mock).await, 1);
+}
+
+#[tokio::test]
+async fn a_reload_that_turns_the_cache_on_applies_to_the_next_call() {
+    let mock = MockProvider::start(&[]);
+    let served = TestServer::from_text(&yaml::config(&config_pairs(&mock))).await;
+    let mut client = served.client().await;
+    for calls in [1, 2] {
+        super::grpc_text(&mut client, request("cache me", None), &[]).await;
+        assert_eq!(upstream_calls(&mock).await, calls);
+    }
+    served.write_config(&text(&mock, "300"));
+    served
+        .wait_for_metric(r#"vibectl_config_reloads_total{result="ok"} 1"#)
+        .await;
+    for _ in 0..2 {
+        super::grpc_text(&mut client, request("cache me", None), &[]).await;
+    }
+    assert_eq!(upstream_calls(&mock).await, 3, "one miss, then a hit");
 }

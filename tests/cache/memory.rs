@@ -11,7 +11,7 @@ use vibectl::proto::execute_response;
 use super::{asking, chat, grpc_result, grpc_text, http_text, lookups, on, serve, upstream_calls};
 use crate::http::token;
 use crate::support::mock::MockProvider;
-use crate::support::server::{LIMIT, MODEL, request, within};
+use crate::support::server::{LIMIT, MODEL, PROVIDER, request, within};
 use crate::support::wait;
 use crate::support::yaml::entry;
 
@@ -50,7 +50,11 @@ async fn a_repeated_request_is_answered_without_an_upstream_call_and_charged_not
         (&json!(0), &json!(0))
     );
     let text = served.gov.metrics.encode();
-    for sample in [lookups("hit", 1), lookups("miss", 2)] {
+    // The hit made no provider call, so only the two misses are timed upstream.
+    let timed = format!(
+        r#"vibectl_upstream_duration_seconds_count{{provider="{PROVIDER}",model="{MODEL}"}} 2"#
+    );
+    for sample in [lookups("hit", 1), lookups("miss", 2), timed] {
         assert!(text.lines().any(|l| l == sample), "no {sample}:\n{text}");
     }
 }

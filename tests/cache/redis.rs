@@ -4,7 +4,7 @@
 use vibectl::config::generated::server::key;
 use vibectl::server::cache::REDIS_PREFIX;
 
-use super::{chat, grpc_text, http_text, on, serve, upstream_calls};
+use super::{chat, grpc_text, http_text, lookups, on, serve, upstream_calls};
 use crate::governance::redis::RedisServer;
 use crate::support::mock::MockProvider;
 use crate::support::server::{request, within};
@@ -63,4 +63,31 @@ async fn two_replicas_on_one_redis_share_their_answers() {
             .expect("PTTL");
         assert!(0 < ttl_ms && ttl_ms <= 120_000, "{k}: {ttl_ms}");
     }
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_a_miss_not_a_failed_call() {
+    let mock = MockProvider::start(&[]);
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let mut pairs = on(120);
+    pairs.push((key::SERVER_LIMITS_BACKEND.to_owned(), "redis".to_owned()));
+    pairs.push((
+        key::SERVER_LIMITS_REDIS_URL.to_owned(),
+        format!("redis://{nowhere}/0"),
+    ));
+    // Open: the limits let calls through without Redis, so the cache is all that is left.
+    pairs.push((
+        key::SERVER_LIMITS_REDIS_FAILURE_MODE.to_owned(),
+        "open".to_owned(),
+    ));
+    let served = serve(&mock, false, &pairs).await;
+    let mut client = served.server.client().await;
+    for calls in [1, 2] {
+        grpc_text(&mut client, request("describe the cluster", None), &[]).await;
+        assert_eq!(upstream_calls(&mock).await, calls);
+    }
+    let text = served.gov.metrics.encode();
+    assert!(text.lines().any(|l| l == lookups("miss", 2)), "{text}");
 }
