@@ -79,4 +79,11 @@ async fn a_reload_that_turns_the_cache_on_applies_to_the_next_call() {
         super::grpc_text(&mut client, request("cache me", None), &[]).await;
     }
     assert_eq!(upstream_calls(&mock).await, 3, "one miss, then a hit");
+    // Another reload keeps the answers stored.
+    served.write_config(&text(&mock, "600"));
+    served
+        .wait_for_metric(r#"vibectl_config_reloads_total{result="ok"} 2"#)
+        .await;
+    super::grpc_text(&mut client, request("cache me", None), &[]).await;
+    assert_eq!(upstream_calls(&mock).await, 3, "still a hit");
 }

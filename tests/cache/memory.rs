@@ -9,6 +9,7 @@ use vibectl::config::generated::server::key;
 use vibectl::proto::execute_response;
 
 use super::{asking, chat, grpc_result, grpc_text, http_text, lookups, on, serve, upstream_calls};
+use crate::governance::refusal;
 use crate::http::token;
 use crate::support::mock::MockProvider;
 use crate::support::server::{LIMIT, MODEL, PROVIDER, request, within};
@@ -191,21 +192,33 @@ async fn a_failed_call_is_not_stored() {
 }
 
 #[tokio::test]
-async fn a_hit_still_counts_against_the_request_rate() {
+async fn a_hit_counts_against_the_request_rate_but_not_the_token_quota() {
     let mock = MockProvider::start(&[]);
     let mut pairs = on(300);
     pairs.push((
         key::SERVER_LIMITS_GLOBAL_MAX_REQUESTS_PER_MINUTE.to_owned(),
-        "2".to_owned(),
+        "3".to_owned(),
+    ));
+    // One answer of the mock uses 11 tokens; a second one charged would pass 12.
+    pairs.push((
+        key::SERVER_LIMITS_GLOBAL_MAX_TOKENS_PER_DAY.to_owned(),
+        "12".to_owned(),
     ));
     let served = serve(&mock, false, &pairs).await;
     let mut client = served.server.client().await;
-    for _ in 0..2 {
+    for _ in 0..3 {
         grpc_text(&mut client, request("top pods", None), &[]).await;
     }
     assert_eq!(upstream_calls(&mock).await, 1);
+    let first = &served.usage()[0];
+    assert_eq!(
+        first["input_tokens"].as_u64().unwrap_or(0) + first["output_tokens"].as_u64().unwrap_or(0),
+        11,
+        "{first}"
+    );
     let refused = within("Execute", client.execute(request("top pods", None)))
         .await
-        .expect_err("the third call in a minute is refused, cached or not");
+        .expect_err("the fourth call in a minute is refused, cached or not");
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert_eq!(refusal(&refused).0, "rpm", "{refused:?}");
 }

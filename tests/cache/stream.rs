@@ -9,7 +9,7 @@ use vibectl::proto::stream_chunk::ChunkType;
 use super::{asking, chat, grpc_text, http_text, on, post_text, serve, upstream_calls};
 use crate::server::collect_chunks;
 use crate::support::mock::MockProvider;
-use crate::support::server::{LIMIT, MODEL, request, within};
+use crate::support::server::{LIMIT, MODEL, PROVIDER, request, within};
 use vibectl::server::cache::REPLAY_CHUNK_BYTES;
 
 /// The `data:` payloads of a server-sent event body, in order.
@@ -70,6 +70,11 @@ async fn a_cached_answer_replays_as_a_grpc_stream_and_a_streamed_answer_is_store
     let records = served.usage();
     let hits = records.iter().filter(|r| r["cache"] == "hit").count();
     assert_eq!(hits, 2, "{records:?}");
+    // Only the two provider answers are timed to their first text.
+    let timed = format!(
+        r#"vibectl_time_to_first_chunk_seconds_count{{provider="{PROVIDER}",model="{MODEL}"}} 2"#
+    );
+    served.wait_for_metric(&timed).await;
 }
 
 #[tokio::test]
