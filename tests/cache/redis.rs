@@ -62,6 +62,15 @@ async fn two_replicas_on_one_redis_share_their_answers() {
             .await
             .expect("PTTL");
         assert!(0 < ttl_ms && ttl_ms <= 120_000, "{k}: {ttl_ms}");
+        // The value is the answer as JSON, in the clear.
+        let value: String = within("GET", redis::cmd("GET").arg(k).query_async(&mut con))
+            .await
+            .expect("GET");
+        let answer: serde_json::Value = serde_json::from_str(&value).expect("JSON");
+        assert!(
+            [&first, &http].contains(&&answer["text"].as_str().unwrap_or("").to_owned()),
+            "{value}"
+        );
     }
 }
 
