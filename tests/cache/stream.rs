@@ -10,7 +10,12 @@ use super::{asking, chat, grpc_text, http_text, on, post_text, serve, upstream_c
 use crate::server::collect_chunks;
 use crate::support::mock::MockProvider;
 use crate::support::server::{LIMIT, MODEL, PROVIDER, request, within};
+use tonic::transport::Endpoint;
+use vibectl::proto::vibectl_llm_proxy_client::VibectlLlmProxyClient;
 use vibectl::server::cache::REPLAY_CHUNK_BYTES;
+
+/// HTTP/2's initial flow-control window, its smallest.
+const WINDOW: u32 = 65_535;
 
 /// The `data:` payloads of a server-sent event body, in order.
 fn data_lines(body: &str) -> Vec<&str> {
@@ -170,4 +175,52 @@ async fn a_stream_the_client_leaves_is_not_stored() {
     assert_eq!(upstream_calls(&mock).await, 2);
     http_text(&served, None, &[], &body).await;
     assert_eq!(upstream_calls(&mock).await, 2);
+}
+
+#[tokio::test]
+async fn a_replay_the_client_leaves_is_charged_nothing() {
+    let mock = MockProvider::start(&[]);
+    let served = serve(&mock, false, &on(300)).await;
+    let mut client = served.server.client().await;
+    // Far more than the stream's flow-control window.
+    let long = "w".repeat(900 * 1024);
+    let ask = || request(&asking("a long answer", &long), None);
+    assert_eq!(grpc_text(&mut client, ask(), &[]).await.len(), long.len());
+    // A client with HTTP/2's smallest windows, so the replay soon waits on it.
+    let endpoint = Endpoint::from_shared(format!("http://{}", served.server.addr))
+        .expect("endpoint")
+        .initial_stream_window_size(WINDOW)
+        .initial_connection_window_size(WINDOW);
+    let channel = within("connecting", endpoint.connect())
+        .await
+        .expect("a connection");
+    let mut small = VibectlLlmProxyClient::new(channel);
+    let mut stream = within("StreamExecute", small.stream_execute(ask()))
+        .await
+        .expect("a stream")
+        .into_inner();
+    let first = within("the first chunk", stream.next())
+        .await
+        .expect("a chunk")
+        .expect("not an error");
+    assert!(
+        matches!(first.chunk_type, Some(ChunkType::TextChunk(_))),
+        "{first:?}"
+    );
+    drop(stream);
+    let left = crate::support::wait::until("the replay's usage record", LIMIT, async || {
+        let records = served.usage();
+        match records.get(1) {
+            Some(r) => Ok(r.clone()),
+            None => Err(format!("{records:?}")),
+        }
+    })
+    .await;
+    assert_eq!(left["status"], "cancelled", "{left}");
+    assert_eq!(left["cache"], "hit", "{left}");
+    assert_eq!(
+        (&left["input_tokens"], &left["output_tokens"]),
+        (&json!(0), &json!(0))
+    );
+    assert_eq!(upstream_calls(&mock).await, 1);
 }
