@@ -322,15 +322,18 @@ impl Lookup {
             self.gov.metrics.cache_lookup(&self.model, result::BYPASS);
             return None;
         }
-        let value = match &on.store {
+        // A value that does not read back (another version wrote it) is a miss.
+        let parse = |v: &[u8]| serde_json::from_slice::<ChatResponse>(v).ok();
+        let found = match &on.store {
             Store::Memory { .. } => self
                 .gov
                 .cache
                 .get(&on.key, Instant::now())
-                .map(|v| v.to_vec()),
-            Store::Redis(con) => redis_get(con.clone(), &on.key).await,
+                .and_then(|v| parse(&v)),
+            Store::Redis(con) => redis_get(con.clone(), &on.key)
+                .await
+                .and_then(|v| parse(&v)),
         };
-        let found = value.and_then(|v| serde_json::from_slice::<ChatResponse>(&v).ok());
         let Some(mut answer) = found else {
             self.gov.metrics.cache_lookup(&self.model, result::MISS);
             return None;

@@ -4,8 +4,8 @@
 //!
 //! The HTTP path reuses what gRPC uses: the token check ([`Verifier`](super::auth::Verifier)),
 //! admission ([`governance::layer::admit`]), the input bounds ([`Governance::check_input`]),
-//! model resolution and the provider call ([`exec`](super::exec)), and the meter that charges
-//! each call once. What it adds is the API's own shape: JSON bodies read up to
+//! model resolution and the provider call ([`exec`](super::exec)) behind the response cache
+//! ([`cache`](super::cache)), and the meter that charges each call once. What it adds is the API's own shape: JSON bodies read up to
 //! `server.http.max_body_bytes`, errors as `{"error": {message, type, param, code}}` with the
 //! status and `retry-after` headers each SDK's retry logic reads.
 //!
