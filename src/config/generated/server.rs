@@ -91,7 +91,7 @@ impl Default for ServerHttp {
     }
 }
 
-/// Bounds on the exact response cache, which each model turns on with models.<id>.cache.enabled. An answer is kept in this process's memory, or in Redis at server.limits.redis_url when server.limits.backend is redis, so that replicas share it.
+/// Bounds on the exact response cache, which each model turns on in its own cache section (cache.enabled under the model's entry in models). An answer is kept in this process's memory, or in Redis at server.limits.redis_url when server.limits.backend is redis, so that replicas share it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerCache {
@@ -285,7 +285,7 @@ pub struct Server {
     pub connections: ServerConnections,
     /// The OpenAI-compatible HTTP API (`GET /v1/models`, `POST /v1/chat/completions`), served on the same listener and port as gRPC: a request whose content-type is `application/grpc` goes to the gRPC service, any other to the HTTP API, over HTTP/1.1 or HTTP/2, plaintext or TLS. It uses the same tokens (`Authorization: Bearer` or `x-api-key`), limits, quotas, usage log, metrics and models as gRPC, and the connection limits above.
     pub http: ServerHttp,
-    /// Bounds on the exact response cache, which each model turns on with models.<id>.cache.enabled. An answer is kept in this process's memory, or in Redis at server.limits.redis_url when server.limits.backend is redis, so that replicas share it.
+    /// Bounds on the exact response cache, which each model turns on in its own cache section (cache.enabled under the model's entry in models). An answer is kept in this process's memory, or in Redis at server.limits.redis_url when server.limits.backend is redis, so that replicas share it.
     pub cache: ServerCache,
     /// Limits on the requests clients may make. A limit that is null is not enforced. Values for a token subject in per_token replace the global values for that subject.
     pub limits: ServerLimits,
@@ -851,7 +851,7 @@ pub static SECTIONS: &[SectionSpec] = &[
     SectionSpec { path: "server", doc: "Where the server listens and how it serves requests.", map_entry: false },
     SectionSpec { path: "server.connections", doc: "Bounds on the connections of the gRPC listener, so that clients that open many sockets or streams and then do nothing cannot exhaust the server's file descriptors or memory. They take effect at start; a reload that changes them waits for a restart.", map_entry: false },
     SectionSpec { path: "server.http", doc: "The OpenAI-compatible HTTP API (`GET /v1/models`, `POST /v1/chat/completions`), served on the same listener and port as gRPC: a request whose content-type is `application/grpc` goes to the gRPC service, any other to the HTTP API, over HTTP/1.1 or HTTP/2, plaintext or TLS. It uses the same tokens (`Authorization: Bearer` or `x-api-key`), limits, quotas, usage log, metrics and models as gRPC, and the connection limits above.", map_entry: false },
-    SectionSpec { path: "server.cache", doc: "Bounds on the exact response cache, which each model turns on with models.<id>.cache.enabled. An answer is kept in this process's memory, or in Redis at server.limits.redis_url when server.limits.backend is redis, so that replicas share it.", map_entry: false },
+    SectionSpec { path: "server.cache", doc: "Bounds on the exact response cache, which each model turns on in its own cache section (cache.enabled under the model's entry in models). An answer is kept in this process's memory, or in Redis at server.limits.redis_url when server.limits.backend is redis, so that replicas share it.", map_entry: false },
     SectionSpec { path: "server.limits", doc: "Limits on the requests clients may make. A limit that is null is not enforced. Values for a token subject in per_token replace the global values for that subject.", map_entry: false },
     SectionSpec { path: "server.limits.global", doc: "Limits that apply to every client unless per_token sets its own.", map_entry: false },
     SectionSpec { path: "server.limits.per_token.<sub>", doc: "The limits of one token subject.", map_entry: true },
