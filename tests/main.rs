@@ -6,6 +6,7 @@
 
 mod support;
 
+mod cache;
 mod governance;
 mod hostile;
 mod http;

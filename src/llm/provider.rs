@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
 
-/// One chat call: what the model is told, and how it must answer.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// One chat call: what the model is told, and how it must answer. Its serialized form is the
+/// whole request a provider receives, which the response cache keys on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ChatRequest {
     /// Fragments for the provider's system slot, in order.
     pub system: Vec<String>,
@@ -46,7 +47,7 @@ impl ChatRequest {
 
 /// A tool the model may call: its name, what it does, and the JSON Schema (an object) of its
 /// arguments.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ToolDef {
     pub name: String,
     pub description: Option<String>,
@@ -54,7 +55,7 @@ pub struct ToolDef {
 }
 
 /// Which tool the model must call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum ToolChoice {
     /// The model decides (OpenAI `auto`, Anthropic `auto`).
     Auto,
@@ -68,7 +69,7 @@ pub enum ToolChoice {
 }
 
 /// A call of a tool the model made: the call's id, the tool, and its arguments as JSON text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolCall {
     pub id: String,
     pub name: String,
@@ -76,7 +77,7 @@ pub struct ToolCall {
 }
 
 /// What a tool call gave, sent back to the model in a user turn.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ToolResult {
     /// The id of the call this answers.
     pub call_id: String,
@@ -87,7 +88,7 @@ pub struct ToolResult {
 }
 
 /// Why the model stopped.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StopReason {
     /// A natural end (OpenAI `stop`, Anthropic `end_turn`).
     EndTurn,
@@ -102,7 +103,8 @@ pub enum StopReason {
 }
 
 /// Who said a turn of a conversation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     #[default]
     User,
@@ -121,7 +123,7 @@ impl Role {
 
 /// One turn of a conversation: its text parts, in order; an assistant turn may carry the tool
 /// calls the model made, a user turn the results of those calls (sent before its text).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Message {
     pub role: Role,
     pub content: Vec<String>,
@@ -154,8 +156,8 @@ impl Usage {
     }
 }
 
-/// The whole answer of a non-streaming call.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The whole answer of a non-streaming call (serialized whole in the response cache).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatResponse {
     /// The answer text; for structured output, the JSON document as text.
     pub text: String,
@@ -194,6 +196,47 @@ impl ChatResponse {
         }
         out.push(StreamEvent::Usage(self.usage));
         out
+    }
+
+    /// Add one item of a stream to the answer it builds (the inverse of
+    /// [`ChatResponse::into_events`]); true when the item was the stream's last (`Usage`).
+    pub fn absorb(&mut self, event: &StreamEvent) -> bool {
+        match event {
+            StreamEvent::InputTokens(n) => self.usage.input_tokens = Some(*n),
+            StreamEvent::Text(t) => self.text.push_str(t),
+            StreamEvent::ToolCall { index, id, name } => {
+                if *index == self.tool_calls.len() {
+                    self.tool_calls.push(ToolCall {
+                        id: id.clone(),
+                        name: name.clone(),
+                        arguments: String::new(),
+                    });
+                }
+            }
+            StreamEvent::ToolArgs { index, fragment } => {
+                if let Some(call) = self.tool_calls.get_mut(*index) {
+                    call.arguments.push_str(fragment);
+                }
+            }
+            StreamEvent::Stop(stop) => self.stop = Some(stop.clone()),
+            StreamEvent::Usage(u) => {
+                let input = self.usage.input_tokens;
+                self.usage = *u;
+                self.usage.input_tokens = u.input_tokens.or(input);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The bytes of text the answer holds (its text and tool calls).
+    pub fn text_bytes(&self) -> usize {
+        self.text.len()
+            + self
+                .tool_calls
+                .iter()
+                .map(|c| c.id.len() + c.name.len() + c.arguments.len())
+                .sum::<usize>()
     }
 }
 
@@ -377,6 +420,37 @@ mod tests {
         }
         assert!(err.is_builder(), "{shown}");
         assert!(!shown.contains("sk-bad"), "{shown}");
+    }
+
+    #[test]
+    fn an_answer_taken_apart_into_stream_items_is_put_back_together_whole() {
+        let answer = ChatResponse {
+            text: "Checking the weather.".to_owned(),
+            usage: Usage {
+                input_tokens: Some(12),
+                output_tokens: Some(7),
+            },
+            tool_calls: vec![
+                ToolCall {
+                    id: "call_1".to_owned(),
+                    name: "get_weather".to_owned(),
+                    arguments: "{\"city\":\"Paris\"}".to_owned(),
+                },
+                ToolCall {
+                    id: "call_2".to_owned(),
+                    name: "now".to_owned(),
+                    arguments: String::new(),
+                },
+            ],
+            stop: Some(StopReason::ToolUse),
+        };
+        let mut back = ChatResponse::default();
+        let events = answer.clone().into_events();
+        let ends: Vec<bool> = events.iter().map(|e| back.absorb(e)).collect();
+        assert_eq!(back, answer);
+        assert_eq!(ends.iter().filter(|e| **e).count(), 1);
+        assert_eq!(ends.last(), Some(&true));
+        assert_eq!(back.text_bytes(), 21 + 6 + 11 + 16 + 6 + 3);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`catalog`]: models, aliases and routing to providers.
 //! - [`upstream`]: the provider clients and their API keys.
 //! - [`exec`]: one request upstream, with retries, metrics and wire errors.
+//! - [`cache`]: the exact response cache in front of [`exec`], for both ingresses.
 //! - [`conn`]: connection limits, handshake and idle timeouts, the accept loop.
 //! - [`tls`], [`hsts`], [`ca`], [`acme`]: TLS serving, the HSTS header, the private CA, ACME.
 //! - [`service`]: the gRPC service.
@@ -17,6 +18,7 @@
 pub mod acme;
 pub mod auth;
 pub mod ca;
+pub mod cache;
 pub mod catalog;
 pub mod conn;
 mod drain;

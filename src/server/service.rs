@@ -8,6 +8,7 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use tonic::{Request, Response, Status};
 
+use super::cache::{self, Lookup};
 use super::exec::{self, Prepared};
 use super::governance::meter::Meter;
 use super::governance::usage::Outcome;
@@ -57,6 +58,7 @@ impl VibectlLlmProxy for ProxyService {
         request: Request<ExecuteRequest>,
     ) -> Result<Response<ExecuteResponse>, Status> {
         let sub = governance::subject(&request);
+        let bypass = cache::grpc_bypass(request.metadata());
         let req = request.into_inner();
         let id = request_id(&req);
         let state = self.state.load_full();
@@ -66,10 +68,11 @@ impl VibectlLlmProxy for ProxyService {
         let result = match exec::prepare(&state, &req) {
             Err(e) => execute_response::Result::Error(e),
             Ok(p) => {
-                let call = self.gov.call(sub);
+                let call = self.gov.call(sub.clone());
                 let meter = Meter::new(call, p.model.clone(), governance::request_chars(&req));
+                let lookup = Lookup::new(&self.gov, &state, &sub, &p, bypass, &meter);
                 let failed = meter.failure();
-                let run = run_complete(p, started, meter);
+                let run = run_complete(p, lookup, started, meter);
                 match limits.timeout {
                     None => run.await,
                     Some(limit) => match tokio::time::timeout(limit, run).await {
@@ -95,6 +98,7 @@ impl VibectlLlmProxy for ProxyService {
         request: Request<ExecuteRequest>,
     ) -> Result<Response<Self::StreamExecuteStream>, Status> {
         let sub = governance::subject(&request);
+        let bypass = cache::grpc_bypass(request.metadata());
         let req = request.into_inner();
         let id = request_id(&req);
         let state = self.state.load_full();
@@ -108,10 +112,11 @@ impl VibectlLlmProxy for ProxyService {
                 })
                 .boxed(),
                 Ok(p) => {
-                    let call = self.gov.call(sub);
+                    let call = self.gov.call(sub.clone());
                     let meter = Meter::new(call, p.model.clone(), governance::request_chars(&req));
+                    let lookup = Lookup::new(&self.gov, &state, &sub, &p, bypass, &meter);
                     let on_timeout = timeout_chunk(&id, &meter, limits.timeout);
-                    let run = run_stream(p, id, started, meter);
+                    let run = run_stream(p, lookup, id, started, meter);
                     governance::with_deadline(run, limits.timeout, on_timeout).boxed()
                 }
             };
@@ -191,8 +196,13 @@ fn timeout_chunk(
 
 /// The whole answer; a call that fails or is dropped (timeout, client gone) has produced no
 /// text, so its meter charges nothing.
-async fn run_complete(p: Prepared, started: Instant, mut meter: Meter) -> execute_response::Result {
-    match exec::complete(&p).await {
+async fn run_complete(
+    p: Prepared,
+    lookup: Lookup,
+    started: Instant,
+    mut meter: Meter,
+) -> execute_response::Result {
+    match lookup.complete(&p).await {
         Ok((resp, attempt)) => {
             meter.text(&resp.text);
             meter.usage(resp.usage);
@@ -223,6 +233,7 @@ async fn run_complete(p: Prepared, started: Instant, mut meter: Meter) -> execut
 /// client went away, or the request timeout stopped it).
 fn run_stream(
     p: Prepared,
+    lookup: Lookup,
     id: String,
     started: Instant,
     mut meter: Meter,
@@ -230,7 +241,7 @@ fn run_stream(
     async_stream::stream! {
         let mut attempt = 0;
         let mut usage = Usage::default();
-        let mut upstream = std::pin::pin!(exec::stream(&p));
+        let mut upstream = std::pin::pin!(lookup.stream(&p));
         while let Some(item) = upstream.next().await {
             match item {
                 Ok((StreamEvent::Text(t), _)) => {

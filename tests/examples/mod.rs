@@ -67,7 +67,7 @@ fn sample_metrics() -> String {
     m.in_flight("alice", 1);
     m.request_done("Execute", 0.01);
     m.first_chunk(&model, 0.01);
-    m.finished("alice", &model, 0.01, 10, 10, Some(0.1));
+    m.finished("alice", &model, Some(0.01), 10, 10, Some(0.1));
     m.upstream_error(&model, "timeout", 0.01);
     m.redis_failure(true);
     m.reload(true);

@@ -160,6 +160,7 @@ fn usage_groups_by_api_and_keeps_one_api() {
         cost_usd: None,
         status: usage::Outcome::Completed,
         api,
+        cache: None,
     };
     let lines: String = [
         record("alice", usage::Api::Grpc, 10),

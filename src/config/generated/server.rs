@@ -91,6 +91,25 @@ impl Default for ServerHttp {
     }
 }
 
+/// Bounds on the exact response cache, which each model turns on in its own cache section (cache.enabled under the model's entry in models). An answer is kept in this process's memory, or in Redis at server.limits.redis_url when server.limits.backend is redis, so that replicas share it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerCache {
+    /// The most bytes of answers the memory cache holds. When a new answer would pass it, the answers used least recently are dropped first. With the Redis backend, Redis's own maxmemory bounds the cache instead.
+    pub max_bytes: i64,
+    /// The largest answer, in bytes of its stored form (its text and token counts as JSON), the cache keeps, in memory or in Redis. A larger answer is served but not kept.
+    pub max_entry_bytes: i64,
+}
+
+impl Default for ServerCache {
+    fn default() -> Self {
+        Self {
+            max_bytes: 67108864_i64,
+            max_entry_bytes: 1048576_i64,
+        }
+    }
+}
+
 /// Limits that apply to every client unless per_token sets its own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -266,6 +285,8 @@ pub struct Server {
     pub connections: ServerConnections,
     /// The OpenAI-compatible HTTP API (`GET /v1/models`, `POST /v1/chat/completions`), served on the same listener and port as gRPC: a request whose content-type is `application/grpc` goes to the gRPC service, any other to the HTTP API, over HTTP/1.1 or HTTP/2, plaintext or TLS. It uses the same tokens (`Authorization: Bearer` or `x-api-key`), limits, quotas, usage log, metrics and models as gRPC, and the connection limits above.
     pub http: ServerHttp,
+    /// Bounds on the exact response cache, which each model turns on in its own cache section (cache.enabled under the model's entry in models). An answer is kept in this process's memory, or in Redis at server.limits.redis_url when server.limits.backend is redis, so that replicas share it.
+    pub cache: ServerCache,
     /// Limits on the requests clients may make. A limit that is null is not enforced. Values for a token subject in per_token replace the global values for that subject.
     pub limits: ServerLimits,
 }
@@ -281,6 +302,7 @@ impl Default for Server {
             reload_allow_weakening: false,
             connections: ServerConnections::default(),
             http: ServerHttp::default(),
+            cache: ServerCache::default(),
             limits: ServerLimits::default(),
         }
     }
@@ -611,6 +633,28 @@ impl Default for ProviderEntry {
     }
 }
 
+/// The exact response cache of this model, off by default. A request that repeats an earlier one exactly (the same model, the same request sent to the provider, and the same caller unless shareable is true) gets the earlier answer without a provider call, as a stream when it asks for one. A caller skips the cache with the header Cache-Control: no-cache on the HTTP API or the metadata x-vibectl-cache: no-cache on gRPC. A cached answer counts against the request rate limits but uses no tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelsEntryCache {
+    /// Whether answers of this model are cached and served from the cache.
+    pub enabled: bool,
+    /// How long, in seconds, a cached answer of this model is served before it expires.
+    pub ttl_seconds: i64,
+    /// Whether a cached answer of this model is served to every caller. When false each caller (token subject) has answers of its own; turn it on only for models whose answers reveal nothing one caller may not see of another's.
+    pub shareable: bool,
+}
+
+impl Default for ModelsEntryCache {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            ttl_seconds: 300_i64,
+            shareable: false,
+        }
+    }
+}
+
 /// One model offered to clients.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -631,6 +675,8 @@ pub struct ModelEntry {
     pub output_cost_per_mtok: Option<f64>,
     /// Whether the server streams this model's answers as they are produced. When it is false, a streaming request gets the whole answer as one chunk.
     pub supports_streaming: bool,
+    /// The exact response cache of this model, off by default. A request that repeats an earlier one exactly (the same model, the same request sent to the provider, and the same caller unless shareable is true) gets the earlier answer without a provider call, as a stream when it asks for one. A caller skips the cache with the header Cache-Control: no-cache on the HTTP API or the metadata x-vibectl-cache: no-cache on gRPC. A cached answer counts against the request rate limits but uses no tokens.
+    pub cache: ModelsEntryCache,
 }
 
 impl Default for ModelEntry {
@@ -644,6 +690,7 @@ impl Default for ModelEntry {
             input_cost_per_mtok: None,
             output_cost_per_mtok: None,
             supports_streaming: true,
+            cache: ModelsEntryCache::default(),
         }
     }
 }
@@ -718,6 +765,8 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { path: "server.connections.idle_timeout_seconds", ty: KeyType::Int, item: None, doc: "How long, in seconds, a connection with no call in flight stays open before the server closes it. A health Watch stream is a call in flight, so it keeps its connection open.", default: "300", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(86400.0), env: Some("VIBECTL_SERVER_CONNECTIONS_IDLE_TIMEOUT_SECONDS"), old_names: &[], compat: None },
     KeySpec { path: "server.http.enabled", ty: KeyType::Bool, item: None, doc: "Serve the HTTP API. When false, a request that is not gRPC gets 404 with an OpenAI-shaped error saying the HTTP API is off.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_SERVER_HTTP_ENABLED"), old_names: &[], compat: None },
     KeySpec { path: "server.http.max_body_bytes", ty: KeyType::Int, item: None, doc: "The largest request body, in bytes, the HTTP API reads; a larger one is refused with 413 before it is parsed.", default: "4194304", nullable: false, sensitive: false, values: &[], min: Some(1024.0), max: Some(268435456.0), env: Some("VIBECTL_SERVER_HTTP_MAX_BODY_BYTES"), old_names: &[], compat: None },
+    KeySpec { path: "server.cache.max_bytes", ty: KeyType::Int, item: None, doc: "The most bytes of answers the memory cache holds. When a new answer would pass it, the answers used least recently are dropped first. With the Redis backend, Redis's own maxmemory bounds the cache instead.", default: "67108864", nullable: false, sensitive: false, values: &[], min: Some(1024.0), max: Some(68719476736.0), env: Some("VIBECTL_SERVER_CACHE_MAX_BYTES"), old_names: &[], compat: None },
+    KeySpec { path: "server.cache.max_entry_bytes", ty: KeyType::Int, item: None, doc: "The largest answer, in bytes of its stored form (its text and token counts as JSON), the cache keeps, in memory or in Redis. A larger answer is served but not kept.", default: "1048576", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(268435456.0), env: Some("VIBECTL_SERVER_CACHE_MAX_ENTRY_BYTES"), old_names: &[], compat: None },
     KeySpec { path: "server.limits.global.max_requests_per_minute", ty: KeyType::Int, item: None, doc: "The most requests one client (one token subject) may start in a minute. A request over the limit fails with RESOURCE_EXHAUSTED and a retry-after-ms hint.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(1000000.0), env: Some("VIBECTL_SERVER_LIMITS_GLOBAL_MAX_REQUESTS_PER_MINUTE"), old_names: &[], compat: None },
     KeySpec { path: "server.limits.global.max_concurrent_requests", ty: KeyType::Int, item: None, doc: "The most requests one client (one token subject) may have in flight at once.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(100000.0), env: Some("VIBECTL_SERVER_LIMITS_GLOBAL_MAX_CONCURRENT_REQUESTS"), old_names: &[], compat: None },
     KeySpec { path: "server.limits.global.max_input_length", ty: KeyType::Int, item: None, doc: "The longest request, in characters of system and user text together, the server accepts. A longer request fails before any provider is called.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(1.0), max: Some(100000000.0), env: Some("VIBECTL_SERVER_LIMITS_GLOBAL_MAX_INPUT_LENGTH"), old_names: &[], compat: None },
@@ -788,6 +837,9 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { path: "models.<id>.input_cost_per_mtok", ty: KeyType::Float, item: None, doc: "The price in US dollars of one million input tokens. A request's cost, in its metrics, the usage log, the cost quota and the cost metric, is its input tokens at this price plus its output tokens at output_cost_per_mtok; a null price counts as 0, and a model whose prices are both null has no cost.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(0.0), max: Some(100000.0), env: None, old_names: &[], compat: None },
     KeySpec { path: "models.<id>.output_cost_per_mtok", ty: KeyType::Float, item: None, doc: "The price in US dollars of one million output tokens. A request's cost, in its metrics, the usage log, the cost quota and the cost metric, is its output tokens at this price plus its input tokens at input_cost_per_mtok; a null price counts as 0, and a model whose prices are both null has no cost.", default: "null", nullable: true, sensitive: false, values: &[], min: Some(0.0), max: Some(100000.0), env: None, old_names: &[], compat: None },
     KeySpec { path: "models.<id>.supports_streaming", ty: KeyType::Bool, item: None, doc: "Whether the server streams this model's answers as they are produced. When it is false, a streaming request gets the whole answer as one chunk.", default: "true", nullable: false, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[], compat: None },
+    KeySpec { path: "models.<id>.cache.enabled", ty: KeyType::Bool, item: None, doc: "Whether answers of this model are cached and served from the cache.", default: "false", nullable: false, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[], compat: None },
+    KeySpec { path: "models.<id>.cache.ttl_seconds", ty: KeyType::Int, item: None, doc: "How long, in seconds, a cached answer of this model is served before it expires.", default: "300", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(2592000.0), env: None, old_names: &[], compat: None },
+    KeySpec { path: "models.<id>.cache.shareable", ty: KeyType::Bool, item: None, doc: "Whether a cached answer of this model is served to every caller. When false each caller (token subject) has answers of its own; turn it on only for models whose answers reveal nothing one caller may not see of another's.", default: "false", nullable: false, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[], compat: None },
     KeySpec { path: "model_aliases", ty: KeyType::Map, item: None, doc: "Extra names for models, from alias to model id, reported to clients and accepted in requests. An alias here takes precedence over an alias of the same name in models.", default: "{}", nullable: false, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[], compat: None },
     KeySpec { path: "model_aliases.<alias>", ty: KeyType::String, item: None, doc: "The model id this alias stands for.", default: "", nullable: false, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[], compat: None },
     KeySpec { path: "metrics.enabled", ty: KeyType::Bool, item: None, doc: "Whether the server serves Prometheus metrics at /metrics over plain HTTP. It is off by default, as in vibectl 0.11.6, because the endpoint has no authentication.", default: "false", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_METRICS_ENABLED"), old_names: &[], compat: None },
@@ -799,6 +851,7 @@ pub static SECTIONS: &[SectionSpec] = &[
     SectionSpec { path: "server", doc: "Where the server listens and how it serves requests.", map_entry: false },
     SectionSpec { path: "server.connections", doc: "Bounds on the connections of the gRPC listener, so that clients that open many sockets or streams and then do nothing cannot exhaust the server's file descriptors or memory. They take effect at start; a reload that changes them waits for a restart.", map_entry: false },
     SectionSpec { path: "server.http", doc: "The OpenAI-compatible HTTP API (`GET /v1/models`, `POST /v1/chat/completions`), served on the same listener and port as gRPC: a request whose content-type is `application/grpc` goes to the gRPC service, any other to the HTTP API, over HTTP/1.1 or HTTP/2, plaintext or TLS. It uses the same tokens (`Authorization: Bearer` or `x-api-key`), limits, quotas, usage log, metrics and models as gRPC, and the connection limits above.", map_entry: false },
+    SectionSpec { path: "server.cache", doc: "Bounds on the exact response cache, which each model turns on in its own cache section (cache.enabled under the model's entry in models). An answer is kept in this process's memory, or in Redis at server.limits.redis_url when server.limits.backend is redis, so that replicas share it.", map_entry: false },
     SectionSpec { path: "server.limits", doc: "Limits on the requests clients may make. A limit that is null is not enforced. Values for a token subject in per_token replace the global values for that subject.", map_entry: false },
     SectionSpec { path: "server.limits.global", doc: "Limits that apply to every client unless per_token sets its own.", map_entry: false },
     SectionSpec { path: "server.limits.per_token.<sub>", doc: "The limits of one token subject.", map_entry: true },
@@ -809,6 +862,7 @@ pub static SECTIONS: &[SectionSpec] = &[
     SectionSpec { path: "acme.challenge", doc: "How the server proves to the certificate authority that it controls the domains.", map_entry: false },
     SectionSpec { path: "providers.<provider>", doc: "One upstream provider.", map_entry: true },
     SectionSpec { path: "models.<id>", doc: "One model offered to clients.", map_entry: true },
+    SectionSpec { path: "models.<id>.cache", doc: "The exact response cache of this model, off by default. A request that repeats an earlier one exactly (the same model, the same request sent to the provider, and the same caller unless shareable is true) gets the earlier answer without a provider call, as a stream when it asks for one. A caller skips the cache with the header Cache-Control: no-cache on the HTTP API or the metadata x-vibectl-cache: no-cache on gRPC. A cached answer counts against the request rate limits but uses no tokens.", map_entry: false },
     SectionSpec { path: "metrics", doc: "The Prometheus metrics endpoint.", map_entry: false },
 ];
 
@@ -835,6 +889,8 @@ pub mod key {
     pub const SERVER_CONNECTIONS_IDLE_TIMEOUT_SECONDS: &str = "server.connections.idle_timeout_seconds";
     pub const SERVER_HTTP_ENABLED: &str = "server.http.enabled";
     pub const SERVER_HTTP_MAX_BODY_BYTES: &str = "server.http.max_body_bytes";
+    pub const SERVER_CACHE_MAX_BYTES: &str = "server.cache.max_bytes";
+    pub const SERVER_CACHE_MAX_ENTRY_BYTES: &str = "server.cache.max_entry_bytes";
     pub const SERVER_LIMITS_GLOBAL_MAX_REQUESTS_PER_MINUTE: &str = "server.limits.global.max_requests_per_minute";
     pub const SERVER_LIMITS_GLOBAL_MAX_CONCURRENT_REQUESTS: &str = "server.limits.global.max_concurrent_requests";
     pub const SERVER_LIMITS_GLOBAL_MAX_INPUT_LENGTH: &str = "server.limits.global.max_input_length";
@@ -905,6 +961,9 @@ pub mod key {
     pub const MODELS_ID_INPUT_COST_PER_MTOK: &str = "models.<id>.input_cost_per_mtok";
     pub const MODELS_ID_OUTPUT_COST_PER_MTOK: &str = "models.<id>.output_cost_per_mtok";
     pub const MODELS_ID_SUPPORTS_STREAMING: &str = "models.<id>.supports_streaming";
+    pub const MODELS_ID_CACHE_ENABLED: &str = "models.<id>.cache.enabled";
+    pub const MODELS_ID_CACHE_TTL_SECONDS: &str = "models.<id>.cache.ttl_seconds";
+    pub const MODELS_ID_CACHE_SHAREABLE: &str = "models.<id>.cache.shareable";
     pub const MODEL_ALIASES: &str = "model_aliases";
     pub const MODEL_ALIASES_ALIAS: &str = "model_aliases.<alias>";
     pub const METRICS_ENABLED: &str = "metrics.enabled";
@@ -916,6 +975,7 @@ pub mod section {
     pub const SERVER: &str = "server";
     pub const SERVER_CONNECTIONS: &str = "server.connections";
     pub const SERVER_HTTP: &str = "server.http";
+    pub const SERVER_CACHE: &str = "server.cache";
     pub const SERVER_LIMITS: &str = "server.limits";
     pub const SERVER_LIMITS_GLOBAL: &str = "server.limits.global";
     pub const SERVER_LIMITS_PER_TOKEN_SUB: &str = "server.limits.per_token.<sub>";
@@ -926,5 +986,6 @@ pub mod section {
     pub const ACME_CHALLENGE: &str = "acme.challenge";
     pub const PROVIDERS_PROVIDER: &str = "providers.<provider>";
     pub const MODELS_ID: &str = "models.<id>";
+    pub const MODELS_ID_CACHE: &str = "models.<id>.cache";
     pub const METRICS: &str = "metrics";
 }

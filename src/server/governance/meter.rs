@@ -9,10 +9,10 @@
 //! counts) is not charged.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use super::Call;
-use super::usage::Outcome;
+use super::usage::{CacheUse, Outcome};
 use crate::llm::Usage;
 use crate::server::catalog::ModelDef;
 
@@ -46,6 +46,23 @@ impl Ending {
     }
 }
 
+/// Whether a metered call was answered from the response cache: set by the cache
+/// ([`crate::server::cache`]) before it replays the answer. Such a call used no provider tokens,
+/// so it is charged 0 of each and its usage record says `cache: hit`.
+#[derive(Clone, Default)]
+pub struct CacheHit(Arc<AtomicBool>);
+
+impl CacheHit {
+    /// The answer of this call comes from the cache.
+    pub fn mark(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_hit(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// The usage of one call so far; charged once, at [`Meter::end`] or on drop.
 pub struct Meter {
     call: Call,
@@ -54,6 +71,7 @@ pub struct Meter {
     output_chars: u64,
     usage: Option<Usage>,
     ending: Ending,
+    cache_hit: CacheHit,
     charged: bool,
 }
 
@@ -68,6 +86,7 @@ impl Meter {
             output_chars: 0,
             usage: None,
             ending: Ending::default(),
+            cache_hit: CacheHit::default(),
             charged: false,
         }
     }
@@ -77,9 +96,16 @@ impl Meter {
         self.ending.clone()
     }
 
-    /// Text of the answer went out (the first piece is timed).
+    /// The handle that marks this call as answered from the cache.
+    pub fn cache_hit(&self) -> CacheHit {
+        self.cache_hit.clone()
+    }
+
+    /// Text of the answer went out (the first piece from the provider is timed).
     pub fn text(&mut self, text: &str) {
-        self.call.chunk(&self.model);
+        if !self.cache_hit.is_hit() {
+            self.call.chunk(&self.model);
+        }
         self.output_chars += text.chars().count() as u64;
     }
 
@@ -99,8 +125,12 @@ impl Meter {
         move |kind| call.failed(&model, kind)
     }
 
-    /// Input and output tokens used so far; `None` when nothing was produced.
+    /// Input and output tokens used so far; `None` when nothing was produced, and none of
+    /// either for an answer from the cache.
     pub fn used(&self) -> Option<(u64, u64)> {
+        if self.cache_hit.is_hit() {
+            return Some((0, 0));
+        }
         if self.output_chars == 0 && self.usage.is_none() {
             return None;
         }
@@ -118,7 +148,8 @@ impl Meter {
             return;
         }
         if let Some((input, output)) = self.used() {
-            self.call.charge(&self.model, input, output, outcome);
+            let cache = self.cache_hit.is_hit().then_some(CacheUse::Hit);
+            self.call.charge(&self.model, input, output, outcome, cache);
         }
     }
 }

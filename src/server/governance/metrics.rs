@@ -140,6 +140,13 @@ struct ApiLabels {
     status: String,
 }
 
+/// A model and how a lookup in the response cache went (hit, miss or bypass).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    model: String,
+    result: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: String,
@@ -188,6 +195,15 @@ impl Overflow for TokenLabels {
     }
 }
 
+impl Overflow for CacheLabels {
+    fn overflow(self) -> Self {
+        CacheLabels {
+            model: OTHER.into(),
+            ..self
+        }
+    }
+}
+
 impl Overflow for ErrorLabels {
     fn overflow(self) -> Self {
         ErrorLabels {
@@ -221,6 +237,7 @@ pub struct Metrics {
     usage_records: Family<StatusLabels, Counter>,
     usage_records_by_api: Family<ApiLabels, Counter>,
     redis_usage_writes: Family<ResultLabels, Counter>,
+    cache_lookups: Capped<CacheLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -247,6 +264,7 @@ impl Metrics {
             usage_records: Family::default(),
             usage_records_by_api: Family::default(),
             redis_usage_writes: Family::default(),
+            cache_lookups: Capped::new(Family::new_with_constructor(Counter::default)),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -321,6 +339,12 @@ impl Metrics {
             "vibectl_redis_usage_writes",
             "Usage records added to the Redis quota counters, by result (ok or failed)",
             m.redis_usage_writes.clone(),
+        );
+        r.register(
+            "vibectl_cache_lookups",
+            "Calls to a model with the response cache on, by model and result: hit (answered \
+             from the cache), miss (sent to the provider) or bypass (the caller asked for no-cache)",
+            m.cache_lookups.family.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -397,17 +421,21 @@ impl Metrics {
             .with(Self::model_labels(model), |h| h.observe(seconds));
     }
 
+    /// A call charged its tokens; `upstream_seconds` is how long its provider call took (`None`
+    /// for an answer from the cache, which made none).
     pub fn finished(
         &self,
         sub: &str,
         model: &ModelDef,
-        seconds: f64,
+        upstream_seconds: Option<f64>,
         input: u64,
         output: u64,
         cost: Option<f64>,
     ) {
-        self.upstream_duration
-            .with(Self::model_labels(model), |h| h.observe(seconds));
+        if let Some(seconds) = upstream_seconds {
+            self.upstream_duration
+                .with(Self::model_labels(model), |h| h.observe(seconds));
+        }
         for (direction, n) in [("input", input), ("output", output)] {
             self.tokens.with(
                 TokenLabels {
@@ -468,6 +496,19 @@ impl Metrics {
                 status: outcome.as_str().to_owned(),
             })
             .inc();
+    }
+
+    /// A call to `model` looked in the response cache with `result` (hit, miss or bypass).
+    pub fn cache_lookup(&self, model: &ModelDef, result: &str) {
+        self.cache_lookups.with(
+            CacheLabels {
+                model: Self::model_label(model),
+                result: result.to_owned(),
+            },
+            |c| {
+                c.inc();
+            },
+        );
     }
 
     pub fn redis_usage_write(&self, ok: bool) {

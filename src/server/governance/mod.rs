@@ -191,6 +191,8 @@ pub struct Governance {
     pub limiter: limiter::MemoryLimiter,
     pub usage: usage::UsageStore,
     pub metrics: metrics::Metrics,
+    /// The response cache's in-memory store (used with the memory backend).
+    pub cache: crate::server::cache::MemoryStore,
     ready: AtomicBool,
     /// The Redis counters of the current config, when its backend is redis.
     redis: Mutex<Option<Arc<RedisLimiter>>>,
@@ -211,6 +213,7 @@ impl Governance {
             limiter: limiter::MemoryLimiter::default(),
             usage: usage::UsageStore::open(usage_file),
             metrics: metrics::Metrics::new(),
+            cache: crate::server::cache::MemoryStore::default(),
             ready: AtomicBool::new(false),
             redis: Mutex::new(None),
         }
@@ -322,10 +325,18 @@ impl Call {
         }
     }
 
-    /// Charge `input` and `output` tokens of a call that ended with `outcome`: the quota
-    /// totals and usage log, the Redis quota counters (in the background) and the metrics.
-    /// [`meter::Meter`] calls this once per call.
-    pub fn charge(&self, model: &ModelDef, input: u64, output: u64, outcome: usage::Outcome) {
+    /// Charge `input` and `output` tokens of a call that ended with `outcome` (`cache` says
+    /// whether its answer came from the response cache): the quota totals and usage log, the
+    /// Redis quota counters (in the background) and the metrics. [`meter::Meter`] calls this
+    /// once per call.
+    pub fn charge(
+        &self,
+        model: &ModelDef,
+        input: u64,
+        output: u64,
+        outcome: usage::Outcome,
+        cache: Option<usage::CacheUse>,
+    ) {
         let cost = model.cost_usd(input, output);
         let record = usage::Record {
             ts: usage::now_unix(),
@@ -336,6 +347,7 @@ impl Call {
             cost_usd: cost,
             status: outcome,
             api: self.api,
+            cache,
         };
         if let Some(redis) = self.gov.current_redis()
             && let Ok(rt) = tokio::runtime::Handle::try_current()
@@ -351,7 +363,9 @@ impl Call {
         self.gov.metrics.finished(
             &self.sub,
             model,
-            self.started.elapsed().as_secs_f64(),
+            cache
+                .is_none()
+                .then(|| self.started.elapsed().as_secs_f64()),
             input,
             output,
             cost,

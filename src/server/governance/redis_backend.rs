@@ -255,6 +255,12 @@ impl RedisLimiter {
         });
     }
 
+    /// A handle on the shared connection, for other state kept in the same Redis (the
+    /// response cache).
+    pub fn connection(&self) -> ConnectionManager {
+        self.con.clone()
+    }
+
     /// The number of leases this replica holds and renews.
     pub fn leases_held(&self) -> usize {
         self.held.lock().unwrap_or_else(|e| e.into_inner()).len()

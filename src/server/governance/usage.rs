@@ -79,6 +79,14 @@ impl Api {
     }
 }
 
+/// How a call used the response cache, when it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheUse {
+    /// The answer came from the cache: no provider call, no provider tokens.
+    Hit,
+}
+
 /// One call's usage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -96,6 +104,9 @@ pub struct Record {
     /// The API the call came in on.
     #[serde(default)]
     pub api: Api,
+    /// `hit` when the answer came from the response cache; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheUse>,
 }
 
 pub fn now_unix() -> i64 {
@@ -402,6 +413,7 @@ mod tests {
             cost_usd: Some(0.5),
             status: Outcome::Completed,
             api: Api::Grpc,
+            cache: None,
         }
     }
 

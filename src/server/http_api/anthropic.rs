@@ -24,6 +24,7 @@ use crate::llm::{
     MAX_TOOL_CALLS, Message, Role, StopReason, StreamEvent, ToolCall, ToolChoice, ToolDef,
     ToolResult,
 };
+use crate::server::cache::Lookup;
 use crate::server::exec;
 use crate::server::governance::meter::Meter;
 use crate::server::governance::usage::{Api, Outcome};
@@ -351,14 +352,15 @@ async fn run(http: Http, headers: HeaderMap, body: axum::body::Body) -> Result<R
     let Admitted {
         p,
         mut meter,
+        lookup,
         slot,
         timeout: deadline,
-    } = admit_chat(&http, sub, &chat, Api::Anthropic, "Messages").await?;
+    } = admit_chat(&http, sub, &chat, &headers, Api::Anthropic, "Messages").await?;
     let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
     if chat.stream {
-        return Ok(stream(p, meter, id, deadline, slot));
+        return Ok(stream(p, lookup, meter, id, deadline, slot));
     }
-    let resp = super::complete(&p, &mut meter, deadline, slot).await?;
+    let resp = super::complete(&p, &lookup, &mut meter, deadline, slot).await?;
     let mut content = Vec::with_capacity(1 + resp.tool_calls.len());
     if !resp.text.is_empty() || resp.tool_calls.is_empty() {
         content.push(json!({"type": "text", "text": resp.text}));
@@ -451,6 +453,7 @@ fn block_stop(index: usize) -> Result<Bytes, std::convert::Infallible> {
 /// and meter, so a client that goes away is charged what it used.
 fn stream(
     p: exec::Prepared,
+    lookup: Lookup,
     mut meter: Meter,
     id: String,
     limit: Option<std::time::Duration>,
@@ -460,7 +463,7 @@ fn stream(
     let failed = meter.failure();
     let events = async_stream::stream! {
         let _slot = slot;
-        let mut upstream = std::pin::pin!(exec::stream(&p));
+        let mut upstream = std::pin::pin!(lookup.stream(&p));
         // `message_start` waits for the provider's first item: an Anthropic provider counts
         // the input there; an OpenAI one only at the end (then 0 here, the count in
         // `message_delta`).

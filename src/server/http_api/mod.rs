@@ -4,8 +4,9 @@
 //!
 //! The HTTP path reuses what gRPC uses: the token check ([`Verifier`](super::auth::Verifier)),
 //! admission ([`governance::layer::admit`]), the input bounds ([`Governance::input_error`]),
-//! model resolution and the provider call ([`exec`](super::exec)), and the meter that charges
-//! each call once. What it adds is the API's own shape: JSON bodies read up to
+//! model resolution and the provider call ([`exec`](super::exec)) behind the response cache
+//! ([`cache`](super::cache)), and the meter that charges each call once. What it adds is the
+//! API's own shape: JSON bodies read up to
 //! `server.http.max_body_bytes`, errors as `{"error": {message, type, param, code}}` with the
 //! status and `retry-after` headers each SDK's retry logic reads.
 //!
@@ -29,6 +30,7 @@ use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
+use super::cache::{self, Lookup};
 use super::exec::{self, Prepared};
 use super::governance::layer::{Denied, Slot, admit};
 use super::governance::meter::Meter;
@@ -557,17 +559,21 @@ pub const SCHEMA_PARAM: &str = "response_format.json_schema";
 pub struct Admitted {
     pub p: Prepared,
     pub meter: Meter,
+    /// Its use of the response cache.
+    pub lookup: Lookup,
     pub slot: Slot,
     /// The subject's request timeout.
     pub timeout: Option<Duration>,
 }
 
-/// Admit `chat` of `sub`, which came in on `api` (its `method` in the metrics), as gRPC admits
-/// an Execute: the limits, then the input bounds, then the model and provider.
+/// Admit `chat` of `sub`, which came in on `api` (its `method` in the metrics) with `headers`,
+/// as gRPC admits an Execute: the limits, then the input bounds, then the model and provider,
+/// then its use of the response cache (`Cache-Control: no-cache` skips the lookup).
 pub async fn admit_chat(
     http: &Http,
     sub: String,
     chat: &Chat,
+    headers: &HeaderMap,
     api: Api,
     method: &str,
 ) -> Result<Admitted, ApiError> {
@@ -577,30 +583,35 @@ pub async fn admit_chat(
     let limits = Limits::for_sub(&state.config.server.limits, &sub);
     let p = chat.check(&http.gov, &state, &sub, &limits)?;
     let meter = Meter::new(
-        http.gov.call_via(sub, api),
+        http.gov.call_via(sub.clone(), api),
         p.model.clone(),
         governance::request_chars(&req),
     );
+    let bypass = cache::http_bypass(headers);
+    let lookup = Lookup::new(&http.gov, &state, &sub, &p, bypass, &meter);
     Ok(Admitted {
         p,
         meter,
+        lookup,
         slot,
         timeout: limits.timeout,
     })
 }
 
-/// A whole (not streamed) answer within the call's `deadline`, metered, for both APIs: the
-/// answer's text and usage go to `meter`; a timeout or a provider failure is recorded and
-/// becomes the HTTP error. `slot` (the admission) is held until the answer is in.
+/// A whole (not streamed) answer within the call's `deadline`, through the response cache
+/// (`lookup`), metered, for both APIs: the answer's text and usage go to `meter`; a timeout or
+/// a provider failure is recorded and becomes the HTTP error. `slot` (the admission) is held
+/// until the answer is in.
 pub async fn complete(
     p: &Prepared,
+    lookup: &Lookup,
     meter: &mut Meter,
     deadline: Option<Duration>,
     slot: Slot,
 ) -> Result<crate::llm::ChatResponse, ApiError> {
     let answer = match deadline {
-        None => exec::complete(p).await,
-        Some(limit) => match tokio::time::timeout(limit, exec::complete(p)).await {
+        None => lookup.complete(p).await,
+        Some(limit) => match tokio::time::timeout(limit, lookup.complete(p)).await {
             Ok(r) => r,
             Err(_) => {
                 meter.failed("timeout");

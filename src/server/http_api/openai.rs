@@ -20,6 +20,7 @@ use super::{
 };
 use crate::llm::openai::{finish_reason, tool_call_json};
 use crate::llm::{Message, Role, StreamEvent, ToolCall, ToolChoice, ToolDef, ToolResult};
+use crate::server::cache::Lookup;
 use crate::server::exec;
 use crate::server::governance::meter::Meter;
 use crate::server::governance::usage::{Api, Outcome};
@@ -513,15 +514,24 @@ async fn run(http: Http, headers: HeaderMap, body: axum::body::Body) -> Result<R
     let Admitted {
         p,
         meter,
+        lookup,
         slot,
         timeout: deadline,
-    } = admit_chat(&http, sub, &chat, Api::Openai, "ChatCompletions").await?;
+    } = admit_chat(&http, sub, &chat, &headers, Api::Openai, "ChatCompletions").await?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     if chat.stream {
-        return Ok(stream(p, meter, id, chat.include_usage, deadline, slot));
+        return Ok(stream(
+            p,
+            lookup,
+            meter,
+            id,
+            chat.include_usage,
+            deadline,
+            slot,
+        ));
     }
     let mut meter = meter;
-    let resp = super::complete(&p, &mut meter, deadline, slot).await?;
+    let resp = super::complete(&p, &lookup, &mut meter, deadline, slot).await?;
     let mut message = json!({"role": "assistant", "content": resp.text, "refusal": null});
     if !resp.tool_calls.is_empty() {
         message["tool_calls"] = resp.tool_calls.iter().map(tool_call_json).collect();
@@ -555,6 +565,7 @@ fn sse(v: &Value) -> Result<Bytes, std::convert::Infallible> {
 /// its meter, so a client that goes away drops the upstream call and is charged what it used.
 fn stream(
     p: exec::Prepared,
+    lookup: Lookup,
     mut meter: Meter,
     id: String,
     include_usage: bool,
@@ -574,7 +585,7 @@ fn stream(
     let events = async_stream::stream! {
         let _slot = slot;
         yield sse(&chunk(json!({"role": "assistant", "content": ""}), Value::Null));
-        let mut upstream = std::pin::pin!(exec::stream(&p));
+        let mut upstream = std::pin::pin!(lookup.stream(&p));
         let mut stop = None;
         while let Some(item) = upstream.next().await {
             match item {
