@@ -14,6 +14,8 @@ use super::{Args, DRAIN_GRACE, MAX_TRACKED_US, Rpc};
 /// Latencies of the successful calls, and the failures.
 pub struct Stats {
     pub hist: Histogram<u64>,
+    /// Of the successful streamed calls: the time to the first answer text.
+    pub first: Histogram<u64>,
     pub errors: u64,
     pub first_error: Option<String>,
 }
@@ -22,16 +24,24 @@ impl Stats {
     fn new() -> Stats {
         Stats {
             hist: Histogram::new_with_bounds(1, MAX_TRACKED_US, 3).expect("valid bounds"),
+            first: Histogram::new_with_bounds(1, MAX_TRACKED_US, 3).expect("valid bounds"),
             errors: 0,
             first_error: None,
         }
     }
 
-    fn record(&mut self, latency: Duration, result: Result<(), String>) {
+    /// One call that started at `start` (its due time in the open loop) and ended at `end`.
+    fn record(&mut self, start: Instant, end: Instant, result: Result<Option<Instant>, String>) {
+        let us = |d: Duration| d.as_micros().max(1) as u64;
         match result {
-            Ok(()) => self
-                .hist
-                .saturating_record(latency.as_micros().max(1) as u64),
+            Ok(first) => {
+                self.hist
+                    .saturating_record(us(end.saturating_duration_since(start)));
+                if let Some(at) = first {
+                    self.first
+                        .saturating_record(us(at.saturating_duration_since(start)));
+                }
+            }
             Err(e) => {
                 self.errors += 1;
                 self.first_error.get_or_insert(e);
@@ -41,6 +51,7 @@ impl Stats {
 
     fn merge(&mut self, other: Stats) {
         self.hist.add(&other.hist).expect("same bounds");
+        self.first.add(&other.first).expect("same bounds");
         self.errors += other.errors;
         if self.first_error.is_none() {
             self.first_error = other.first_error;
@@ -72,7 +83,7 @@ pub async fn closed_loop(
                     let r = tokio::time::timeout(timeout, target.call(rpc, w, seq))
                         .await
                         .unwrap_or_else(|_| Err("timed out".into()));
-                    stats.record(t0.elapsed(), r);
+                    stats.record(t0, Instant::now(), r);
                 }
             })
         })
@@ -132,8 +143,8 @@ pub async fn open_loop(
             let r = tokio::time::timeout(timeout, target.call(rpc, seq as usize, seq))
                 .await
                 .unwrap_or_else(|_| Err("timed out".into()));
-            let latency = at.elapsed();
-            stats.lock().expect("stats lock").record(latency, r);
+            let end = Instant::now();
+            stats.lock().expect("stats lock").record(at, end, r);
             drop(permit);
         });
         sent += 1;

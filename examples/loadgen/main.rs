@@ -1,6 +1,7 @@
 //! A load generator for vibectl-server's `vibectl.llm_proxy` gRPC service, or, with
-//! `--direct-openai URL`, for an OpenAI-compatible endpoint called straight over HTTP, so one
-//! tool measures both the direct and the proxied path of the same request.
+//! `--direct-openai URL`, for an OpenAI-compatible endpoint called over HTTP (the mock provider
+//! straight, vibectl-server's `/v1/chat/completions`, or another gateway), so one tool measures
+//! both the direct and the proxied path of the same request.
 //!
 //! Two modes. Closed loop (`--concurrency C`): C workers each send a request, wait for the
 //! answer, and send the next; C=1 measures latency. Open loop (`--rate R`): requests are
@@ -12,7 +13,9 @@
 //! Every run stops at `--requests N` or `--duration SECS`, whichever comes first, and every call
 //! is bounded by `--timeout`. The output is one JSON line: count (completed calls), errors,
 //! duration_s, rps (successful calls per second), and latency percentiles of the successful
-//! calls in microseconds (p50, p90, p99, p999, max, mean).
+//! calls in microseconds (p50, p90, p99, p999, max, mean). With `--rpc stream` it adds
+//! `first_chunk`: the same percentiles of the time to the first piece of answer text (see
+//! `target`), what a streaming client waits before it can show anything.
 //!
 //! Build with `cargo build --release --examples`; see `scripts/bench-proxy` for a full run.
 //!
@@ -48,8 +51,9 @@ struct Args {
     /// vibectl-server address
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     target: String,
-    /// Call this OpenAI-compatible endpoint directly instead of the gRPC server
-    /// (a base URL like http://127.0.0.1:PORT or .../v1, or the full .../chat/completions URL)
+    /// Call this OpenAI-compatible endpoint over HTTP instead of the gRPC server: the mock
+    /// provider, vibectl-server's HTTP API or another gateway (a base URL like
+    /// http://127.0.0.1:PORT or .../v1, or the full .../chat/completions URL)
     #[arg(long, value_name = "URL")]
     direct_openai: Option<String>,
     /// Which call to make (`info` is gRPC only)
@@ -58,7 +62,7 @@ struct Args {
     /// Bearer token sent as `authorization` metadata (gRPC)
     #[arg(long, value_name = "T")]
     token: Option<String>,
-    /// Bearer API key sent to the direct OpenAI endpoint
+    /// Bearer API key (or token) sent to the OpenAI endpoint
     #[arg(long, value_name = "KEY")]
     api_key: Option<String>,
     /// Model name to request (default: none, so the server's default model; `bench-model`
@@ -182,6 +186,18 @@ async fn run(args: Args) -> Result<Value, String> {
     });
     if args.rate.is_some() {
         out["unsent"] = json!(unsent);
+    }
+    if args.rpc == Rpc::Stream {
+        let f = &stats.first;
+        out["first_chunk"] = json!({
+            "count": f.len(),
+            "p50_us": f.value_at_quantile(0.50),
+            "p90_us": f.value_at_quantile(0.90),
+            "p99_us": f.value_at_quantile(0.99),
+            "p999_us": f.value_at_quantile(0.999),
+            "max_us": f.max(),
+            "mean_us": f.mean().round(),
+        });
     }
     if let Some(e) = stats.first_error {
         out["first_error"] = json!(e);

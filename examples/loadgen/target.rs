@@ -1,7 +1,13 @@
 //! Where the load generator's calls go: vibectl-server over gRPC (plaintext or TLS), or an
-//! OpenAI-compatible endpoint over HTTP with the body the server would send upstream.
+//! OpenAI-compatible endpoint over HTTP (the mock provider, vibectl-server's own HTTP API, another
+//! gateway) with the body the server would send upstream.
+//!
+//! A streamed call also reports when its first piece of answer text arrived: the first gRPC
+//! `text_chunk` that is not empty, or the first server-sent event whose
+//! `choices[0].delta.content` is not empty (a chunk with only the role, which a gateway may send
+//! before the provider has answered, does not count).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -86,8 +92,9 @@ impl Target {
         })
     }
 
-    /// One call; `Err` carries a short description of what went wrong.
-    pub async fn call(&self, rpc: Rpc, worker: usize, seq: u64) -> Result<(), String> {
+    /// One call; `Ok` carries when the first answer text of a stream arrived (`None` for a
+    /// whole answer), `Err` a short description of what went wrong.
+    pub async fn call(&self, rpc: Rpc, worker: usize, seq: u64) -> Result<Option<Instant>, String> {
         match self {
             Target::Grpc {
                 clients,
@@ -118,7 +125,7 @@ impl Target {
                             .map_err(status)?
                             .into_inner();
                         match resp.result {
-                            Some(execute_response::Result::Success(_)) => Ok(()),
+                            Some(execute_response::Result::Success(_)) => Ok(None),
                             Some(execute_response::Result::Error(e)) => {
                                 Err(format!("{}: {}", e.error_code, e.error_message))
                             }
@@ -132,17 +139,23 @@ impl Target {
                             .map_err(status)?
                             .into_inner();
                         let mut finished = false;
+                        let mut first = None;
                         while let Some(chunk) = stream.message().await.map_err(status)? {
                             match chunk.chunk_type {
                                 Some(ChunkType::Error(e)) => {
                                     return Err(format!("{}: {}", e.error_code, e.error_message));
+                                }
+                                Some(ChunkType::TextChunk(t))
+                                    if first.is_none() && !t.is_empty() =>
+                                {
+                                    first = Some(Instant::now());
                                 }
                                 Some(ChunkType::FinalMetrics(_)) => finished = true,
                                 _ => {}
                             }
                         }
                         if finished {
-                            Ok(())
+                            Ok(first)
                         } else {
                             Err("the stream ended without final_metrics".into())
                         }
@@ -150,7 +163,7 @@ impl Target {
                     Rpc::Info => client
                         .get_server_info(request(GetServerInfoRequest {}, token))
                         .await
-                        .map(|_| ())
+                        .map(|_| None)
                         .map_err(status),
                 }
             }
@@ -175,27 +188,83 @@ impl Target {
                 if let Some(k) = api_key {
                     req = req.bearer_auth(k);
                 }
-                let resp = req.send().await.map_err(|e| e.to_string())?;
+                let mut resp = req.send().await.map_err(|e| e.to_string())?;
                 let code = resp.status();
-                let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
                 if !code.is_success() {
                     return Err(format!("HTTP {code}"));
                 }
                 if rpc == Rpc::Stream {
-                    // The proxy decodes every frame; scanning for the end marker is the least
-                    // a direct client does.
-                    return match bytes.windows(6).any(|w| w == b"[DONE]") {
-                        true => Ok(()),
+                    let mut events = Events::default();
+                    while let Some(bytes) = resp.chunk().await.map_err(|e| e.to_string())? {
+                        events.feed(&bytes)?;
+                    }
+                    return match events.done {
+                        true => Ok(events.first),
                         false => Err("the stream ended without [DONE]".into()),
                     };
                 }
+                let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
                 let v: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
                 match v.pointer("/choices/0/message/content") {
-                    Some(Value::String(_)) => Ok(()),
+                    Some(Value::String(_)) => Ok(None),
                     _ => Err("no choices[0].message.content".into()),
                 }
             }
         }
+    }
+}
+
+/// Longest server-sent event line the stream reader holds.
+const MAX_EVENT_LINE: usize = 1 << 20;
+
+/// The reader of an OpenAI stream (`data: {chunk}` lines, then `data: [DONE]`), fed as the
+/// bytes arrive: when the first answer text came, and whether the end marker did.
+#[derive(Default)]
+struct Events {
+    line: Vec<u8>,
+    first: Option<Instant>,
+    done: bool,
+}
+
+impl Events {
+    fn feed(&mut self, mut bytes: &[u8]) -> Result<(), String> {
+        while let Some(i) = bytes.iter().position(|&b| b == b'\n') {
+            self.line.extend_from_slice(&bytes[..i]);
+            bytes = &bytes[i + 1..];
+            let line = std::mem::take(&mut self.line);
+            self.event(&line)?;
+        }
+        self.line.extend_from_slice(bytes);
+        if self.line.len() > MAX_EVENT_LINE {
+            return Err(format!("a stream line is over {MAX_EVENT_LINE} bytes"));
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, line: &[u8]) -> Result<(), String> {
+        let Some(data) = line.strip_prefix(b"data:") else {
+            return Ok(());
+        };
+        let data = data.trim_ascii();
+        if data == b"[DONE]" {
+            self.done = true;
+            return Ok(());
+        }
+        if self.first.is_some() {
+            return Ok(());
+        }
+        let v: Value =
+            serde_json::from_slice(data).map_err(|e| format!("a stream event is not JSON: {e}"))?;
+        if v.get("error").is_some() {
+            return Err(format!("an error event: {v}"));
+        }
+        if v.pointer("/choices/0/delta/content")
+            .and_then(Value::as_str)
+            .is_some_and(|t| !t.is_empty())
+        {
+            self.first = Some(Instant::now());
+        }
+        Ok(())
     }
 }
 

@@ -1,5 +1,9 @@
 //! The examples stay true: the Kubernetes server config is valid for our schema, and the
 //! Grafana dashboard only queries metrics the server exports.
+//!
+//! - `loadgen`: the benchmarks' load generator times what it says it times.
+
+mod loadgen;
 
 use std::path::{Path, PathBuf};
 

@@ -164,26 +164,31 @@ fn mock_binary() -> &'static PathBuf {
         if let Some(bin) = std::env::var_os(BIN_ENV) {
             return PathBuf::from(bin);
         }
-        // current_exe is target/<profile>/deps/main-<hash>.
-        let exe = std::env::current_exe().expect("current_exe");
-        let profile_dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("test binary lives in target/<profile>/deps");
-        let bin = profile_dir
-            .join("examples")
-            .join(format!("mock_provider{}", std::env::consts::EXE_SUFFIX));
-        build_mock(profile_dir);
-        assert!(
-            bin.exists(),
-            "built the mock but {} is missing",
-            bin.display()
-        );
-        bin
+        example_binary("mock_provider")
     })
 }
 
-fn build_mock(profile_dir: &std::path::Path) {
+/// The example program `name` (`examples/NAME`), built with the test binary's profile.
+pub fn example_binary(name: &str) -> PathBuf {
+    // current_exe is target/<profile>/deps/main-<hash>.
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary lives in target/<profile>/deps");
+    let bin = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    build_example(profile_dir, name);
+    assert!(
+        bin.exists(),
+        "built {name} but {} is missing",
+        bin.display()
+    );
+    bin
+}
+
+fn build_example(profile_dir: &std::path::Path, name: &str) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
     let mut cmd = Command::new(cargo);
@@ -191,7 +196,7 @@ fn build_mock(profile_dir: &std::path::Path) {
         "build",
         "--quiet",
         "--example",
-        "mock_provider",
+        name,
         "--manifest-path",
         manifest,
     ]);
@@ -211,7 +216,7 @@ fn build_mock(profile_dir: &std::path::Path) {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("cannot run cargo to build the mock provider");
+        .unwrap_or_else(|e| panic!("cannot run cargo to build the example {name}: {e}"));
     let mut stderr = child.stderr.take().expect("stderr is piped");
     let reader = std::thread::spawn(move || {
         let mut text = String::new();
@@ -219,17 +224,15 @@ fn build_mock(profile_dir: &std::path::Path) {
         text
     });
     let mut child = KillOnDrop(child);
-    let status = wait::until_blocking("building the mock provider", BUILD_TIMEOUT, || match child
-        .0
-        .try_wait()
-        .expect("waiting for cargo")
-    {
-        Some(status) => Ok(status),
-        None => Err("cargo still running"),
+    let status = wait::until_blocking("building an example", BUILD_TIMEOUT, || {
+        match child.0.try_wait().expect("waiting for cargo") {
+            Some(status) => Ok(status),
+            None => Err("cargo still running"),
+        }
     });
     let errors = reader.join().unwrap_or_default();
     assert!(
         status.success(),
-        "cargo build --example mock_provider failed:\n{errors}"
+        "cargo build --example {name} failed:\n{errors}"
     );
 }
