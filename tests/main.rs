@@ -11,6 +11,7 @@ mod hostile;
 mod http;
 mod providers;
 mod retry;
+mod routing;
 mod server;
 mod tls;
 

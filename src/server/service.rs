@@ -63,11 +63,12 @@ impl VibectlLlmProxy for ProxyService {
         let limits = Limits::for_sub(&state.config.server.limits, &sub);
         self.gov.check_input(&sub, &limits, &req)?;
         let started = Instant::now();
-        let result = match exec::prepare(&state, &req) {
+        let result = match exec::prepare(&state, &self.gov, &req) {
             Err(e) => execute_response::Result::Error(e),
             Ok(p) => {
                 let call = self.gov.call(sub);
-                let meter = Meter::new(call, p.model.clone(), governance::request_chars(&req));
+                let meter = Meter::new(call, p.model.clone(), governance::request_chars(&req))
+                    .following(p.route.served.clone());
                 let failed = meter.failure();
                 let run = run_complete(p, started, meter);
                 match limits.timeout {
@@ -102,14 +103,15 @@ impl VibectlLlmProxy for ProxyService {
         self.gov.check_input(&sub, &limits, &req)?;
         let started = Instant::now();
         let stream =
-            match exec::prepare(&state, &req) {
+            match exec::prepare(&state, &self.gov, &req) {
                 Err(e) => futures_util::stream::once(async move {
                     chunk(&id, stream_chunk::ChunkType::Error(e))
                 })
                 .boxed(),
                 Ok(p) => {
                     let call = self.gov.call(sub);
-                    let meter = Meter::new(call, p.model.clone(), governance::request_chars(&req));
+                    let meter = Meter::new(call, p.model.clone(), governance::request_chars(&req))
+                        .following(p.route.served.clone());
                     let on_timeout = timeout_chunk(&id, &meter, limits.timeout);
                     let run = run_stream(p, id, started, meter);
                     governance::with_deadline(run, limits.timeout, on_timeout).boxed()
@@ -194,6 +196,7 @@ fn timeout_chunk(
 async fn run_complete(p: Prepared, started: Instant, mut meter: Meter) -> execute_response::Result {
     match exec::complete(&p).await {
         Ok((resp, attempt)) => {
+            let served = p.served().model;
             meter.text(&resp.text);
             meter.usage(resp.usage);
             meter.end(Outcome::Completed);
@@ -202,17 +205,17 @@ async fn run_complete(p: Prepared, started: Instant, mut meter: Meter) -> execut
                 metrics: Some(exec::metrics(
                     started,
                     resp.usage,
-                    &p.model,
+                    &served,
                     attempt,
                     meter.used(),
                 )),
-                actual_model_used: p.model.id.clone(),
+                actual_model_used: served.id,
             })
         }
         Err((e, attempt)) => {
             meter.failed(e.code());
             meter.end(Outcome::Error);
-            execute_response::Result::Error(exec::provider_error(&e, &p.model, attempt))
+            execute_response::Result::Error(exec::provider_error(&e, &p.served().model, attempt))
         }
     }
 }
@@ -245,14 +248,15 @@ fn run_stream(
                 Err((e, retries)) => {
                     meter.failed(e.code());
                     meter.end(Outcome::Error);
-                    let err: ExecuteError = exec::provider_error(&e, &p.model, retries);
+                    let err: ExecuteError = exec::provider_error(&e, &p.served().model, retries);
                     yield chunk(&id, stream_chunk::ChunkType::Error(err));
                     return;
                 }
             }
         }
         meter.end(Outcome::Completed);
-        yield chunk(&id, stream_chunk::ChunkType::Complete(StreamComplete { actual_model_used: p.model.id.clone() }));
-        yield chunk(&id, stream_chunk::ChunkType::FinalMetrics(exec::metrics(started, usage, &p.model, attempt, meter.used())));
+        let served = p.served().model;
+        yield chunk(&id, stream_chunk::ChunkType::Complete(StreamComplete { actual_model_used: served.id.clone() }));
+        yield chunk(&id, stream_chunk::ChunkType::FinalMetrics(exec::metrics(started, usage, &served, attempt, meter.used())));
     }
 }

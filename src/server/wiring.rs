@@ -129,6 +129,7 @@ pub async fn start(
     } else {
         None
     };
+    gov.health.register(super::exec::deployments(&state));
     let state = Arc::new(ArcSwap::from_pointee(state));
     tokio::spawn(reload::watch(
         reload::Watch {

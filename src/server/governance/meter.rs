@@ -15,6 +15,7 @@ use super::Call;
 use super::usage::Outcome;
 use crate::llm::Usage;
 use crate::server::catalog::ModelDef;
+use crate::server::routing::ServedCell;
 
 /// Characters per token of the estimate: the usual rule of thumb for English text and code.
 pub const CHARS_PER_TOKEN: u64 = 4;
@@ -55,6 +56,8 @@ pub struct Meter {
     usage: Option<Usage>,
     ending: Ending,
     charged: bool,
+    /// The model and deployment that answered, when the call is routed.
+    served: Option<ServedCell>,
 }
 
 impl Meter {
@@ -69,6 +72,25 @@ impl Meter {
             usage: None,
             ending: Ending::default(),
             charged: false,
+            served: None,
+        }
+    }
+
+    /// Charge the model and deployment `served` holds when the call ends (a fallback's price,
+    /// and the deployment in the usage record), not the model asked for.
+    pub fn following(mut self, served: ServedCell) -> Meter {
+        self.served = Some(served);
+        self
+    }
+
+    /// The model charged, and the deployment that served it.
+    fn charged_model(&self) -> (ModelDef, Option<String>) {
+        match &self.served {
+            Some(cell) => {
+                let s = crate::server::routing::served(cell);
+                (s.model, Some(s.deployment))
+            }
+            None => (self.model.clone(), None),
         }
     }
 
@@ -90,7 +112,7 @@ impl Meter {
 
     /// The provider failed (its error kind, for the metrics).
     pub fn failed(&self, kind: &str) {
-        self.call.failed(&self.model, kind);
+        self.call.failed(&self.charged_model().0, kind);
     }
 
     /// Counts a provider failure (or the timeout) of this call from outside the stream.
@@ -118,7 +140,8 @@ impl Meter {
             return;
         }
         if let Some((input, output)) = self.used() {
-            self.call.charge(&self.model, input, output, outcome);
+            let (model, deployment) = self.charged_model();
+            self.call.charge(&model, deployment, input, output, outcome);
         }
     }
 }

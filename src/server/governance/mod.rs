@@ -163,6 +163,8 @@ pub struct Governance {
     pub limiter: limiter::MemoryLimiter,
     pub usage: usage::UsageStore,
     pub metrics: metrics::Metrics,
+    /// The health of the deployments calls are routed over (kept across reloads).
+    pub health: crate::server::routing::health::Health,
     ready: AtomicBool,
     /// The Redis counters of the current config, when its backend is redis.
     redis: Mutex<Option<Arc<RedisLimiter>>>,
@@ -183,6 +185,7 @@ impl Governance {
             limiter: limiter::MemoryLimiter::default(),
             usage: usage::UsageStore::open(usage_file),
             metrics: metrics::Metrics::new(),
+            health: crate::server::routing::health::Health::default(),
             ready: AtomicBool::new(false),
             redis: Mutex::new(None),
         }
@@ -293,7 +296,14 @@ impl Call {
     /// Charge `input` and `output` tokens of a call that ended with `outcome`: the quota
     /// totals and usage log, the Redis quota counters (in the background) and the metrics.
     /// [`meter::Meter`] calls this once per call.
-    pub fn charge(&self, model: &ModelDef, input: u64, output: u64, outcome: usage::Outcome) {
+    pub fn charge(
+        &self,
+        model: &ModelDef,
+        deployment: Option<String>,
+        input: u64,
+        output: u64,
+        outcome: usage::Outcome,
+    ) {
         let cost = model.cost_usd(input, output);
         let record = usage::Record {
             ts: usage::now_unix(),
@@ -304,6 +314,7 @@ impl Call {
             cost_usd: cost,
             status: outcome,
             api: self.api,
+            deployment,
         };
         if let Some(redis) = self.gov.current_redis()
             && let Ok(rt) = tokio::runtime::Handle::try_current()

@@ -94,6 +94,10 @@ pub struct Record {
     /// The API the call came in on.
     #[serde(default)]
     pub api: Api,
+    /// The deployment that answered (`MODEL/DEPLOYMENT`, or the model id for a model without
+    /// deployments); absent in records written before routing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
 }
 
 pub fn now_unix() -> i64 {
@@ -400,6 +404,7 @@ mod tests {
             cost_usd: Some(0.5),
             status: Outcome::Completed,
             api: Api::Grpc,
+            deployment: None,
         }
     }
 

@@ -191,7 +191,7 @@ async fn run(http: Http, headers: HeaderMap, body: axum::body::Body) -> Result<R
             "id": id,
             "type": "message",
             "role": "assistant",
-            "model": p.model.id,
+            "model": p.served().model.id,
             "content": [{"type": "text", "text": resp.text}],
             "stop_reason": "end_turn",
             "stop_sequence": null,
@@ -236,7 +236,7 @@ fn stream(
                 Err((e, retries)) => {
                     meter.failed(e.code());
                     meter.end(Outcome::Error);
-                    yield event("error", &provider_failure(&e, &p.model, retries).anthropic_body());
+                    yield event("error", &provider_failure(&e, &p.served().model, retries).anthropic_body());
                     return;
                 }
             }

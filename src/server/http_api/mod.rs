@@ -450,7 +450,7 @@ pub async fn admit_chat(
     let slot = admit(http.gov.clone(), &state, sub.clone(), method.to_owned()).await?;
     let limits = Limits::for_sub(&state.config.server.limits, &sub);
     http.gov.check_input(&sub, &limits, &req)?;
-    let mut p = exec::prepare(&state, &req)?;
+    let mut p = exec::prepare(&state, &http.gov, &req)?;
     p.chat.system = chat.system.clone();
     p.chat.user = vec![];
     p.chat.messages = chat.messages.clone();
@@ -461,7 +461,8 @@ pub async fn admit_chat(
         http.gov.call_via(sub, api),
         p.model.clone(),
         governance::request_chars(&req),
-    );
+    )
+    .following(p.route.served.clone());
     Ok(Admitted {
         p,
         meter,
@@ -500,7 +501,7 @@ pub async fn complete(
         Err((e, retries)) => {
             meter.failed(e.code());
             meter.end(governance::usage::Outcome::Error);
-            Err(provider_failure(&e, &p.model, retries))
+            Err(provider_failure(&e, &p.served().model, retries))
         }
     }
 }

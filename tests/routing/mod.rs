@@ -1,0 +1,229 @@
+//! Routing over deployments and fallbacks (`models.<id>.deployments`, `models.<id>.fallbacks`,
+//! `routing.*`), against two mock provider processes: a deployment that answers 429 rests for
+//! its retry-after while the other serves, one that keeps failing is taken out and probed back,
+//! a stream moves on before its first chunk, a refused request does not move on, fallbacks go in
+//! order; over gRPC and over the OpenAI HTTP route. Waits are on the mocks' counters and the
+//! reported deployment state, never on a clock.
+
+use serde_json::{Value, json};
+use vibectl::config::KeyPath;
+use vibectl::config::generated::server::key;
+use vibectl::llm::ProviderKind;
+use vibectl::proto::execute_response;
+
+use crate::support::mock::MockProvider;
+use crate::support::server::{API_KEY, LIMIT, TestServer, execute, from_yaml, request, within};
+use crate::support::wait;
+use crate::support::yaml::{self, entry};
+
+/// The model the test configs offer (the default model).
+const MODEL: &str = "routed";
+/// Its first deployment (weight 1, at mock A) and its standby (weight 0, at mock B).
+const FIRST: &str = "routed/a";
+const SECOND: &str = "routed/b";
+
+/// `(key, value)` pairs of the two provider entries, `mock-a` and `mock-b`, no retries.
+fn providers(a: &MockProvider, b: &MockProvider) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, mock) in [("mock-a", a), ("mock-b", b)] {
+        let p = |k: &str| entry(k, name);
+        out.push((p(key::PROVIDERS_PROVIDER_KIND), "openai".to_owned()));
+        out.push((p(key::PROVIDERS_PROVIDER_KEY), API_KEY.to_owned()));
+        out.push((
+            p(key::PROVIDERS_PROVIDER_BASE_URL),
+            mock.base_url(ProviderKind::OpenAi),
+        ));
+        out.push((p(key::PROVIDERS_PROVIDER_TIMEOUT_SECONDS), "10".to_owned()));
+        out.push((p(key::PROVIDERS_PROVIDER_MAX_RETRIES), "0".to_owned()));
+    }
+    out
+}
+
+/// `models.<model>.deployments.<name>.<leaf>`.
+fn dep(template: &str, model: &str, name: &str) -> String {
+    KeyPath::fill(template, &[model, name]).to_string()
+}
+
+/// A deployment `name` of `model` at `provider` with `weight`, sending `upstream`.
+fn deployment(model: &str, name: &str, provider: &str, weight: u32) -> Vec<(String, String)> {
+    vec![
+        (
+            dep(key::MODELS_ID_DEPLOYMENTS_DEPLOYMENT_PROVIDER, model, name),
+            provider.to_owned(),
+        ),
+        (
+            dep(
+                key::MODELS_ID_DEPLOYMENTS_DEPLOYMENT_UPSTREAM_MODEL,
+                model,
+                name,
+            ),
+            format!("{model}-{name}-upstream"),
+        ),
+        (
+            dep(key::MODELS_ID_DEPLOYMENTS_DEPLOYMENT_WEIGHT, model, name),
+            weight.to_string(),
+        ),
+    ]
+}
+
+/// The config: [`MODEL`] with deployment `a` (mock A, weight 1) and standby `b` (mock B,
+/// weight 0), then `extra` pairs (more models, `routing.*`).
+fn config(a: &MockProvider, b: &MockProvider, extra: &[(String, String)]) -> String {
+    let mut pairs = vec![(key::SERVER_DEFAULT_MODEL.to_owned(), MODEL.to_owned())];
+    pairs.extend(providers(a, b));
+    pairs.push((entry(key::MODELS_ID_PROVIDER, MODEL), "mock-a".to_owned()));
+    pairs.extend(deployment(MODEL, "a", "mock-a", 1));
+    pairs.extend(deployment(MODEL, "b", "mock-b", 0));
+    pairs.extend(extra.iter().cloned());
+    yaml::config(&pairs)
+}
+
+async fn start(a: &MockProvider, b: &MockProvider, extra: &[(String, String)]) -> TestServer {
+    TestServer::start(from_yaml(&config(a, b, extra))).await
+}
+
+async fn requests(mock: &MockProvider) -> u64 {
+    mock.stats().await["requests_total"]
+        .as_u64()
+        .expect("requests_total")
+}
+
+/// The deployment's state as `/metrics` reports it (healthy, cooling, out or probe).
+async fn state(server: &TestServer, deployment: &str) -> String {
+    let (status, text) = server.get("/metrics").await;
+    assert_eq!(status, 200, "{text}");
+    for s in ["healthy", "cooling", "out", "probe"] {
+        let needle = format!("deployment=\"{deployment}\",state=\"{s}\"}} 1");
+        if text
+            .lines()
+            .any(|l| l.starts_with("vibectl_deployment_state{") && l.ends_with(&needle))
+        {
+            return s.to_owned();
+        }
+    }
+    panic!("/metrics shows no state of {deployment}:\n{text}")
+}
+
+/// Wait (bounded) until `/metrics` reports `deployment` in `want`.
+async fn wait_state(server: &TestServer, deployment: &str, want: &str) {
+    wait::until(
+        &format!("{deployment} becoming {want}"),
+        LIMIT,
+        async || {
+            let s = state(server, deployment).await;
+            if s == want { Ok(()) } else { Err(s) }
+        },
+    )
+    .await;
+}
+
+/// How a test call goes in.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    Grpc,
+    Http,
+}
+
+/// One whole call of `user` to `model`: the model the answer reports, or the failure (gRPC
+/// error code, or HTTP status and error code).
+async fn call(server: &TestServer, via: Via, model: &str, user: &str) -> Result<String, String> {
+    match via {
+        Via::Grpc => {
+            let mut client = server.client().await;
+            match execute(&mut client, request(user, Some(model))).await.1 {
+                execute_response::Result::Success(s) => Ok(s.actual_model_used),
+                execute_response::Result::Error(e) => Err(e.error_code),
+            }
+        }
+        Via::Http => {
+            let (status, body) = post(server, model, user, false).await;
+            let body: Value = serde_json::from_str(&body).expect("JSON");
+            if status == 200 {
+                Ok(body["model"].as_str().expect("model").to_owned())
+            } else {
+                Err(format!("{status} {}", body["error"]["code"]))
+            }
+        }
+    }
+}
+
+/// POST a chat completion to the server's OpenAI route: status and body text.
+async fn post(server: &TestServer, model: &str, user: &str, stream: bool) -> (u16, String) {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let resp = within(
+        "an HTTP call",
+        client
+            .post(format!("http://{}/v1/chat/completions", server.addr))
+            .json(&json!({"model": model, "stream": stream,
+                "messages": [{"role": "user", "content": user}]}))
+            .send(),
+    )
+    .await
+    .expect("the HTTP call");
+    let status = resp.status().as_u16();
+    (status, within("the body", resp.text()).await.expect("body"))
+}
+
+/// The deployment of each usage record so far.
+fn served_by(server: &TestServer) -> Vec<String> {
+    server.gov.usage.flush();
+    let file = server
+        .dir
+        .path()
+        .join(vibectl::server::governance::USAGE_FILE);
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("JSON");
+            v["deployment"].as_str().unwrap_or("").to_owned()
+        })
+        .collect()
+}
+
+/// A 429 with `retry-after: 2` from the first deployment: the call is served by the second at
+/// once, the first gets no request while it cools down, and once `/metrics` shows it healthy
+/// again a call reaches it.
+async fn rate_limit_rests_the_deployment(via: Via) {
+    let a = MockProvider::start(&["--fail-status", "429", "--retry-after", "2"]);
+    let b = MockProvider::start(&[]);
+    let server = start(&a, &b, &[]).await;
+    assert_eq!(state(&server, FIRST).await, "healthy");
+
+    assert_eq!(call(&server, via, MODEL, "hi").await, Ok(MODEL.to_owned()));
+    assert_eq!((requests(&a).await, requests(&b).await), (1, 1));
+    assert_eq!(state(&server, FIRST).await, "cooling");
+    assert_eq!(state(&server, SECOND).await, "healthy");
+
+    // While it cools down, the first deployment gets nothing.
+    assert_eq!(
+        call(&server, via, MODEL, "again").await,
+        Ok(MODEL.to_owned())
+    );
+    assert_eq!((requests(&a).await, requests(&b).await), (1, 2));
+    assert_eq!(served_by(&server), [SECOND, SECOND]);
+
+    // Its rest over, it is asked again (and, still limited, rests again).
+    wait_state(&server, FIRST, "healthy").await;
+    assert_eq!(
+        call(&server, via, MODEL, "later").await,
+        Ok(MODEL.to_owned())
+    );
+    assert_eq!((requests(&a).await, requests(&b).await), (2, 3));
+    assert!(server.gov.metrics.encode().contains(
+        "vibectl_deployment_calls_total{model=\"routed\",deployment=\"routed/a\",outcome=\"rate_limited\"} 2"
+    ));
+}
+
+#[tokio::test]
+async fn a_429_rests_the_deployment_for_its_retry_after_over_grpc() {
+    rate_limit_rests_the_deployment(Via::Grpc).await;
+}
+
+#[tokio::test]
+async fn a_429_rests_the_deployment_for_its_retry_after_over_http() {
+    rate_limit_rests_the_deployment(Via::Http).await;
+}
