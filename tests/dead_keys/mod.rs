@@ -13,18 +13,7 @@ use crate::support::rust_source::{Token, rust_files, tokens};
 
 /// Keys whose tests are written but not merged yet. Each entry must be a key that is not
 /// `compat` and that no test names yet; once one is named, it comes off this list.
-const PENDING: &[&str] = &[
-    "models.<id>.deployments.<deployment>.key",
-    "models.<id>.deployments.<deployment>.key_file",
-    "models.<id>.deployments.<deployment>.base_url",
-    "models.<id>.fallbacks",
-    "routing.default_cooldown_seconds",
-    "routing.max_cooldown_seconds",
-    "routing.failure_threshold",
-    "routing.failure_window_seconds",
-    "routing.backoff_seconds",
-    "routing.max_backoff_seconds",
-];
+const PENDING: &[&str] = &[];
 
 /// Files under `tests/` that name keys as data about the schema, not to show a key's effect,
 /// each with the reason; `tests/dead_keys/` itself is skipped too.

@@ -10,7 +10,9 @@ use vibectl::config::KeyPath;
 use vibectl::config::generated::server::key;
 use vibectl::llm::ProviderKind;
 use vibectl::proto::execute_response;
+use vibectl::proto::stream_chunk::ChunkType;
 
+use crate::server::collect_chunks;
 use crate::support::mock::MockProvider;
 use crate::support::server::{API_KEY, LIMIT, TestServer, execute, from_yaml, request, within};
 use crate::support::wait;
@@ -226,4 +228,267 @@ async fn a_429_rests_the_deployment_for_its_retry_after_over_grpc() {
 #[tokio::test]
 async fn a_429_rests_the_deployment_for_its_retry_after_over_http() {
     rate_limit_rests_the_deployment(Via::Http).await;
+}
+
+/// `routing.*` pairs.
+fn routing(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// How long `/metrics` says `deployment` rests still, in seconds.
+async fn rest(server: &TestServer, deployment: &str) -> f64 {
+    let (_, text) = server.get("/metrics").await;
+    let prefix = format!(
+        "vibectl_deployment_rest_seconds{{model=\"{MODEL}\",deployment=\"{deployment}\"}} "
+    );
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no rest of {deployment}:\n{text}"))
+        .parse()
+        .expect("a number")
+}
+
+#[tokio::test]
+async fn a_429_without_retry_after_rests_the_default_and_a_long_one_is_cut() {
+    let a = MockProvider::start(&["--fail-status", "429"]);
+    let b = MockProvider::start(&[]);
+    let extra = routing(&[
+        (key::ROUTING_DEFAULT_COOLDOWN_SECONDS, "0.5"),
+        (key::ROUTING_MAX_COOLDOWN_SECONDS, "1"),
+    ]);
+    let server = start(&a, &b, &extra).await;
+    assert_eq!(
+        call(&server, Via::Grpc, MODEL, "hi").await,
+        Ok(MODEL.to_owned())
+    );
+    assert!(rest(&server, FIRST).await <= 0.5);
+    wait_state(&server, FIRST, "healthy").await;
+
+    // A retry-after of an hour rests it for max_cooldown_seconds only.
+    let limited = "[[mock:retry_after=3600]] hi";
+    assert_eq!(
+        call(&server, Via::Grpc, MODEL, limited).await,
+        Ok(MODEL.to_owned())
+    );
+    let left = rest(&server, FIRST).await;
+    assert!(left <= 1.0, "{left}");
+    assert_eq!(requests(&a).await, 2);
+}
+
+/// Mock A fails with 500 the first two requests of each test; B answers.
+const STORM: &str = "[[mock:fail_times=2,fail_id=storm]] hi";
+
+#[tokio::test]
+async fn a_500_storm_takes_a_deployment_out_and_a_probe_brings_it_back() {
+    let a = MockProvider::start(&["--fail-status", "500"]);
+    let b = MockProvider::start(&[]);
+    let extra = routing(&[
+        (key::ROUTING_FAILURE_THRESHOLD, "2"),
+        (key::ROUTING_FAILURE_WINDOW_SECONDS, "600"),
+        (key::ROUTING_BACKOFF_SECONDS, "0.5"),
+    ]);
+    let server = start(&a, &b, &extra).await;
+    for via in [Via::Grpc, Via::Http] {
+        assert_eq!(call(&server, via, MODEL, STORM).await, Ok(MODEL.to_owned()));
+    }
+    assert_eq!((requests(&a).await, requests(&b).await), (2, 2));
+    assert_eq!(state(&server, FIRST).await, "out");
+    // Out: no request reaches it.
+    assert_eq!(
+        call(&server, Via::Grpc, MODEL, STORM).await,
+        Ok(MODEL.to_owned())
+    );
+    assert_eq!((requests(&a).await, requests(&b).await), (2, 3));
+
+    // Its back-off over, the next call probes it; the mock now answers, so it is back.
+    wait_state(&server, FIRST, "probe").await;
+    assert_eq!(
+        call(&server, Via::Http, MODEL, STORM).await,
+        Ok(MODEL.to_owned())
+    );
+    assert_eq!((requests(&a).await, requests(&b).await), (3, 3));
+    assert_eq!(state(&server, FIRST).await, "healthy");
+    assert_eq!(served_by(&server).last().map(String::as_str), Some(FIRST));
+}
+
+#[tokio::test]
+async fn failures_outside_the_window_do_not_add_up_and_the_back_off_is_cut_to_its_maximum() {
+    let a = MockProvider::start(&["--fail-status", "500"]);
+    let b = MockProvider::start(&[]);
+    let extra = routing(&[
+        (key::ROUTING_FAILURE_THRESHOLD, "2"),
+        (key::ROUTING_FAILURE_WINDOW_SECONDS, "0.1"),
+    ]);
+    let server = start(&a, &b, &extra).await;
+    assert_eq!(
+        call(&server, Via::Grpc, MODEL, "hi").await,
+        Ok(MODEL.to_owned())
+    );
+    // The second failure comes after the mock held its answer 300 ms: past the window.
+    let slow = "[[mock:delay_ms=300]] hi";
+    assert_eq!(
+        call(&server, Via::Grpc, MODEL, slow).await,
+        Ok(MODEL.to_owned())
+    );
+    assert_eq!(state(&server, FIRST).await, "healthy");
+    assert_eq!(requests(&a).await, 2);
+
+    // One failure takes it out with a threshold of 1, for max_backoff_seconds, not an hour.
+    let extra = routing(&[
+        (key::ROUTING_FAILURE_THRESHOLD, "1"),
+        (key::ROUTING_BACKOFF_SECONDS, "3600"),
+        (key::ROUTING_MAX_BACKOFF_SECONDS, "0.5"),
+    ]);
+    let server = start(&a, &b, &extra).await;
+    assert_eq!(
+        call(&server, Via::Grpc, MODEL, "hi").await,
+        Ok(MODEL.to_owned())
+    );
+    assert_eq!(state(&server, FIRST).await, "out");
+    assert!(rest(&server, FIRST).await <= 0.5);
+    wait_state(&server, FIRST, "probe").await;
+}
+
+#[tokio::test]
+async fn a_stream_moves_on_before_its_first_chunk() {
+    let a = MockProvider::start(&["--fail-status", "429", "--retry-after", "60"]);
+    let b = MockProvider::start(&["--reply", "from b"]);
+    let server = start(&a, &b, &[]).await;
+    let mut client = server.client().await;
+    let resp = within("StreamExecute", client.stream_execute(request("hi", None)))
+        .await
+        .expect("StreamExecute")
+        .into_inner();
+    let chunks = collect_chunks(resp).await;
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| match c {
+            ChunkType::TextChunk(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(text, "from b");
+    assert!(
+        chunks
+            .iter()
+            .any(|c| matches!(c, ChunkType::Complete(done) if done.actual_model_used == MODEL)),
+        "{chunks:?}"
+    );
+    assert!(!chunks.iter().any(|c| matches!(c, ChunkType::Error(_))));
+    assert_eq!((requests(&a).await, requests(&b).await), (1, 1));
+}
+
+#[tokio::test]
+async fn a_request_the_provider_refuses_does_not_move_on() {
+    let a = MockProvider::start(&["--fail-status", "400"]);
+    let b = MockProvider::start(&[]);
+    let server = start(&a, &b, &[]).await;
+    assert_eq!(
+        call(&server, Via::Grpc, MODEL, "hi").await,
+        Err("INVALID_REQUEST".to_owned())
+    );
+    let http = call(&server, Via::Http, MODEL, "hi").await;
+    assert!(
+        http.as_ref().is_err_and(|e| e.starts_with("400")),
+        "{http:?}"
+    );
+    assert_eq!((requests(&a).await, requests(&b).await), (2, 0));
+    assert_eq!(state(&server, FIRST).await, "healthy");
+}
+
+/// `primary` at mock A, falling back to `second` (also at A) then `third` (at B).
+fn fallback_models() -> Vec<(String, String)> {
+    let m = |k: &str, id: &str| entry(k, id);
+    vec![
+        (m(key::MODELS_ID_PROVIDER, "primary"), "mock-a".to_owned()),
+        (
+            m(key::MODELS_ID_FALLBACKS, "primary"),
+            "[second, third]".to_owned(),
+        ),
+        (m(key::MODELS_ID_PROVIDER, "second"), "mock-a".to_owned()),
+        (m(key::MODELS_ID_PROVIDER, "third"), "mock-b".to_owned()),
+    ]
+}
+
+#[tokio::test]
+async fn fallbacks_are_tried_in_order_and_the_answering_model_is_reported() {
+    let a = MockProvider::start(&["--fail-status", "503"]);
+    let b = MockProvider::start(&[]);
+    let server = start(&a, &b, &fallback_models()).await;
+    assert_eq!(
+        call(&server, Via::Grpc, "primary", "hi").await,
+        Ok("third".to_owned())
+    );
+    let asked: Vec<String> = a
+        .requests()
+        .await
+        .iter()
+        .map(|r| r["body"]["model"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(asked, ["primary", "second"]);
+    assert_eq!(requests(&b).await, 1);
+
+    // Over HTTP, streamed: the chunks name the model that answers.
+    let (status, body) = post(&server, "primary", "hi", true).await;
+    assert_eq!(status, 200, "{body}");
+    let models: Vec<Value> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str::<Value>(d).expect("JSON")["model"].clone())
+        .collect();
+    assert_eq!(models.last(), Some(&json!("third")), "{body}");
+    assert_eq!(served_by(&server), ["third", "third"]);
+    assert!(
+        server
+            .gov
+            .metrics
+            .encode()
+            .contains("vibectl_fallbacks_total{model=\"primary\",to=\"third\"} 2")
+    );
+}
+
+#[tokio::test]
+async fn a_deployment_may_have_its_own_key_and_base_url() {
+    let a = MockProvider::start(&[]);
+    let b = MockProvider::start(&["--api-key", "own-key"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key_file = dir.path().join("own-key");
+    std::fs::write(&key_file, "own-key\n").expect("write the key file");
+    let mut extra = Vec::new();
+    for (model, own, value) in [
+        (
+            "by-key",
+            key::MODELS_ID_DEPLOYMENTS_DEPLOYMENT_KEY,
+            "own-key".to_owned(),
+        ),
+        (
+            "by-file",
+            key::MODELS_ID_DEPLOYMENTS_DEPLOYMENT_KEY_FILE,
+            key_file.display().to_string(),
+        ),
+    ] {
+        extra.push((entry(key::MODELS_ID_PROVIDER, model), "mock-a".to_owned()));
+        extra.push((
+            dep(
+                key::MODELS_ID_DEPLOYMENTS_DEPLOYMENT_BASE_URL,
+                model,
+                "elsewhere",
+            ),
+            b.base_url(ProviderKind::OpenAi),
+        ));
+        extra.push((dep(own, model, "elsewhere"), value));
+    }
+    let server = start(&a, &b, &extra).await;
+    for model in ["by-key", "by-file"] {
+        assert_eq!(
+            call(&server, Via::Grpc, model, "hi").await,
+            Ok(model.to_owned())
+        );
+    }
+    // Both went to B, with B's key (B refuses any other), none to the provider's own URL.
+    assert_eq!((requests(&a).await, requests(&b).await), (0, 2));
 }
