@@ -130,6 +130,7 @@ pub async fn start(
         None
     };
     gov.health.register(super::exec::deployments(&state));
+    gov.sync_health(&cfg.server.limits);
     let state = Arc::new(ArcSwap::from_pointee(state));
     tokio::spawn(reload::watch(
         reload::Watch {

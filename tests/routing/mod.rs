@@ -5,6 +5,8 @@
 //! order; over gRPC and over the OpenAI HTTP route. Waits are on the mocks' counters and the
 //! reported deployment state, never on a clock.
 
+mod redis;
+
 use serde_json::{Value, json};
 use vibectl::config::KeyPath;
 use vibectl::config::generated::server::key;
@@ -14,7 +16,9 @@ use vibectl::proto::stream_chunk::ChunkType;
 
 use crate::server::collect_chunks;
 use crate::support::mock::MockProvider;
-use crate::support::server::{API_KEY, LIMIT, TestServer, execute, from_yaml, request, within};
+use crate::support::server::{
+    API_KEY, LIMIT, TestServer, execute, from_yaml, request, set, within,
+};
 use crate::support::wait;
 use crate::support::yaml::{self, entry};
 
@@ -76,7 +80,9 @@ fn config(a: &MockProvider, b: &MockProvider, extra: &[(String, String)]) -> Str
     pairs.push((entry(key::MODELS_ID_PROVIDER, MODEL), "mock-a".to_owned()));
     pairs.extend(deployment(MODEL, "a", "mock-a", 1));
     pairs.extend(deployment(MODEL, "b", "mock-b", 0));
-    pairs.extend(extra.iter().cloned());
+    for (k, v) in extra {
+        set(&mut pairs, k, v);
+    }
     yaml::config(&pairs)
 }
 

@@ -291,6 +291,7 @@ pub struct Metrics {
     deployment_state: Capped<DeploymentStateLabels, Gauge>,
     deployment_rest: Capped<DeploymentRestLabels, Gauge<f64, AtomicU64>>,
     fallbacks: Capped<FallbackLabels, Counter>,
+    health_store_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -321,6 +322,7 @@ impl Metrics {
             deployment_state: Capped::new(Family::new_with_constructor(Gauge::default)),
             deployment_rest: Capped::new(Family::new_with_constructor(Gauge::default)),
             fallbacks: Capped::new(Family::new_with_constructor(Counter::default)),
+            health_store_failures: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -416,6 +418,12 @@ impl Metrics {
             "vibectl_fallbacks",
             "Calls to a model answered by one of its fallback models, by model and fallback",
             m.fallbacks.family.clone(),
+        );
+        r.register(
+            "vibectl_health_store_failures",
+            "Reads and writes of deployment health that could not reach Redis (the deployment \
+             counted as healthy)",
+            m.health_store_failures.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -623,6 +631,11 @@ impl Metrics {
                 g.set(rest);
             },
         );
+    }
+
+    /// The counter of deployment-health operations that could not reach Redis, for the store.
+    pub fn health_store_failures(&self) -> Counter {
+        self.health_store_failures.clone()
     }
 
     pub fn reload(&self, ok: bool) {

@@ -168,6 +168,8 @@ pub struct Governance {
     ready: AtomicBool,
     /// The Redis counters of the current config, when its backend is redis.
     redis: Mutex<Option<Arc<RedisLimiter>>>,
+    /// The Redis URL deployment health is shared through, when it is.
+    health_url: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Governance {
@@ -188,7 +190,34 @@ impl Governance {
             health: crate::server::routing::health::Health::default(),
             ready: AtomicBool::new(false),
             redis: Mutex::new(None),
+            health_url: Mutex::new(None),
         }
+    }
+
+    /// Keep deployment health where `limits` say: in Redis, on the limit counters' connection,
+    /// with the redis backend; in this process otherwise. Called at start and after each
+    /// reload: a reload that switches the backend or the URL switches the store.
+    pub fn sync_health(&self, limits: &ServerLimits) {
+        let redis = match self.redis_for(limits) {
+            Some(Ok(r)) => Some(r),
+            Some(Err(e)) => {
+                tracing::warn!("deployment health stays in this process: {e}");
+                None
+            }
+            None => None,
+        };
+        let mut url = self.health_url.lock().unwrap_or_else(|e| e.into_inner());
+        if url.as_deref() == redis.as_ref().map(|r| r.url.as_str()) {
+            return;
+        }
+        *url = redis.as_ref().map(|r| r.url.clone());
+        self.health.share(redis.map(|r| {
+            let store = crate::server::routing::shared::RedisHealth::new(
+                r.connection(),
+                self.metrics.health_store_failures(),
+            );
+            Arc::new(store) as Arc<dyn crate::server::routing::health::HealthStore>
+        }));
     }
 
     /// The Redis counters for `limits` (`None` with the memory backend), made on first use and

@@ -162,6 +162,11 @@ impl RedisLimiter {
         })
     }
 
+    /// The connection to Redis, shared with the deployment health kept there.
+    pub fn connection(&self) -> ConnectionManager {
+        self.con.clone()
+    }
+
     /// Check the quotas, concurrency and rate of `sub` and, when all pass, take a rate slot and
     /// (with a concurrency limit) the lease `lease`, which lives `ttl` (at least [`LEASE_MIN`])
     /// and is renewed until it is [`release`](Self::release)d. The outer error is Redis failing.

@@ -222,6 +222,7 @@ pub fn watch(w: Watch, stop: CancellationToken) -> impl Future<Output = ()> + Se
                 w.gov
                     .health
                     .register(super::exec::deployments(&w.state.load()));
+                w.gov.sync_health(&w.state.load().config.server.limits);
             }
         }
     }

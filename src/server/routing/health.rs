@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use indexmap::IndexMap;
@@ -43,6 +43,14 @@ pub struct Record {
 pub trait HealthStore: Send + Sync + 'static {
     /// What is known of `id` (all defaults when nothing is).
     async fn record(&self, id: &str) -> Record;
+    /// What is known of each of `ids`, in order: for a shared store, one round trip.
+    async fn records(&self, ids: &[String]) -> Vec<Record> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.record(id).await);
+        }
+        out
+    }
     /// `id` rests for `rest` until `until_ms`, after a time out of `backoff_ms`. A rest that
     /// ends later is kept (two replicas that see the same 429 agree on the longer one).
     async fn rest(&self, id: &str, rest: Rest, until_ms: u64, backoff_ms: u64);
@@ -209,9 +217,12 @@ fn secs(s: f64) -> Duration {
 const PROBE_LEASE: Duration = Duration::from_secs(60);
 
 /// Deployment health: the store and the rules, and the last state each deployment was seen in
-/// (to log each change once). Shared by every call of the process and kept across reloads.
+/// (to log each change once). Shared by every call of the process and kept across reloads; a
+/// reload may swap its store ([`Health::share`]).
 pub struct Health {
-    store: Arc<dyn HealthStore>,
+    store: RwLock<Arc<dyn HealthStore>>,
+    /// The store of this process alone, used when none is shared.
+    own: Arc<dyn HealthStore>,
     seen: Mutex<HashMap<String, &'static str>>,
     /// The deployments calls were routed over, with the model each serves, for `/metrics`.
     known: Mutex<IndexMap<String, ModelDef>>,
@@ -235,10 +246,22 @@ impl std::fmt::Debug for Health {
 impl Health {
     pub fn new(store: Arc<dyn HealthStore>) -> Health {
         Health {
-            store,
+            store: RwLock::new(store.clone()),
+            own: store,
             seen: Mutex::new(HashMap::new()),
             known: Mutex::new(IndexMap::new()),
         }
+    }
+
+    /// Keep health in `shared` from now on, or, with `None`, in this process again (what it
+    /// knew before it shared is still there).
+    pub fn share(&self, shared: Option<Arc<dyn HealthStore>>) {
+        let store = shared.unwrap_or_else(|| self.own.clone());
+        *self.store.write().unwrap_or_else(|e| e.into_inner()) = store;
+    }
+
+    fn store(&self) -> Arc<dyn HealthStore> {
+        self.store.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Note deployments (id, and the model as it serves it) that calls may go to.
@@ -260,31 +283,46 @@ impl Health {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let mut out = Vec::with_capacity(known.len());
-        for (id, model) in known {
-            let status = self.status(&id).await;
-            out.push((id, model, status));
-        }
-        out
+        let ids: Vec<String> = known.iter().map(|(id, _)| id.clone()).collect();
+        let states = self.statuses(&ids).await;
+        known
+            .into_iter()
+            .zip(states)
+            .map(|((id, model), status)| (id, model, status))
+            .collect()
     }
 
     /// The state of `id` now; a change from the state last seen is logged.
     pub async fn status(&self, id: &str) -> Status {
-        let r = self.store.record(id).await;
+        self.statuses(&[id.to_owned()])
+            .await
+            .pop()
+            .unwrap_or(Status::Healthy)
+    }
+
+    /// The state of each of `ids` now, read from the store at once (one round trip for a
+    /// shared store); changes from the states last seen are logged.
+    pub async fn statuses(&self, ids: &[String]) -> Vec<Status> {
+        let records = self.store().records(ids).await;
         let now = now_ms();
-        let status = match r.rest {
-            Some((rest, until)) if until > now => {
-                let left = Duration::from_millis(until - now);
-                match rest {
-                    Rest::Cooling => Status::Cooling(left),
-                    Rest::Out => Status::Out(left),
-                }
-            }
-            Some((Rest::Out, _)) => Status::Probe,
-            _ => Status::Healthy,
-        };
-        self.note(id, status);
-        status
+        ids.iter()
+            .zip(records)
+            .map(|(id, r)| {
+                let status = match r.rest {
+                    Some((rest, until)) if until > now => {
+                        let left = Duration::from_millis(until - now);
+                        match rest {
+                            Rest::Cooling => Status::Cooling(left),
+                            Rest::Out => Status::Out(left),
+                        }
+                    }
+                    Some((Rest::Out, _)) => Status::Probe,
+                    _ => Status::Healthy,
+                };
+                self.note(id, status);
+                status
+            })
+            .collect()
     }
 
     /// Log `id`'s state when it differs from the state last seen.
@@ -305,42 +343,43 @@ impl Health {
     /// Claim the probe call of `id`, which is in [`Status::Probe`].
     pub async fn claim_probe(&self, id: &str) -> bool {
         let now = now_ms();
-        self.store.claim_probe(id, now, now + ms(PROBE_LEASE)).await
+        self.store()
+            .claim_probe(id, now, now + ms(PROBE_LEASE))
+            .await
     }
 
-    /// Record what an attempt at `id` came to; `probe` when the attempt was its probe.
+    /// Record what an attempt at `id` came to; `probe` when the attempt was its probe. An
+    /// answer that is not a probe, and a failure the request caused, change nothing and cost no
+    /// store access.
     pub async fn report(&self, id: &str, outcome: Outcome, probe: bool, rules: &Settings) {
         let now = now_ms();
+        let store = self.store();
         match outcome {
-            Outcome::Answered => {
-                if probe {
-                    self.store.restore(id).await;
-                }
-            }
+            Outcome::Answered if probe => store.restore(id).await,
+            Outcome::Answered | Outcome::Other => return,
             Outcome::RateLimited(asked) => {
                 let max = secs(rules.max_cooldown_seconds);
                 let wait = asked
                     .unwrap_or_else(|| secs(rules.default_cooldown_seconds))
                     .min(max);
-                self.store.rest(id, Rest::Cooling, now + ms(wait), 0).await;
+                store.rest(id, Rest::Cooling, now + ms(wait), 0).await;
             }
             Outcome::Failed => {
                 let base = ms(secs(rules.backoff_seconds));
                 let max = ms(secs(rules.max_backoff_seconds));
                 if probe {
-                    let last = self.store.record(id).await.backoff_ms.max(base);
+                    let last = store.record(id).await.backoff_ms.max(base);
                     let next = last.saturating_mul(2).min(max);
-                    self.store.rest(id, Rest::Out, now + next, next).await;
+                    store.rest(id, Rest::Out, now + next, next).await;
                 } else {
                     let window = ms(secs(rules.failure_window_seconds));
-                    let n = self.store.count_failure(id, now, window).await;
+                    let n = store.count_failure(id, now, window).await;
                     if i64::from(n) >= rules.failure_threshold {
                         let backoff = base.min(max);
-                        self.store.rest(id, Rest::Out, now + backoff, backoff).await;
+                        store.rest(id, Rest::Out, now + backoff, backoff).await;
                     }
                 }
             }
-            Outcome::Other => {}
         }
         self.status(id).await;
     }

@@ -10,6 +10,7 @@
 //! candidate left, so a call does not retry each deployment as well as move on.
 
 pub mod health;
+pub mod shared;
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -244,6 +245,9 @@ impl Route {
     /// healthy standbys (weight 0) in config order. Resting deployments are left out, unless
     /// every candidate rests: then all are tried in config order.
     async fn order(&self) -> Vec<Pick> {
+        // One read of the store for every candidate (one round trip when it is shared).
+        let ids: Vec<String> = self.targets.iter().map(|t| t.id.clone()).collect();
+        let states = self.health().statuses(&ids).await;
         let mut out = Vec::new();
         let mut i = 0;
         while i < self.targets.len() {
@@ -253,9 +257,9 @@ impl Route {
                 .unwrap_or(self.targets.len());
             let mut weighted = Vec::new();
             let mut standby = Vec::new();
-            for j in i..end {
+            for (j, status) in states.iter().enumerate().take(end).skip(i) {
                 let t = &self.targets[j];
-                match self.health().status(&t.id).await {
+                match *status {
                     Status::Probe => {
                         if self.health().claim_probe(&t.id).await {
                             out.push((j, true));
