@@ -3,12 +3,14 @@
 //! for the others, and all use it again once the rest is over; an out deployment's probe is
 //! claimed by one replica only; a call of a healthy deployment reads the health of its
 //! candidates and writes nothing; calls are served while Redis is down; a reload that switches
-//! the backend switches the store. The store itself, against Redis: one claim among many, the
+//! the backend switches the store, and a Redis that cannot be reached is logged once, not per
+//! call. The store itself, against Redis: one claim among many, the
 //! later rest kept, failures counted within their window, every key with a TTL.
 
 use std::sync::Arc;
 
 use vibectl::config::generated::server::key;
+use vibectl::proto::execute_response;
 use vibectl::proto::stream_chunk::ChunkType;
 use vibectl::server::routing::health::{HealthStore, Record, Rest, now_ms};
 use vibectl::server::routing::shared::RedisHealth;
@@ -17,7 +19,8 @@ use super::wait_state;
 use super::{FIRST, MODEL, SECOND, Via, call, config, requests, routing, served_by, state};
 use crate::governance::redis::RedisServer;
 use crate::support::mock::MockProvider;
-use crate::support::server::{LIMIT, TestServer, request, within};
+use crate::support::server::{LIMIT, TestServer, execute, request, within};
+use crate::support::spawned::Spawned;
 use crate::support::wait;
 
 /// The `server.limits` pairs of the Redis backend at `url`, letting calls through unlimited when
@@ -356,3 +359,27 @@ async fn the_store_gives_one_claim_keeps_the_later_rest_counts_within_the_window
     .expect("KEYS");
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[tokio::test]
+async fn an_unreachable_health_store_is_logged_once_not_per_call() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    drop(redis);
+    let a = MockProvider::start(&[]);
+    let b = MockProvider::start(&[]);
+    let server = Spawned::start(&config(&a, &b, &on_redis(&url)), &[]);
+    let mut client = server.client().await;
+    for i in 0..3 {
+        let (_, result) = execute(&mut client, request(&format!("call {i}"), None)).await;
+        assert!(
+            matches!(result, execute_response::Result::Success(_)),
+            "{result:?}"
+        );
+    }
+    assert_eq!(requests(&a).await, 3);
+    let log = server.wait_stderr(HEALTH_WARNING);
+    assert_eq!(log.matches(HEALTH_WARNING).count(), 1, "{log}");
+}
+
+/// What the server logs when deployment health cannot be read or written in Redis.
+const HEALTH_WARNING: &str = "deployments count as healthy until it answers";
