@@ -5,6 +5,8 @@
 //! order; over gRPC and over the OpenAI HTTP route. Waits are on the mocks' counters and the
 //! reported deployment state, never on a clock.
 
+mod bad_input;
+
 use serde_json::{Value, json};
 use vibectl::config::KeyPath;
 use vibectl::config::generated::server::key;
