@@ -15,6 +15,7 @@ use vibectl::proto::execute_response;
 use vibectl::proto::stream_chunk::ChunkType;
 
 use crate::server::collect_chunks;
+use crate::support::cli::ConfigDir;
 use crate::support::mock::MockProvider;
 use crate::support::server::{API_KEY, LIMIT, TestServer, execute, from_yaml, request, within};
 use crate::support::wait;
@@ -106,6 +107,19 @@ async fn state(server: &TestServer, deployment: &str) -> String {
         }
     }
     panic!("/metrics shows no state of {deployment}:\n{text}")
+}
+
+/// What `vibectl-server status` prints for the running `server`.
+async fn status(server: &TestServer) -> String {
+    let url = format!("http://{}/metrics", server.metrics_addr);
+    tokio::task::spawn_blocking(move || {
+        ConfigDir::new()
+            .run_server(&["status", "--metrics-url", &url])
+            .ok()
+            .to_owned()
+    })
+    .await
+    .expect("status")
 }
 
 /// Wait (bounded) until `/metrics` reports `deployment` in `want`.
@@ -201,6 +215,13 @@ async fn rate_limit_rests_the_deployment(via: Via) {
     assert_eq!((requests(&a).await, requests(&b).await), (1, 1));
     assert_eq!(state(&server, FIRST).await, "cooling");
     assert_eq!(state(&server, SECOND).await, "healthy");
+    let shown = status(&server).await;
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with(FIRST) && l.contains(" cooling ")),
+        "{shown}"
+    );
 
     // While it cools down, the first deployment gets nothing.
     assert_eq!(
