@@ -18,6 +18,7 @@ use crate::server::collect_chunks;
 use crate::support::cli::ConfigDir;
 use crate::support::mock::MockProvider;
 use crate::support::server::{API_KEY, LIMIT, TestServer, execute, from_yaml, request, within};
+use crate::support::spawned::{LISTENING, Spawned};
 use crate::support::wait;
 use crate::support::yaml::{self, entry};
 
@@ -514,4 +515,39 @@ async fn a_deployment_may_have_its_own_key_and_base_url() {
     }
     // Both went to B, with B's key (B refuses any other), none to the provider's own URL.
     assert_eq!((requests(&a).await, requests(&b).await), (0, 2));
+}
+
+#[tokio::test]
+async fn when_every_deployment_rests_the_call_still_tries_them() {
+    let a = MockProvider::start(&["--fail-status", "429", "--retry-after", "60"]);
+    let b = MockProvider::start(&["--fail-status", "429", "--retry-after", "60"]);
+    let server = start(&a, &b, &[]).await;
+    for n in 1..=2 {
+        assert_eq!(
+            call(&server, Via::Grpc, MODEL, "hi").await,
+            Err("PROVIDER_RATE_LIMITED".to_owned())
+        );
+        assert_eq!((requests(&a).await, requests(&b).await), (n, n));
+    }
+    assert_eq!(state(&server, SECOND).await, "cooling");
+}
+
+#[tokio::test]
+async fn the_server_logs_each_change_of_a_deployments_state() {
+    let a = MockProvider::start(&["--fail-status", "429", "--retry-after", "60"]);
+    let b = MockProvider::start(&[]);
+    let mut server = Spawned::start(&config(&a, &b, &[]), &[]);
+    server.line(LISTENING);
+    let reply = within(
+        "Execute",
+        server.client().await.execute(request("hi", None)),
+    )
+    .await
+    .expect("Execute")
+    .into_inner();
+    assert!(matches!(
+        reply.result,
+        Some(execute_response::Result::Success(_))
+    ));
+    server.wait_stderr(&format!("deployment {FIRST} is now cooling"));
 }
