@@ -5,6 +5,7 @@
 //! order; over gRPC and over the OpenAI HTTP route. Waits are on the mocks' counters and the
 //! reported deployment state, never on a clock.
 
+mod bad_input;
 mod redis;
 
 use serde_json::{Value, json};
@@ -15,10 +16,12 @@ use vibectl::proto::execute_response;
 use vibectl::proto::stream_chunk::ChunkType;
 
 use crate::server::collect_chunks;
+use crate::support::cli::ConfigDir;
 use crate::support::mock::MockProvider;
 use crate::support::server::{
     API_KEY, LIMIT, TestServer, execute, from_yaml, request, set, within,
 };
+use crate::support::spawned::{LISTENING, Spawned};
 use crate::support::wait;
 use crate::support::yaml::{self, entry};
 
@@ -110,6 +113,19 @@ async fn state(server: &TestServer, deployment: &str) -> String {
         }
     }
     panic!("/metrics shows no state of {deployment}:\n{text}")
+}
+
+/// What `vibectl-server status` prints for the running `server`.
+async fn status(server: &TestServer) -> String {
+    let url = format!("http://{}/metrics", server.metrics_addr);
+    tokio::task::spawn_blocking(move || {
+        ConfigDir::new()
+            .run_server(&["status", "--metrics-url", &url])
+            .ok()
+            .to_owned()
+    })
+    .await
+    .expect("status")
 }
 
 /// Wait (bounded) until `/metrics` reports `deployment` in `want`.
@@ -205,6 +221,13 @@ async fn rate_limit_rests_the_deployment(via: Via) {
     assert_eq!((requests(&a).await, requests(&b).await), (1, 1));
     assert_eq!(state(&server, FIRST).await, "cooling");
     assert_eq!(state(&server, SECOND).await, "healthy");
+    let shown = status(&server).await;
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with(FIRST) && l.contains(" cooling ")),
+        "{shown}"
+    );
 
     // While it cools down, the first deployment gets nothing.
     assert_eq!(
@@ -262,25 +285,28 @@ async fn a_429_without_retry_after_rests_the_default_and_a_long_one_is_cut() {
     let a = MockProvider::start(&["--fail-status", "429"]);
     let b = MockProvider::start(&[]);
     let extra = routing(&[
-        (key::ROUTING_DEFAULT_COOLDOWN_SECONDS, "0.5"),
-        (key::ROUTING_MAX_COOLDOWN_SECONDS, "1"),
+        (key::ROUTING_DEFAULT_COOLDOWN_SECONDS, "1000"),
+        (key::ROUTING_MAX_COOLDOWN_SECONDS, "2000"),
     ]);
     let server = start(&a, &b, &extra).await;
     assert_eq!(
         call(&server, Via::Grpc, MODEL, "hi").await,
         Ok(MODEL.to_owned())
     );
-    assert!(rest(&server, FIRST).await <= 0.5);
-    wait_state(&server, FIRST, "healthy").await;
+    assert_eq!(state(&server, FIRST).await, "cooling");
+    let left = rest(&server, FIRST).await;
+    assert!(left > 900.0 && left <= 1000.0, "{left}");
 
     // A retry-after of an hour rests it for max_cooldown_seconds only.
+    let extra = routing(&[(key::ROUTING_MAX_COOLDOWN_SECONDS, "100")]);
+    let server = start(&a, &b, &extra).await;
     let limited = "[[mock:retry_after=3600]] hi";
     assert_eq!(
         call(&server, Via::Grpc, MODEL, limited).await,
         Ok(MODEL.to_owned())
     );
     let left = rest(&server, FIRST).await;
-    assert!(left <= 1.0, "{left}");
+    assert!(left > 50.0 && left <= 100.0, "{left}");
     assert_eq!(requests(&a).await, 2);
 }
 
@@ -497,4 +523,39 @@ async fn a_deployment_may_have_its_own_key_and_base_url() {
     }
     // Both went to B, with B's key (B refuses any other), none to the provider's own URL.
     assert_eq!((requests(&a).await, requests(&b).await), (0, 2));
+}
+
+#[tokio::test]
+async fn when_every_deployment_rests_the_call_still_tries_them() {
+    let a = MockProvider::start(&["--fail-status", "429", "--retry-after", "60"]);
+    let b = MockProvider::start(&["--fail-status", "429", "--retry-after", "60"]);
+    let server = start(&a, &b, &[]).await;
+    for n in 1..=2 {
+        assert_eq!(
+            call(&server, Via::Grpc, MODEL, "hi").await,
+            Err("PROVIDER_RATE_LIMITED".to_owned())
+        );
+        assert_eq!((requests(&a).await, requests(&b).await), (n, n));
+    }
+    assert_eq!(state(&server, SECOND).await, "cooling");
+}
+
+#[tokio::test]
+async fn the_server_logs_each_change_of_a_deployments_state() {
+    let a = MockProvider::start(&["--fail-status", "429", "--retry-after", "60"]);
+    let b = MockProvider::start(&[]);
+    let mut server = Spawned::start(&config(&a, &b, &[]), &[]);
+    server.line(LISTENING);
+    let reply = within(
+        "Execute",
+        server.client().await.execute(request("hi", None)),
+    )
+    .await
+    .expect("Execute")
+    .into_inner();
+    assert!(matches!(
+        reply.result,
+        Some(execute_response::Result::Success(_))
+    ));
+    server.wait_stderr(&format!("deployment {FIRST} is now cooling"));
 }

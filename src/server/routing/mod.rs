@@ -50,27 +50,19 @@ pub struct Table {
 }
 
 impl Table {
-    /// The table of `cfg` over the built `upstreams`, or every problem found, each naming its
-    /// key: a deployment's unknown provider, weights that sum to 0, a fallback to an unknown
-    /// model, a fallback cycle.
+    /// The table of `cfg` over the built `upstreams`, or every problem [`check`] finds.
     pub fn build(
         cfg: &ServerConfig,
         upstreams: &IndexMap<String, Upstream>,
         catalog: Option<&Catalog>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Table, Vec<KeyProblem>> {
-        let mut problems = Vec::new();
+        let problems = check(cfg);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         let mut table = Table::default();
         for (id, m) in &cfg.models {
-            if !m.deployments.is_empty() {
-                let total: i64 = m.deployments.values().map(|d| d.weight).sum();
-                if total <= 0 {
-                    problems.push((
-                        KeyPath::fill(key::MODELS_ID_DEPLOYMENTS, &[id]).to_string(),
-                        "the weights of its deployments sum to 0; give at least one a weight of 1 or more".to_owned(),
-                    ));
-                }
-            }
             let mut list = Vec::new();
             for (name, d) in &m.deployments {
                 let provider = d
@@ -79,17 +71,6 @@ impl Table {
                     .or_else(|| m.provider.clone())
                     .or_else(|| Some(catalog?.models.get(id)?.provider.clone()));
                 let Some(up) = provider.as_deref().and_then(|p| upstreams.get(p)) else {
-                    let k =
-                        KeyPath::fill(key::MODELS_ID_DEPLOYMENTS_DEPLOYMENT_PROVIDER, &[id, name]);
-                    let known: Vec<&str> = upstreams.keys().map(String::as_str).collect();
-                    problems.push((
-                        k.to_string(),
-                        format!(
-                            "provider `{}` is not an entry of providers (known: {})",
-                            provider.as_deref().unwrap_or("(none)"),
-                            known.join(", ")
-                        ),
-                    ));
                     continue;
                 };
                 let client = up.deployment_client(
@@ -115,36 +96,11 @@ impl Table {
             if !list.is_empty() {
                 table.deployments.insert(id.clone(), list);
             }
-            for (i, f) in m.fallbacks.iter().enumerate() {
-                if !cfg.models.contains_key(f) {
-                    problems.push((
-                        format!("{}[{i}]", KeyPath::fill(key::MODELS_ID_FALLBACKS, &[id])),
-                        format!(
-                            "`{f}` is not a key of models; a fallback must be a configured model id"
-                        ),
-                    ));
-                }
-            }
             if !m.fallbacks.is_empty() {
                 table.fallbacks.insert(id.clone(), m.fallbacks.clone());
             }
         }
-        for id in cfg.models.keys() {
-            if let Some(cycle) = table.cycle_from(id) {
-                problems.push((
-                    KeyPath::fill(key::MODELS_ID_FALLBACKS, &[id]).to_string(),
-                    format!(
-                        "the fallbacks lead back to `{id}` ({}); remove one of them",
-                        cycle.join(" -> ")
-                    ),
-                ));
-            }
-        }
-        if problems.is_empty() {
-            Ok(table)
-        } else {
-            Err(problems)
-        }
+        Ok(table)
     }
 
     /// A path of fallbacks from `id` back to `id`, if there is one.
@@ -190,6 +146,65 @@ impl Table {
         }
         out
     }
+}
+
+/// The routing problems of `cfg`, each naming its key: a deployment whose provider is not an
+/// entry of providers, deployments whose weights sum to 0, a fallback that is not a configured
+/// model, fallbacks that lead back to their model. `config validate`, `serve` and a reload all
+/// refuse a config that has any.
+pub fn check(cfg: &ServerConfig) -> Vec<KeyProblem> {
+    let mut problems = Vec::new();
+    let providers: Vec<String> = super::upstream::entries(cfg)
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .collect();
+    let mut table = Table::default();
+    for (id, m) in &cfg.models {
+        if !m.deployments.is_empty() && m.deployments.values().map(|d| d.weight).sum::<i64>() <= 0 {
+            problems.push((
+                KeyPath::fill(key::MODELS_ID_DEPLOYMENTS, &[id]).to_string(),
+                "the weights of its deployments sum to 0; give at least one a weight of 1 or more"
+                    .to_owned(),
+            ));
+        }
+        for (name, d) in &m.deployments {
+            if let Some(p) = d.provider.as_ref().filter(|p| !providers.contains(p)) {
+                problems.push((
+                    KeyPath::fill(key::MODELS_ID_DEPLOYMENTS_DEPLOYMENT_PROVIDER, &[id, name])
+                        .to_string(),
+                    format!(
+                        "`{p}` is not an entry of providers (known: {}); add providers.{p} or name one of those",
+                        providers.join(", ")
+                    ),
+                ));
+            }
+        }
+        for f in &m.fallbacks {
+            if !cfg.models.contains_key(f) {
+                problems.push((
+                    KeyPath::fill(key::MODELS_ID_FALLBACKS, &[id]).to_string(),
+                    format!(
+                        "`{f}` is not a key of models; a fallback must be a configured model id"
+                    ),
+                ));
+            }
+        }
+        if !m.fallbacks.is_empty() {
+            table.fallbacks.insert(id.clone(), m.fallbacks.clone());
+        }
+    }
+    for id in cfg.models.keys() {
+        if let Some(cycle) = table.cycle_from(id) {
+            problems.push((
+                KeyPath::fill(key::MODELS_ID_FALLBACKS, &[id]).to_string(),
+                format!(
+                    "the fallbacks lead back to `{id}` ({}); remove one of them",
+                    cycle.join(" -> ")
+                ),
+            ));
+        }
+    }
+    problems
 }
 
 /// The model and deployment a call was answered by (or last tried).
