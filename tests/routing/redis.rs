@@ -339,11 +339,19 @@ async fn the_store_gives_one_claim_keeps_the_later_rest_counts_within_the_window
     .await
     .expect("KEYS");
     assert_eq!(keys.len(), 3, "{keys:?}");
-    for k in &keys {
-        let ttl: i64 = within("PTTL", redis::cmd("PTTL").arg(k).query_async(&mut con))
+    // The record a day after the end of its rest, the failure times one window after the
+    // last, the claim when its lease ends.
+    let day = 86_400_000;
+    for (k, least, most) in [
+        ("vibectl:health:m/d", day, day + 50_000),
+        ("vibectl:health-failures:m/d", 1, window),
+        ("vibectl:health-probe:m/d", 1, 60_000),
+    ] {
+        assert!(keys.iter().any(|have| have == k), "{k}: {keys:?}");
+        let ttl: u64 = within("PTTL", redis::cmd("PTTL").arg(k).query_async(&mut con))
             .await
             .expect("PTTL");
-        assert!(ttl > 0, "{k} has no TTL ({ttl})");
+        assert!(least <= ttl && ttl <= most, "{k} expires in {ttl} ms");
     }
 
     // A probe that answers clears it all.
