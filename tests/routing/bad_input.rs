@@ -3,6 +3,8 @@
 //! keeps serving): a deployment naming a provider that is not configured, deployments whose
 //! weights sum to 0, a fallback to an unknown model, fallbacks that lead back to their model.
 
+use std::os::unix::fs::PermissionsExt;
+
 use vibectl::config::generated::server::key;
 use vibectl::server::reload as config_reload;
 
@@ -54,6 +56,9 @@ async fn config_validate_and_serve_refuse_a_routing_that_cannot_work() {
     let b = MockProvider::start(&[]);
     for (extra, key) in cases() {
         let dir = ConfigDir::with(&config(&a, &b, &extra));
+        // It holds the providers' keys: private, as serve asks.
+        std::fs::set_permissions(dir.file(), std::fs::Permissions::from_mode(0o600))
+            .expect("chmod");
         for args in [&["config", "validate"][..], &["serve"]] {
             let run = dir.fails_with(Bin::Server, args);
             assert!(
