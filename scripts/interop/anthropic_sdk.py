@@ -10,6 +10,7 @@ sent as the SDK sends keys: `x-api-key`. Scenarios, each printing one JSON docum
 
   message   one whole answer        -> {"text", "usage", "model", "stop_reason"}
   stream    a streamed answer       -> {"text", "events": [event types], "usage"}
+  count     messages.count_tokens   -> {"input_tokens"}
 
 A call the SDK raises for prints {"error": {"status", "type", "message"}} and exits 0, so tests
 can assert on the refusal; any other failure exits 1 with a message on stderr.
@@ -61,6 +62,9 @@ def run(args) -> dict:
             "usage": {"input_tokens": final.usage.input_tokens, "output_tokens": final.usage.output_tokens},
             "stop_reason": final.stop_reason,
         }
+    if args.scenario == "count":
+        del request["max_tokens"]
+        return {"input_tokens": client.messages.count_tokens(**request).input_tokens}
     raise SystemExit(f"unknown scenario {args.scenario}")
 
 

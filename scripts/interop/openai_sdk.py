@@ -12,13 +12,17 @@ Scenarios, each printing one JSON document:
   chat      one non-streaming completion      -> {"text", "usage", "model", "finish_reason"}
   stream    streaming with include_usage      -> {"text", "chunks", "usage_chunks", "usage"}
   schema    response_format json_schema       -> {"text", "parsed"}
-  calls     --count N non-streaming calls     -> {"succeeded", "errors": [{"status", "code", "type"}]}
+  calls     --count N non-streaming calls     -> {"succeeded", "errors": [{"status", "code", "type", ...}]}
+  session   calls on demand, so a test can interleave them with its own: prints {"ready": true}
+            once the SDK is loaded, then for each line N read from stdin makes N calls as
+            `calls` does and prints their result, one JSON line each, until stdin ends
   retry     the SDK's own 429 retry: a held stream takes the only concurrency slot; a second
             call is refused with 429, which releases the held stream (an httpx response hook,
             no sleeping), and the SDK retries after our retry-after-ms and succeeds
             -> {"text", "statuses": [...], "retry_after_ms": [...]}
 
-A call the SDK raises for prints {"error": {"status", "code", "type", "message"}} and exits 0,
+A call the SDK raises for prints {"error": {"class" (the SDK's exception class), "retry_after"
+(the header), "status", "code", "type", "param", "message"}} and exits 0,
 so tests can assert on the refusal; any other failure exits 1 with a message on stderr.
 Hermetic: HOME and the config dirs point at a temp dir (see _hermetic.py).
 """
@@ -44,6 +48,8 @@ TIMEOUT = 30.0
 def api_error(e: openai.APIStatusError) -> dict:
     body = e.body if isinstance(e.body, dict) else {}
     return {
+        "class": type(e).__name__,
+        "retry_after": e.response.headers.get("retry-after"),
         "status": e.status_code,
         "code": body.get("code"),
         "type": body.get("type"),
@@ -113,18 +119,28 @@ def run(args) -> dict:
         text = r.choices[0].message.content
         return {"text": text, "parsed": json.loads(text)}
     if args.scenario == "calls":
-        ok, errors = 0, []
+        return calls(client(args), args, args.count)
+    if args.scenario == "session":
         c = client(args)
-        for i in range(args.count):
-            try:
-                c.chat.completions.create(model=args.model, messages=messages(f"{args.prompt} {i}"))
-                ok += 1
-            except openai.APIStatusError as e:
-                errors.append(api_error(e))
-        return {"succeeded": ok, "errors": errors}
+        print(json.dumps({"ready": True}), flush=True)
+        for line in sys.stdin:
+            print(json.dumps(calls(c, args, int(line))), flush=True)
+        return {"ok": True}
     if args.scenario == "retry":
         return retry(args)
     raise SystemExit(f"unknown scenario {args.scenario}")
+
+
+def calls(c: openai.OpenAI, args, count: int) -> dict:
+    """`count` non-streaming calls; how many succeeded and the errors of the others."""
+    ok, errors = 0, []
+    for i in range(count):
+        try:
+            c.chat.completions.create(model=args.model, messages=messages(f"{args.prompt} {i}"))
+            ok += 1
+        except openai.APIStatusError as e:
+            errors.append(api_error(e))
+    return {"succeeded": ok, "errors": errors}
 
 
 def retry(args) -> dict:

@@ -1,6 +1,6 @@
 //! The official `anthropic` SDK against `/v1/messages`: whole and streamed answers with the
 //! usage the mock reported, from a model served in OpenAI format (translated both ways) and one
-//! served in Anthropic format; errors in Anthropic's shape.
+//! served in Anthropic format; errors in Anthropic's shape; `count_tokens`.
 
 use serde_json::{Value, json};
 use vibectl::config::generated::server::key;
@@ -15,11 +15,17 @@ use crate::support::yaml::entry;
 const HELLO: &str = "Hello from the mock provider.";
 
 async fn sdk(served: &Served, token: &str, scenario: &str) -> Value {
-    let all = [
+    sdk_with(served, token, scenario, &[]).await
+}
+
+/// Run `anthropic_sdk.py BASE TOKEN SCENARIO ARGS` off the runtime; its JSON.
+async fn sdk_with(served: &Served, token: &str, scenario: &str, args: &[&str]) -> Value {
+    let mut all = vec![
         format!("http://{}", served.server.addr),
         token.to_owned(),
         scenario.to_owned(),
     ];
+    all.extend(args.iter().map(|s| s.to_string()));
     tokio::task::spawn_blocking(move || {
         let refs: Vec<&str> = all.iter().map(String::as_str).collect();
         run_ok(&mut driver("anthropic_sdk.py", &refs))
@@ -149,4 +155,85 @@ async fn anthropic_errors_come_in_anthropic_shape() {
         assert!(text.contains(needle), "{needle} not in {v}");
     }
     assert_eq!(mock.stats().await["requests_total"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn count_tokens_counts_by_the_meters_estimate_checked_like_messages_and_unmetered() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(
+        &mock,
+        true,
+        &[
+            (key::JWT_REVOKED_SUBS, "[mallory]"),
+            (key::SERVER_LIMITS_GLOBAL_MAX_REQUESTS_PER_MINUTE, "1"),
+            (key::SERVER_LIMITS_GLOBAL_MAX_INPUT_LENGTH, "200"),
+            (key::SERVER_HTTP_MAX_BODY_BYTES, "2048"),
+        ],
+    )
+    .await;
+    let t = token("counter");
+    // "You are terse." (14) and "say hello" (9): 23 characters, 4 a token rounded up.
+    let out = sdk(&served, &t, "count").await;
+    assert_eq!(out["input_tokens"], 6, "{out}");
+    let long = "word ".repeat(30);
+    let out = sdk_with(&served, &t, "count", &["--prompt", &long]).await;
+    assert_eq!(out["input_tokens"], (14 + 150_u64).div_ceil(4), "{out}");
+    // The same token check as /v1/messages.
+    let out = sdk(&served, &token("mallory"), "count").await;
+    assert_eq!(out["error"]["status"], 401, "{out}");
+    assert_eq!(out["error"]["type"], "authentication_error", "{out}");
+
+    let c = reqwest::Client::new();
+    let url = format!("http://{}/v1/messages/count_tokens", served.server.addr);
+    let hi = json!([{"role": "user", "content": "hi"}]);
+    let bad = [
+        (
+            json!({"model": "nope", "messages": hi}),
+            404,
+            "not_found_error",
+            "nope",
+        ),
+        (
+            json!({"model": MODEL, "max_tokens": 5, "messages": hi}),
+            400,
+            "invalid_request_error",
+            "max_tokens",
+        ),
+        (
+            json!({"model": MODEL, "messages": [{"role": "assistant", "content": "hi"}]}),
+            400,
+            "invalid_request_error",
+            "user message",
+        ),
+        (
+            json!({"model": MODEL, "messages": [{"role": "user", "content": "x".repeat(300)}]}),
+            400,
+            "invalid_request_error",
+            "messages.0.content",
+        ),
+        (
+            json!({"model": MODEL, "messages": [{"role": "user", "content": "x".repeat(3000)}]}),
+            413,
+            "request_too_large",
+            "max_body_bytes",
+        ),
+    ];
+    for (body, status, kind, needle) in bad {
+        let resp = within(
+            "a count_tokens call",
+            c.post(&url).header("x-api-key", &t).json(&body).send(),
+        )
+        .await
+        .expect("the call");
+        assert_eq!(resp.status().as_u16(), status, "{body}");
+        let v: Value = within("the body", resp.json()).await.expect("JSON");
+        assert_eq!(v["type"], "error", "{v}");
+        assert_eq!(v["error"]["type"], kind, "{v}");
+        assert!(v.to_string().contains(needle), "{needle} not in {v}");
+    }
+    // No model was called, nothing was metered, and the one request a minute is still free.
+    assert_eq!(mock.stats().await["requests_total"], 0);
+    assert!(served.usage().is_empty(), "{:?}", served.usage());
+    let m = sdk(&served, &t, "message").await;
+    assert_eq!(m["text"], HELLO, "{m}");
 }

@@ -1,7 +1,8 @@
 //! The Anthropic-compatible API: `POST /v1/messages`, whole or streamed as Anthropic's
 //! server-sent events (`message_start`, `content_block_start`, `content_block_delta`,
 //! `content_block_stop`, `message_delta` with the usage, `message_stop`), with errors in
-//! Anthropic's shape (`{"type": "error", "error": {"type", "message"}}`).
+//! Anthropic's shape (`{"type": "error", "error": {"type", "message"}}`); and
+//! `POST /v1/messages/count_tokens`, the same request's input tokens by the meter's estimate.
 //!
 //! The request becomes the same [`Chat`] the OpenAI API builds, so a model served by either
 //! kind of provider answers either API. Fields this server does not implement are refused with
@@ -15,15 +16,16 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::openai::{MAX_MESSAGES, text_of};
-use super::{
-    Admitted, ApiError, Chat, Http, admit_chat, identify, json_body, json_response,
-    provider_failure, timeout,
-};
+use super::{Admitted, ApiError, Chat, Http, admit_chat, json_response, provider_failure, timeout};
 use crate::llm::{Message, Role, StreamEvent};
 use crate::server::exec;
 use crate::server::governance::meter::Meter;
 use crate::server::governance::usage::{Api, Outcome};
-use crate::server::governance::{self, layer};
+use crate::server::governance::{self, Limits, layer};
+
+/// The Messages API's route; an error before routing (HTTP/1.0, the HTTP API off) to a path
+/// under it comes in Anthropic's shape.
+pub const PATH: &str = "/v1/messages";
 
 /// The most stop sequences.
 pub const MAX_STOP: usize = 16;
@@ -39,8 +41,13 @@ const FIELDS: &[&str] = &[
     "stop_sequences",
 ];
 
-fn parse(body: &Map<String, Value>) -> Result<Chat, ApiError> {
-    if let Some(field) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+/// The fields of a count_tokens request this server implements.
+const COUNT_FIELDS: &[&str] = &["model", "messages", "system"];
+
+/// A Messages request (or a count_tokens one, by `fields`: [`FIELDS`] or [`COUNT_FIELDS`];
+/// `max_tokens` is required where it is allowed).
+fn parse(body: &Map<String, Value>, fields: &[&str]) -> Result<Chat, ApiError> {
+    if let Some(field) = body.keys().find(|k| !fields.contains(&k.as_str())) {
         return Err(ApiError::invalid(
             field.as_str(),
             format!(
@@ -54,7 +61,8 @@ fn parse(body: &Map<String, Value>) -> Result<Chat, ApiError> {
         _ => return Err(ApiError::invalid("model", "model: required, a model id")),
     };
     let max_tokens = match body.get("max_tokens").and_then(Value::as_u64) {
-        Some(n) if n >= 1 => u32::try_from(n).unwrap_or(u32::MAX),
+        Some(n) if n >= 1 => Some(u32::try_from(n).unwrap_or(u32::MAX)),
+        _ if !fields.contains(&"max_tokens") => None,
         _ => {
             return Err(ApiError::invalid(
                 "max_tokens",
@@ -73,7 +81,7 @@ fn parse(body: &Map<String, Value>) -> Result<Chat, ApiError> {
     };
     let mut chat = Chat {
         model,
-        max_tokens: Some(max_tokens),
+        max_tokens,
         ..Chat::default()
     };
     for (i, m) in messages.iter().enumerate() {
@@ -94,6 +102,7 @@ fn parse(body: &Map<String, Value>) -> Result<Chat, ApiError> {
             .get("content")
             .ok_or_else(|| ApiError::invalid(format!("{param}.content"), "a message needs content"))
             .and_then(|c| text_of(c, &format!("{param}.content")))?;
+        chat.origin(&format!("{param}.content"), &content);
         let role = match obj.get("role").and_then(Value::as_str) {
             Some("user") => Role::User,
             Some("assistant") => Role::Assistant,
@@ -112,10 +121,12 @@ fn parse(body: &Map<String, Value>) -> Result<Chat, ApiError> {
             "messages: add a user message",
         ));
     }
-    chat.system = match body.get("system") {
+    let system = match body.get("system") {
         None | Some(Value::Null) => vec![],
         Some(v) => text_of(v, "system")?,
     };
+    chat.origin("system", &system);
+    chat.system = system;
     chat.stream = match body.get("stream") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
@@ -169,11 +180,8 @@ pub async fn messages(
 }
 
 async fn run(http: Http, headers: HeaderMap, body: axum::body::Body) -> Result<Response, ApiError> {
-    let state = http.state.load_full();
-    let sub = identify(&state, &headers)?;
-    let max = usize::try_from(state.config.server.http.max_body_bytes).unwrap_or(usize::MAX);
-    let body = json_body(&headers, body, max).await?;
-    let chat = parse(&body)?;
+    let (_, sub, body) = super::request(&http, &headers, body).await?;
+    let chat = parse(&body, FIELDS)?;
     let Admitted {
         p,
         mut meter,
@@ -197,6 +205,36 @@ async fn run(http: Http, headers: HeaderMap, body: axum::body::Body) -> Result<R
             "stop_sequence": null,
             "usage": usage_json(meter.used()),
         }),
+    ))
+}
+
+/// `POST /v1/messages/count_tokens`: `{"input_tokens": N}`, the tokens of a Messages request
+/// by the estimate the meter charges when a provider reports none. The request is checked as
+/// `/v1/messages` checks it (token, body, fields, input limit, model) and refused the same way,
+/// but no model is called, no rate limit is taken and nothing is metered.
+pub async fn count_tokens(
+    AxState(http): AxState<Http>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    match count(http, headers, body).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_anthropic(),
+    }
+}
+
+async fn count(
+    http: Http,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    let (state, sub, body) = super::request(&http, &headers, body).await?;
+    let chat = parse(&body, COUNT_FIELDS)?;
+    let limits = Limits::for_sub(&state.config.server.limits, &sub);
+    chat.check(&http.gov, &state, &sub, &limits)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"input_tokens": chat.estimated_input_tokens()}),
     ))
 }
 

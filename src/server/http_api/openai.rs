@@ -15,8 +15,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Admitted, ApiError, Chat, Http, admit_chat, identify, json_body, json_response,
-    provider_failure, timeout,
+    Admitted, ApiError, Chat, Http, admit_chat, identify, json_response, provider_failure, timeout,
 };
 use crate::llm::{Message, Role, StreamEvent};
 use crate::server::exec;
@@ -166,6 +165,7 @@ fn parse(body: &Map<String, Value>) -> Result<Chat, ApiError> {
                 ApiError::invalid(format!("{param}.content"), "a message needs `content`")
             })
             .and_then(|c| text_of(c, &format!("{param}.content")))?;
+        chat.origin(&format!("{param}.content"), &content);
         match obj.get("role").and_then(Value::as_str) {
             Some("system" | "developer") => chat.system.extend(content),
             Some("user") => chat.messages.push(Message {
@@ -296,7 +296,11 @@ fn parse(body: &Map<String, Value>) -> Result<Chat, ApiError> {
             // Any JSON object: a schema that allows every object.
             Some("json_object") => Some(r#"{"type":"object"}"#.to_owned()),
             Some("json_schema") => match rf.get("json_schema").and_then(|j| j.get("schema")) {
-                Some(schema @ Value::Object(_)) => Some(schema.to_string()),
+                Some(schema @ Value::Object(_)) => {
+                    let text = schema.to_string();
+                    chat.origin(super::SCHEMA_PARAM, [&text]);
+                    Some(text)
+                }
                 _ => {
                     return Err(ApiError::invalid(
                         "response_format.json_schema.schema",
@@ -338,10 +342,7 @@ pub async fn chat_completions(
 }
 
 async fn run(http: Http, headers: HeaderMap, body: axum::body::Body) -> Result<Response, ApiError> {
-    let state = http.state.load_full();
-    let sub = identify(&state, &headers)?;
-    let max = usize::try_from(state.config.server.http.max_body_bytes).unwrap_or(usize::MAX);
-    let body = json_body(&headers, body, max).await?;
+    let (_, sub, body) = super::request(&http, &headers, body).await?;
     let chat = parse(&body)?;
     let Admitted {
         p,
