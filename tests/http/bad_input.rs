@@ -10,6 +10,7 @@ use vibectl::config::generated::server::key;
 use super::{Served, token};
 use crate::support::mock::MockProvider;
 use crate::support::server::{LIMIT, MODEL, assert_still_serves, within};
+use vibectl::llm::ProviderKind;
 
 fn chat(user: &str) -> Value {
     json!({"model": MODEL, "messages": [{"role": "user", "content": user}]})
@@ -141,9 +142,14 @@ async fn bad_requests_get_their_own_4xx_in_openai_shape_and_the_server_serves_on
     assert_error(&got, 400, Some("logit_bias"), Some("unsupported_parameter"));
 
     let mut tools = chat("hi");
-    tools["tools"] = json!([]);
+    tools["parallel_tool_calls"] = json!(false);
     let got = post(&served, &c, &[JSON, auth], good(tools)).await;
-    assert_error(&got, 400, Some("tools"), Some("unsupported_parameter"));
+    assert_error(
+        &got,
+        400,
+        Some("parallel_tool_calls"),
+        Some("unsupported_parameter"),
+    );
 
     let image = json!({"model": MODEL, "messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "http://127.0.0.1/x.png"}}]}]});
@@ -615,4 +621,308 @@ async fn input_bounds_name_the_http_fields_in_both_shapes() {
     assert_eq!(mock.stats().await["requests_total"], 0);
     let got = openai(chat("hi")).await;
     assert_eq!(got.0, 200, "{}", got.2);
+}
+
+fn tool(name: &str) -> Value {
+    json!({"type": "function", "function": {"name": name, "parameters": {"type": "object"}}})
+}
+
+/// A chat with four tools, a call of the first and its result, and `edit` applied.
+fn with_tools(edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut body = json!({"model": MODEL, "messages": [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+            "function": {"name": "t0", "arguments": "{\"city\": \"Paris\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ], "tools": [tool("t0"), tool("t1"), tool("t2"), tool("t3")]});
+    edit(&mut body);
+    serde_json::to_vec(&body).unwrap()
+}
+
+#[tokio::test]
+async fn bad_tools_get_a_400_naming_the_field_and_nothing_goes_upstream() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(
+        &mock,
+        false,
+        &[(key::SERVER_LIMITS_GLOBAL_MAX_INPUT_LENGTH, "2000")],
+    )
+    .await;
+    let c = reqwest::Client::new();
+    let unsupported = Some("unsupported_parameter");
+    let cases: Vec<(Vec<u8>, &str, Option<&str>)> = vec![
+        (
+            with_tools(|b| b["tools"][3]["function"]["parameters"] = json!("an object")),
+            "tools[3].function.parameters",
+            None,
+        ),
+        (
+            with_tools(|b| b["tools"][3]["function"]["parameters"] = json!([1])),
+            "tools[3].function.parameters",
+            None,
+        ),
+        (
+            with_tools(|b| {
+                b["tools"] = Value::Array((0..129).map(|i| tool(&format!("t{i}"))).collect())
+            }),
+            "tools",
+            None,
+        ),
+        (
+            with_tools(|b| {
+                b["tools"][1]["function"]["parameters"]["description"] = json!("x".repeat(70_000))
+            }),
+            "tools[1].function.parameters",
+            None,
+        ),
+        (
+            with_tools(|b| b["tools"][2]["function"]["name"] = json!("no spaces allowed")),
+            "tools[2].function.name",
+            None,
+        ),
+        (
+            with_tools(|b| b["tools"][2]["function"]["name"] = json!("t0")),
+            "tools",
+            None,
+        ),
+        (
+            with_tools(|b| b["tools"][0]["type"] = json!("code_interpreter")),
+            "tools[0].type",
+            None,
+        ),
+        (
+            with_tools(|b| b["tools"][0]["function"]["strict"] = json!(true)),
+            "tools[0].function.strict",
+            unsupported,
+        ),
+        (
+            with_tools(|b| {
+                b["tool_choice"] = json!({"type": "function", "function": {"name": "nope"}})
+            }),
+            "tool_choice",
+            None,
+        ),
+        (
+            with_tools(|b| b["tool_choice"] = json!("sometimes")),
+            "tool_choice",
+            None,
+        ),
+        (
+            with_tools(|b| {
+                b["tools"] = json!([]);
+                b["tool_choice"] = json!("required");
+            }),
+            "tool_choice",
+            None,
+        ),
+        (
+            with_tools(|b| b["response_format"] = json!({"type": "json_object"})),
+            "response_format",
+            None,
+        ),
+        (
+            with_tools(|b| {
+                b["messages"][1]["tool_calls"][0]["function"]["arguments"] = json!("{not json")
+            }),
+            "messages[1].tool_calls[0].function.arguments",
+            None,
+        ),
+        (
+            with_tools(|b| b["messages"][1]["tool_calls"][0]["id"] = json!("")),
+            "messages[1].tool_calls[0].id",
+            None,
+        ),
+        (
+            with_tools(|b| {
+                b["messages"][2]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("tool_call_id")
+                    .map(drop)
+                    .unwrap_or(())
+            }),
+            "messages[2].tool_call_id",
+            None,
+        ),
+        (
+            with_tools(|b| b["messages"][0]["tool_call_id"] = json!("call_1")),
+            "messages[0].tool_call_id",
+            unsupported,
+        ),
+        (
+            with_tools(|b| {
+                let call = b["messages"][1]["tool_calls"][0].clone();
+                b["messages"][1]["tool_calls"] = Value::Array(vec![call; 129]);
+            }),
+            "messages[1].tool_calls",
+            None,
+        ),
+        (
+            with_tools(|b| b["tools"][0]["function"]["description"] = json!("d".repeat(17_000))),
+            "tools[0].function.description",
+            None,
+        ),
+        // The tool schemas count towards max_input_length (2000 here).
+        (
+            with_tools(|b| b["tools"][0]["function"]["description"] = json!("d".repeat(2100))),
+            "",
+            Some("input_too_long"),
+        ),
+    ];
+    for (body, param, code) in cases {
+        let got = post(&served, &c, &[JSON], body).await;
+        let param = (!param.is_empty()).then_some(param);
+        assert_error(&got, 400, param, code);
+    }
+    assert_eq!(mock.stats().await["requests_total"], 0);
+    // The same request within the bounds goes through.
+    let got = post(&served, &c, &[JSON], with_tools(|_| {})).await;
+    assert_eq!(got.0, 200, "{}", got.2);
+}
+
+#[tokio::test]
+async fn tools_for_a_model_served_by_ollama_are_refused_naming_the_field() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start_on(&mock, ProviderKind::Ollama, false).await;
+    let c = reqwest::Client::new();
+    let got = post(&served, &c, &[JSON], with_tools(|_| {})).await;
+    assert_error(&got, 400, Some("tools"), Some("unsupported_parameter"));
+    assert!(
+        got.2.to_string().contains("Ollama"),
+        "the error says why: {}",
+        got.2
+    );
+    let got = post(&served, &c, &[JSON], with_tools(|b| b["tools"] = json!([]))).await;
+    assert_error(&got, 400, Some("messages"), Some("unsupported_parameter"));
+    assert_eq!(mock.stats().await["requests_total"], 0);
+    let got = post(
+        &served,
+        &c,
+        &[JSON],
+        serde_json::to_vec(&chat("hi")).unwrap(),
+    )
+    .await;
+    assert_eq!(got.0, 200, "{}", got.2);
+}
+
+#[tokio::test]
+async fn bad_anthropic_tools_get_a_400_naming_the_field() {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start(&mock, false, &[]).await;
+    let c = reqwest::Client::new();
+    let url = format!("http://{}/v1/messages", served.server.addr);
+    let base = || {
+        json!({"model": MODEL, "max_tokens": 16, "messages": [
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": "toolu_1", "name": "t0", "input": {"city": "Paris"}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}]},
+        ], "tools": (0..4).map(|i| json!({"name": format!("t{i}"), "input_schema": {"type": "object"}}))
+            .collect::<Vec<_>>()})
+    };
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            {
+                let mut b = base();
+                b["tools"][3]["input_schema"] = json!("object");
+                b
+            },
+            "tools.3.input_schema",
+        ),
+        (
+            {
+                let mut b = base();
+                b["tools"][1]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("input_schema");
+                b
+            },
+            "tools.1.input_schema",
+        ),
+        (
+            {
+                let mut b = base();
+                b["tools"][0]["type"] = json!("bash_20250124");
+                b
+            },
+            "tools.0.type",
+        ),
+        (
+            {
+                let mut b = base();
+                b["tool_choice"] = json!({"type": "auto", "disable_parallel_tool_use": true});
+                b
+            },
+            "tool_choice.disable_parallel_tool_use",
+        ),
+        (
+            {
+                let mut b = base();
+                b["tool_choice"] = json!({"type": "tool", "name": "nope"});
+                b
+            },
+            "tool_choice",
+        ),
+        (
+            {
+                let mut b = base();
+                b["messages"][0]["content"] =
+                    json!([{"type": "tool_use", "id": "x", "name": "t0", "input": {}}]);
+                b
+            },
+            "messages.0.content.0.type",
+        ),
+        (
+            {
+                let mut b = base();
+                b["messages"][1]["content"][0]["input"] = json!("{}");
+                b
+            },
+            "messages.1.content.0.input",
+        ),
+        (
+            {
+                let mut b = base();
+                b["messages"][2]["content"][0]["is_error"] = json!("yes");
+                b
+            },
+            "messages.2.content.0.is_error",
+        ),
+        (
+            {
+                let mut b = base();
+                b["messages"][2]["content"][0]["content"] =
+                    json!([{"type": "image", "source": {}}]);
+                b
+            },
+            "messages.2.content.0.content[0].type",
+        ),
+        (
+            {
+                let mut b = base();
+                let call = b["messages"][1]["content"][0].clone();
+                b["messages"][1]["content"] = Value::Array(vec![call; 129]);
+                b
+            },
+            "messages.1.content",
+        ),
+    ];
+    for (body, field) in cases {
+        let resp = within("a messages call", c.post(&url).json(&body).send())
+            .await
+            .expect("the call");
+        assert_eq!(resp.status().as_u16(), 400, "{field}");
+        let v: Value = within("the body", resp.json()).await.expect("JSON");
+        assert_eq!(v["type"], "error", "{v}");
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+        let message = v["error"]["message"].as_str().unwrap_or("");
+        assert!(message.contains(field), "{field} not in {v}");
+    }
+    assert_eq!(mock.stats().await["requests_total"], 0);
+    let resp = within("a messages call", c.post(&url).json(&base()).send())
+        .await
+        .expect("the call");
+    assert_eq!(resp.status().as_u16(), 200);
 }

@@ -1,7 +1,8 @@
 //! The official `openai` SDK against our server: models, whole and streamed answers with the
 //! usage the mock reported (recorded once, marked `openai`), JSON schema output, its own retry
-//! after our 429, a revoked token, and gRPC and HTTP sharing one rate limit and one quota, in
-//! memory and in Redis.
+//! after our 429, a revoked token, gRPC and HTTP sharing one rate limit and one quota (in
+//! memory and in Redis), and tool round trips and stop reasons with models served in either
+//! format.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
@@ -17,8 +18,7 @@ use crate::governance::redis::RedisServer;
 use crate::support::mock::MockProvider;
 use crate::support::process::KillOnDrop;
 use crate::support::python::{DRIVER_LIMIT, driver, run_ok};
-use crate::support::server::{MODEL, PROVIDER, authorized, request, within};
-use crate::support::yaml::entry;
+use crate::support::server::{MODEL, authorized, request, within};
 
 /// The mock's default answer and its word count (the mock's output tokens).
 const HELLO: &str = "Hello from the mock provider.";
@@ -310,18 +310,7 @@ async fn grpc_and_http_share_one_daily_quota_in_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openai_sdk_reaches_a_model_served_in_anthropic_format() {
     let mock = MockProvider::start(&[]);
-    let kind = entry(key::PROVIDERS_PROVIDER_KIND, PROVIDER);
-    let base_key = entry(key::PROVIDERS_PROVIDER_BASE_URL, PROVIDER);
-    let base = mock.base_url(ProviderKind::Anthropic);
-    let served = Served::start(
-        &mock,
-        false,
-        &[
-            (kind.as_str(), "anthropic"),
-            (base_key.as_str(), base.as_str()),
-        ],
-    )
-    .await;
+    let served = Served::start_on(&mock, ProviderKind::Anthropic, false).await;
     let chat = sdk(&served, "unused", "chat", &[]).await;
     assert_eq!(chat["text"], HELLO, "{chat}");
     let usage = json!({"prompt_tokens": PROMPT_WORDS, "completion_tokens": HELLO_WORDS,
@@ -348,4 +337,107 @@ async fn the_openai_sdk_reaches_a_model_served_in_anthropic_format() {
 
     let out = sdk(&served, "unused", "schema", &[]).await;
     assert!(out["parsed"]["replicas"].is_i64(), "{out}");
+}
+
+/// The SDK's tool round trip, whole and streamed, with the model served in `kind`'s format: the
+/// model's call reaches the SDK as `tool_calls` (streamed: `delta.tool_calls` fragments), the
+/// SDK's `tool` message reaches the provider in its own shape, and the model's answer ends it.
+async fn tool_round_trip(kind: ProviderKind) {
+    let mock = MockProvider::start(&[]);
+    let served = Served::start_on(&mock, kind, true).await;
+    let t = token("tool-user");
+    for scenario in ["tools", "tools_stream"] {
+        let out = sdk(&served, &t, scenario, &[]).await;
+        let first = &out["first"];
+        assert_eq!(first["finish_reason"], "tool_calls", "{scenario}: {out}");
+        assert_eq!(first["calls"].as_array().map(Vec::len), Some(1), "{out}");
+        let call = &first["calls"][0];
+        assert_eq!(call["name"], "get_weather", "{out}");
+        let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap_or(""))
+            .unwrap_or_else(|e| panic!("arguments not JSON ({e}): {out}"));
+        assert_eq!(args, json!({"city": "Paris"}), "{out}");
+        let id = call["id"].as_str().expect("a call id").to_owned();
+        let second = &out["second"];
+        assert_eq!(
+            second["text"], "Tool result: sunny, 21C",
+            "{scenario}: {out}"
+        );
+        assert_eq!(second["finish_reason"], "stop", "{out}");
+
+        // What reached the provider on the second call.
+        let sent = mock.last_request().await;
+        let body = &sent["body"];
+        let m = &body["messages"];
+        match kind {
+            ProviderKind::Anthropic => {
+                assert_eq!(sent["path"], "/v1/messages");
+                assert_eq!(body["tools"][0]["name"], "get_weather", "{sent}");
+                assert_eq!(body["tools"][0]["description"], "The weather of a city");
+                assert_eq!(
+                    body["tools"][0]["input_schema"]["required"],
+                    json!(["city"])
+                );
+                assert_eq!(body["tool_choice"], json!({"type": "auto"}), "{sent}");
+                assert_eq!(m[1]["role"], "assistant", "{sent}");
+                assert_eq!(
+                    m[1]["content"],
+                    json!([{"type": "tool_use", "id": id, "name": "get_weather",
+                            "input": {"city": "Paris"}}]),
+                    "{sent}"
+                );
+                assert_eq!(m[2]["role"], "user", "{sent}");
+                assert_eq!(
+                    m[2]["content"],
+                    json!([{"type": "tool_result", "tool_use_id": id,
+                            "content": [{"type": "text", "text": "sunny, 21C"}]}]),
+                    "{sent}"
+                );
+            }
+            _ => {
+                assert_eq!(sent["path"], "/v1/chat/completions");
+                assert_eq!(
+                    body["tools"][0]["function"]["name"], "get_weather",
+                    "{sent}"
+                );
+                assert_eq!(body["tool_choice"], "auto", "{sent}");
+                assert_eq!(m[2]["tool_calls"][0]["id"], id.as_str(), "{sent}");
+                assert_eq!(
+                    m[3],
+                    json!({"role": "tool", "tool_call_id": id, "content": "sunny, 21C"}),
+                    "{sent}"
+                );
+            }
+        }
+    }
+    let records = openai_records(&served);
+    assert_eq!(records.len(), 4, "{records:?}");
+    assert!(
+        records.iter().all(|r| r["status"] == "completed"),
+        "{records:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openai_sdk_makes_a_tool_round_trip_with_a_model_served_in_openai_format() {
+    tool_round_trip(ProviderKind::OpenAi).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openai_sdk_makes_a_tool_round_trip_with_a_model_served_in_anthropic_format() {
+    tool_round_trip(ProviderKind::Anthropic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openai_sdk_sees_the_providers_stop_reasons() {
+    let mock = MockProvider::start(&[]);
+    for kind in [ProviderKind::OpenAi, ProviderKind::Anthropic] {
+        let served = Served::start_on(&mock, kind, false).await;
+        for (marker, finish) in [("max_tokens", "length"), ("refusal", "content_filter")] {
+            let prompt = format!("say hello [[mock:stop_reason={marker}]]");
+            for scenario in ["chat", "stream"] {
+                let out = sdk(&served, "unused", scenario, &["--prompt", &prompt]).await;
+                assert_eq!(out["finish_reason"], finish, "{kind} {scenario}: {out}");
+            }
+        }
+    }
 }

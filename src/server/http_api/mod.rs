@@ -14,6 +14,7 @@
 
 pub mod anthropic;
 pub mod openai;
+pub mod tools;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -37,7 +38,7 @@ use super::governance::{
 };
 use super::state::State;
 use crate::config::generated::server::key;
-use crate::llm::Message;
+use crate::llm::{Message, ProviderKind, ToolChoice, ToolDef};
 use crate::proto::{ExecuteError, ExecuteRequest};
 
 /// What the HTTP handlers share.
@@ -151,11 +152,16 @@ impl ApiError {
         }
     }
 
-    /// Anthropic's JSON body: `{"type": "error", "error": {"type", "message"}}`.
+    /// Anthropic's JSON body: `{"type": "error", "error": {"type", "message"}}`. The shape has
+    /// no `param`, so the message names the field at fault when it does not already.
     pub fn anthropic_body(&self) -> serde_json::Value {
+        let message = match &self.param {
+            Some(p) if !self.message.contains(p.as_str()) => format!("{p}: {}", self.message),
+            _ => self.message.clone(),
+        };
         serde_json::json!({"type": "error", "error": {
             "type": self.anthropic_type(),
-            "message": self.message,
+            "message": message,
         }})
     }
 
@@ -418,18 +424,25 @@ pub struct Chat {
     /// API's own path (`messages[3].content`, `system`, `response_format.json_schema`) and its
     /// characters, so a refusal names the field to shorten.
     pub origins: Vec<(String, u64)>,
+    /// The tools the model may call.
+    pub tools: Vec<ToolDef>,
+    pub tool_choice: Option<ToolChoice>,
 }
 
 impl Chat {
-    /// The fields gRPC's checks and model resolution read.
+    /// The fields gRPC's checks and model resolution read. Tool definitions, tool calls and
+    /// tool results count as user text, so `max_input_length` bounds them too.
     fn execute_request(&self) -> ExecuteRequest {
+        let mut user: Vec<String> = Vec::new();
+        for m in &self.messages {
+            user.extend(m.content.iter().cloned());
+            user.extend(m.tool_calls.iter().map(tools::call_text));
+            user.extend(m.tool_results.iter().flat_map(tools::result_text));
+        }
+        user.extend(self.tools.iter().map(tools::input_text));
         ExecuteRequest {
             system_fragments: self.system.clone(),
-            user_fragments: self
-                .messages
-                .iter()
-                .flat_map(|m| m.content.clone())
-                .collect(),
+            user_fragments: user,
             model_name: Some(self.model.clone()),
             response_model_schema: self.schema.clone(),
             ..Default::default()
@@ -459,13 +472,23 @@ impl Chat {
                 ApiError::invalid(name, f.message_as(name))
             }
             InputError::TooLong { chars, max } => {
-                let longest = self
+                let tool_chars: u64 = self
+                    .tools
+                    .iter()
+                    .map(|t| tools::input_text(t).chars().count() as u64)
+                    .sum();
+                let origins: Vec<(String, u64)> = self
                     .origins
+                    .iter()
+                    .cloned()
+                    .chain([("tools".to_owned(), tool_chars)])
+                    .collect();
+                let longest = origins
                     .iter()
                     .max_by_key(|(_, n)| *n)
                     .map_or(("messages", 0), |(p, n)| (p.as_str(), *n));
                 let mut fields: Vec<&str> = vec![];
-                for (p, _) in self.origins.iter().filter(|(_, n)| *n > 0) {
+                for (p, _) in origins.iter().filter(|(_, n)| *n > 0) {
                     let top = p.split(['[', '.']).next().unwrap_or(p);
                     if !fields.contains(&top) {
                         fields.push(top);
@@ -506,6 +529,29 @@ impl Chat {
         p.chat.temperature = self.temperature;
         p.chat.max_tokens = self.max_tokens;
         p.chat.stop = self.stop.clone();
+        p.chat.tools = self.tools.clone();
+        p.chat.tool_choice = self.tool_choice.clone();
+        // Any deployment or fallback the call may go to must take tools.
+        let ollama = p
+            .route
+            .targets
+            .iter()
+            .any(|t| t.client.kind() == ProviderKind::Ollama);
+        if p.chat.uses_tools() && ollama {
+            let param = if self.tools.is_empty() {
+                "messages"
+            } else {
+                "tools"
+            };
+            return Err(ApiError::invalid(
+                param,
+                format!(
+                    "`tools`, tool calls and tool results are not supported for `{}`, a model served by Ollama; use a model of another provider or send no tools",
+                    self.model
+                ),
+            )
+            .with_code("unsupported_parameter"));
+        }
         Ok(p)
     }
 }
@@ -573,6 +619,10 @@ pub async fn complete(
     match answer {
         Ok((resp, _)) => {
             meter.text(&resp.text);
+            for call in &resp.tool_calls {
+                meter.text(&call.name);
+                meter.text(&call.arguments);
+            }
             meter.usage(resp.usage);
             meter.end(governance::usage::Outcome::Completed);
             Ok(resp)
