@@ -30,4 +30,5 @@ mod no_key_literals;
 mod parsers;
 mod prompts;
 
+mod readme;
 mod redact;

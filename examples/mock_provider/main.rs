@@ -24,6 +24,12 @@
 //! goes away: `[[mock:chunks=5,hold_after=4]]` is cancelled after its 4th chunk, every time),
 //! `gate` (send that many text chunks, then wait for `POST /mock/release` before the rest:
 //! `[[mock:chunks=4,gate=1]]` stays in flight after its first chunk until the test releases it).
+//! `tool_call` (answer with a call of this tool, which must be among the request's tools,
+//! unless the request carries tool results; its arguments are `tool_args`, or `tool_args_b64`,
+//! JSON object text, default `{}`; OpenAI and Anthropic formats, whole and streamed),
+//! `stop_reason` (`max_tokens`, `stop_sequence` or `refusal`, reported in the provider's
+//! spelling). A request carrying tool results, without an explicit reply, is answered
+//! `Tool result: <the results' text, joined by "; ">`.
 //! Hostile keys (see `hostile.rs`): `hang` (no response head, ever), `trickle_ms` (a body of
 //! one filler byte every N ms that never ends), `huge_mb` (a whole answer of N MiB),
 //! `endless_line` (a stream line that never ends), `after_done_ms` (a frame every N ms after
@@ -337,6 +343,29 @@ async fn handle(
         return resp;
     }
 
+    let mut parsed = parsed;
+    parsed.stop_reason = b.stop_reason.clone();
+    let call = b
+        .tool_call
+        .clone()
+        .filter(|_| parsed.tool_results.is_empty());
+    if let Some(name) = &call {
+        if !parsed.tools.contains(name) {
+            let msg = format!("tool_call: the request defines no tool `{name}` (mock)");
+            return error(format, 400, &msg);
+        }
+        match format {
+            Format::Anthropic => parsed.tool = Some(name.clone()),
+            Format::OpenAi => parsed.call = Some(name.clone()),
+            Format::Ollama => return error(format, 400, "tool_call: not for Ollama (mock)"),
+        }
+        b.reply = Some(b.tool_args.clone().unwrap_or_else(|| "{}".to_string()));
+    } else if b.reply.is_none() && !parsed.tool_results.is_empty() {
+        // Answered in text, even when a tool is forced.
+        parsed.tool = None;
+        parsed.structured = wire::Structured::No;
+        b.reply = Some(format!("Tool result: {}", parsed.tool_results.join("; ")));
+    }
     let reply = match (&b.reply, &parsed.structured) {
         (Some(r), _) if r == "@echo" => format!(
             "[system]\n{}\n[user]\n{}",

@@ -22,6 +22,10 @@ pub const KEYS: &[&str] = &[
     "fail_id",
     "hold_after",
     "gate",
+    "tool_call",
+    "tool_args",
+    "tool_args_b64",
+    "stop_reason",
 ];
 
 /// How a stream (or body) is cut short on purpose.
@@ -60,8 +64,24 @@ pub struct Behaviour {
     /// after the request arrived) before sending the rest: a stream that stays in flight until
     /// the test says otherwise.
     pub gate: Option<usize>,
+    /// Answer with a call of this tool (which must be in the request's tools) instead of
+    /// text, unless the request carries tool results.
+    pub tool_call: Option<String>,
+    /// The arguments of `tool_call`, JSON object text (default `{}`).
+    pub tool_args: Option<String>,
+    /// The stop reason to report: `max_tokens`, `stop_sequence` or `refusal`, each in the
+    /// provider's own spelling.
+    pub stop_reason: Option<String>,
     /// Behaviours of a hostile upstream (see `hostile.rs`).
     pub hostile: Hostile,
+}
+
+fn base64_text(value: &str) -> Result<String, String> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .map_err(|e| format!("not base64: {e}"))
+        .and_then(|b| String::from_utf8(b).map_err(|e| format!("not UTF-8: {e}")))
 }
 
 pub fn flag(value: &str) -> Result<bool, String> {
@@ -88,14 +108,23 @@ impl Behaviour {
                 self.reply = Some(value.to_string());
                 Ok(())
             }
-            "reply_b64" => {
-                use base64::Engine;
-                base64::engine::general_purpose::STANDARD
-                    .decode(value.trim())
-                    .map_err(|e| format!("not base64: {e}"))
-                    .and_then(|b| String::from_utf8(b).map_err(|e| format!("not UTF-8: {e}")))
-                    .map(|text| self.reply = Some(text))
+            "reply_b64" => base64_text(value).map(|text| self.reply = Some(text)),
+            "tool_call" => {
+                self.tool_call = Some(value.to_string());
+                Ok(())
             }
+            "tool_args" => {
+                self.tool_args = Some(value.to_string());
+                Ok(())
+            }
+            "tool_args_b64" => base64_text(value).map(|text| self.tool_args = Some(text)),
+            "stop_reason" => match value {
+                "max_tokens" | "stop_sequence" | "refusal" => {
+                    self.stop_reason = Some(value.to_string());
+                    Ok(())
+                }
+                _ => Err("expected max_tokens, stop_sequence or refusal".to_string()),
+            },
             "chunks" => number(value).map(|n| self.chunks = n),
             "delay_ms" => number(value).map(|n| self.delay_ms = n),
             "chunk_delay_ms" => number(value).map(|n| self.chunk_delay_ms = n),

@@ -34,6 +34,53 @@ pub struct Parsed {
     pub tool: Option<String>,
     /// OpenAI: `stream_options.include_usage`.
     pub include_usage: bool,
+    /// The names of the tools the request defines.
+    pub tools: Vec<String>,
+    /// The text of each tool result in the request (OpenAI `tool` messages, Anthropic
+    /// `tool_result` blocks).
+    pub tool_results: Vec<String>,
+    /// OpenAI: answer with a call of this tool (set by the `tool_call` override).
+    pub call: Option<String>,
+    /// The stop reason to report (the `stop_reason` override), in Anthropic's spelling.
+    pub stop_reason: Option<String>,
+    /// Anthropic: the request's first stop sequence.
+    pub stop_sequence: Option<String>,
+}
+
+/// The text of each tool result in `body`.
+fn tool_results(format: Format, body: &Value) -> Vec<String> {
+    let messages = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    match format {
+        Format::OpenAi => messages
+            .filter(|m| m.get("role").and_then(Value::as_str) == Some("tool"))
+            .filter_map(|m| m.get("content").and_then(content_text))
+            .collect(),
+        Format::Anthropic => messages
+            .filter_map(|m| m.get("content").and_then(Value::as_array))
+            .flatten()
+            .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+            .map(|b| b.get("content").and_then(content_text).unwrap_or_default())
+            .collect(),
+        Format::Ollama => Vec::new(),
+    }
+}
+
+/// The names of the tools `body` defines.
+fn tool_names(format: Format, body: &Value) -> Vec<String> {
+    let pointer = match format {
+        Format::OpenAi => "/function/name",
+        _ => "/name",
+    };
+    body.get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.pointer(pointer).and_then(Value::as_str).map(String::from))
+        .collect()
 }
 
 /// Text of a `content` value: a string, or the `text` of each text block joined by a blank line.
@@ -80,6 +127,14 @@ pub fn parse(format: Format, body: &Value) -> Result<Parsed, String> {
         structured: Structured::No,
         tool: None,
         include_usage: false,
+        tools: tool_names(format, body),
+        tool_results: tool_results(format, body),
+        call: None,
+        stop_reason: None,
+        stop_sequence: body
+            .pointer("/stop_sequences/0")
+            .and_then(Value::as_str)
+            .map(String::from),
     };
     match format {
         Format::Anthropic => {
@@ -162,16 +217,21 @@ pub fn complete_body(format: Format, p: &Parsed, reply: &str, n: Counts) -> Valu
                 ),
                 None => (json!([{"type": "text", "text": reply}]), "end_turn"),
             };
+            let (stop, sequence) = anthropic_stop(p, stop);
             json!({
                 "id": "msg_mock", "type": "message", "role": "assistant", "model": p.model,
-                "content": content, "stop_reason": stop, "stop_sequence": null,
+                "content": content, "stop_reason": stop, "stop_sequence": sequence,
                 "usage": {"input_tokens": n.input, "output_tokens": n.output},
             })
         }
         Format::OpenAi => json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": 0, "model": p.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply,
-                         "refusal": null}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": match &p.call {
+                Some(name) => json!({"role": "assistant", "content": null, "refusal": null,
+                    "tool_calls": [{"id": OPENAI_CALL_ID, "type": "function",
+                                    "function": {"name": name, "arguments": reply}}]}),
+                None => json!({"role": "assistant", "content": reply, "refusal": null}),
+            }, "finish_reason": openai_finish(p)}],
             "usage": {"prompt_tokens": n.input, "completion_tokens": n.output,
                       "total_tokens": n.input + n.output},
         }),
@@ -181,6 +241,35 @@ pub fn complete_body(format: Format, p: &Parsed, reply: &str, n: Counts) -> Valu
             "done": true, "done_reason": "stop", "total_duration": 1000,
             "prompt_eval_count": n.input, "eval_count": n.output,
         }),
+    }
+}
+
+/// The id of the mock's OpenAI tool calls.
+pub const OPENAI_CALL_ID: &str = "call_mock";
+
+/// The OpenAI `finish_reason`: `tool_calls` for a tool call, else the `stop_reason` override
+/// in OpenAI's spelling, else `stop`.
+fn openai_finish(p: &Parsed) -> &'static str {
+    if p.call.is_some() {
+        return "tool_calls";
+    }
+    match p.stop_reason.as_deref() {
+        Some("max_tokens") => "length",
+        Some("refusal") => "content_filter",
+        _ => "stop",
+    }
+}
+
+/// The Anthropic `stop_reason` and `stop_sequence`: the `stop_reason` override (a stop
+/// sequence is the request's first, or `STOP`), else `natural`.
+fn anthropic_stop(p: &Parsed, natural: &'static str) -> (Value, Value) {
+    match p.stop_reason.as_deref() {
+        Some("stop_sequence") => (
+            json!("stop_sequence"),
+            json!(p.stop_sequence.as_deref().unwrap_or("STOP")),
+        ),
+        Some(other) => (json!(other), Value::Null),
+        None => (json!(natural), Value::Null),
     }
 }
 
@@ -226,11 +315,14 @@ pub fn stream_frames(format: Format, p: &Parsed, pieces: &[String], n: Counts) -
                 Some(_) => json!({"type": "input_json_delta", "partial_json": t}),
                 None => json!({"type": "text_delta", "text": t}),
             };
-            let stop = if p.tool.is_some() {
-                "tool_use"
-            } else {
-                "end_turn"
-            };
+            let (stop, sequence) = anthropic_stop(
+                p,
+                if p.tool.is_some() {
+                    "tool_use"
+                } else {
+                    "end_turn"
+                },
+            );
             Frames {
                 start: vec![
                     sse(
@@ -264,7 +356,7 @@ pub fn stream_frames(format: Format, p: &Parsed, pieces: &[String], n: Counts) -
                     sse(
                         "message_delta",
                         &json!({"type": "message_delta",
-                                "delta": {"stop_reason": stop, "stop_sequence": null},
+                                "delta": {"stop_reason": stop, "stop_sequence": sequence},
                                 "usage": {"output_tokens": n.output}}),
                     ),
                     sse("message_stop", &json!({"type": "message_stop"})),
@@ -283,7 +375,7 @@ pub fn stream_frames(format: Format, p: &Parsed, pieces: &[String], n: Counts) -
                 }
                 sse_data(&c.to_string())
             };
-            let mut end = vec![chunk(json!({}), json!("stop"))];
+            let mut end = vec![chunk(json!({}), json!(openai_finish(p)))];
             if p.include_usage {
                 end.push(sse_data(
                     &json!({
@@ -296,14 +388,26 @@ pub fn stream_frames(format: Format, p: &Parsed, pieces: &[String], n: Counts) -
                 ));
             }
             end.push(sse_data("[DONE]"));
-            Frames {
-                start: vec![chunk(
-                    json!({"role": "assistant", "content": ""}),
+            let mut start = vec![chunk(
+                json!({"role": "assistant", "content": ""}),
+                Value::Null,
+            )];
+            let piece = |t: &str| match &p.call {
+                Some(_) => json!({"tool_calls": [{"index": 0, "function": {"arguments": t}}]}),
+                None => json!({"content": t}),
+            };
+            if let Some(name) = &p.call {
+                start.push(chunk(
+                    json!({"tool_calls": [{"index": 0, "id": OPENAI_CALL_ID, "type": "function",
+                                           "function": {"name": name, "arguments": ""}}]}),
                     Value::Null,
-                )],
+                ));
+            }
+            Frames {
+                start,
                 pieces: pieces
                     .iter()
-                    .map(|t| chunk(json!({"content": t}), Value::Null))
+                    .map(|t| chunk(piece(t), Value::Null))
                     .collect(),
                 end,
             }

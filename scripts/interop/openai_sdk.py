@@ -10,20 +10,31 @@ Scenarios, each printing one JSON document:
 
   models    client.models.list()              -> {"ids": [...]}
   chat      one non-streaming completion      -> {"text", "usage", "model", "finish_reason"}
-  stream    streaming with include_usage      -> {"text", "chunks", "usage_chunks", "usage"}
+  stream    streaming with include_usage      -> {"text", "chunks", "usage_chunks", "usage", "finish_reason"}
   schema    response_format json_schema       -> {"text", "parsed"}
-  calls     --count N non-streaming calls     -> {"succeeded", "errors": [{"status", "code", "type"}]}
+  calls     --count N non-streaming calls     -> {"succeeded", "errors": [{"status", "code", "type", ...}]}
+  session   calls on demand, so a test can interleave them with its own: prints {"ready": true}
+            once the SDK is loaded, then for each line N read from stdin makes N calls as
+            `calls` does and prints their result, one JSON line each, until stdin ends
+  tools     a tool round trip: the model (told by a mock marker) calls get_weather, the
+            client sends the result back as a `tool` message, the model answers
+            -> {"first": {"finish_reason", "content", "calls": [{"id", "name", "arguments"}]},
+                "second": {"finish_reason", "text"}}
+  tools_stream  the same round trip, both calls streamed (tool calls put together from
+            `delta.tool_calls` fragments) -> the same, with "chunks" in each half
   retry     the SDK's own 429 retry: a held stream takes the only concurrency slot; a second
             call is refused with 429, which releases the held stream (an httpx response hook,
             no sleeping), and the SDK retries after our retry-after-ms and succeeds
             -> {"text", "statuses": [...], "retry_after_ms": [...]}
 
-A call the SDK raises for prints {"error": {"status", "code", "type", "message"}} and exits 0,
+A call the SDK raises for prints {"error": {"class" (the SDK's exception class), "retry_after"
+(the header), "status", "code", "type", "param", "message"}} and exits 0,
 so tests can assert on the refusal; any other failure exits 1 with a message on stderr.
 Hermetic: HOME and the config dirs point at a temp dir (see _hermetic.py).
 """
 
 import argparse
+import base64
 import json
 import os
 import sys
@@ -44,6 +55,8 @@ TIMEOUT = 30.0
 def api_error(e: openai.APIStatusError) -> dict:
     body = e.body if isinstance(e.body, dict) else {}
     return {
+        "class": type(e).__name__,
+        "retry_after": e.response.headers.get("retry-after"),
         "status": e.status_code,
         "code": body.get("code"),
         "type": body.get("type"),
@@ -89,7 +102,7 @@ def run(args) -> dict:
             stream=True,
             stream_options={"include_usage": True},
         )
-        text, chunks, usages = "", 0, []
+        text, chunks, usages, finish = "", 0, [], None
         for chunk in stream:
             chunks += 1
             if chunk.usage is not None:
@@ -98,7 +111,14 @@ def run(args) -> dict:
                 )
             for choice in chunk.choices:
                 text += choice.delta.content or ""
-        return {"text": text, "chunks": chunks, "usage_chunks": len(usages), "usage": usages[-1] if usages else None}
+                finish = choice.finish_reason or finish
+        return {
+            "text": text,
+            "chunks": chunks,
+            "usage_chunks": len(usages),
+            "usage": usages[-1] if usages else None,
+            "finish_reason": finish,
+        }
     if args.scenario == "schema":
         schema = {
             "type": "object",
@@ -113,18 +133,100 @@ def run(args) -> dict:
         text = r.choices[0].message.content
         return {"text": text, "parsed": json.loads(text)}
     if args.scenario == "calls":
-        ok, errors = 0, []
+        return calls(client(args), args, args.count)
+    if args.scenario == "session":
         c = client(args)
-        for i in range(args.count):
-            try:
-                c.chat.completions.create(model=args.model, messages=messages(f"{args.prompt} {i}"))
-                ok += 1
-            except openai.APIStatusError as e:
-                errors.append(api_error(e))
-        return {"succeeded": ok, "errors": errors}
+        print(json.dumps({"ready": True}), flush=True)
+        for line in sys.stdin:
+            print(json.dumps(calls(c, args, int(line))), flush=True)
+        return {"ok": True}
+    if args.scenario in ("tools", "tools_stream"):
+        return tools(args, stream=args.scenario == "tools_stream")
     if args.scenario == "retry":
         return retry(args)
     raise SystemExit(f"unknown scenario {args.scenario}")
+
+
+def calls(c: openai.OpenAI, args, count: int) -> dict:
+    """`count` non-streaming calls; how many succeeded and the errors of the others."""
+    ok, errors = 0, []
+    for i in range(count):
+        try:
+            c.chat.completions.create(model=args.model, messages=messages(f"{args.prompt} {i}"))
+            ok += 1
+        except openai.APIStatusError as e:
+            errors.append(api_error(e))
+    return {"succeeded": ok, "errors": errors}
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather of a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+def streamed(c, **kw) -> dict:
+    """One streamed completion, put together as the SDK user would: text, tool calls by index."""
+    text, calls, finish, chunks = "", {}, None, 0
+    for chunk in c.chat.completions.create(stream=True, **kw):
+        chunks += 1
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+            for tc in choice.delta.tool_calls or []:
+                call = calls.setdefault(tc.index, {"id": None, "name": None, "arguments": ""})
+                if tc.id:
+                    call["id"] = tc.id
+                if tc.function and tc.function.name:
+                    call["name"] = tc.function.name
+                if tc.function and tc.function.arguments:
+                    call["arguments"] += tc.function.arguments
+            if choice.finish_reason:
+                finish = choice.finish_reason
+    return {"text": text, "calls": [calls[i] for i in sorted(calls)], "finish_reason": finish, "chunks": chunks}
+
+
+def tools(args, stream: bool) -> dict:
+    """The model asks for get_weather; the client answers with the tool's result."""
+    c = client(args)
+    marker = base64.b64encode(args.tool_args.encode()).decode()
+    convo = messages(f"{args.prompt} [[mock:tool_call=get_weather,tool_args_b64={marker}]]")
+    kw = dict(model=args.model, tools=[WEATHER], tool_choice="auto")
+    if stream:
+        first = streamed(c, messages=convo, **kw)
+        calls, content = first["calls"], first["text"] or None
+        assistant = {
+            "role": "assistant",
+            "content": content,
+            "tool_calls": [
+                {"id": x["id"], "type": "function", "function": {"name": x["name"], "arguments": x["arguments"]}}
+                for x in calls
+            ],
+        }
+    else:
+        r = c.chat.completions.create(messages=convo, **kw)
+        msg = r.choices[0].message
+        calls = [{"id": t.id, "name": t.function.name, "arguments": t.function.arguments} for t in msg.tool_calls or []]
+        first = {"finish_reason": r.choices[0].finish_reason, "content": msg.content, "calls": calls}
+        assistant = msg.model_dump(exclude_none=True, include={"role", "content", "tool_calls"})
+    if not calls:
+        return {"first": first}
+    convo = convo + [assistant] + [
+        {"role": "tool", "tool_call_id": x["id"], "content": args.tool_result} for x in calls
+    ]
+    if stream:
+        second = streamed(c, messages=convo, **kw)
+    else:
+        r = c.chat.completions.create(messages=convo, **kw)
+        second = {"finish_reason": r.choices[0].finish_reason, "text": r.choices[0].message.content}
+    return {"first": first, "second": second}
 
 
 def retry(args) -> dict:
@@ -173,6 +275,8 @@ def main() -> int:
     p.add_argument("--prompt", default="say hello")
     p.add_argument("--max-retries", type=int, default=0)
     p.add_argument("--count", type=int, default=1)
+    p.add_argument("--tool-args", default='{"city": "Paris"}')
+    p.add_argument("--tool-result", default="sunny, 21C")
     args = p.parse_args()
     try:
         out = run(args)

@@ -51,9 +51,9 @@ pub enum Command {
     ///
     /// Example: `vibectl-server init-config`
     InitConfig(init_config::InitConfigArgs),
-    /// Tokens and cost by token subject and model, from the usage log
+    /// Tokens and cost by token subject and model (or API: `--by api`), from the usage log
     ///
-    /// Example: `vibectl-server usage --sub alice --since 7d`
+    /// Example: `vibectl-server usage --sub alice --since 7d --by api`
     Usage(usage::UsageArgs),
     /// Each deployment's state (healthy, cooling, out, probe) in a running server, from its /metrics
     ///

@@ -9,7 +9,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use reqwest::Url;
 
 use super::error::ProviderError;
-use super::provider::{ChatRequest, ChatResponse, ProviderKind, StreamEvent};
+use super::provider::{ChatRequest, ChatResponse, ProviderKind};
 use super::stream::{self as chat_stream, ChatStream};
 use super::{anthropic, h1, ollama, openai};
 use crate::config::Secret;
@@ -259,7 +259,7 @@ impl ProviderClient {
             })
             .and_then(|r| r)?;
         match self.kind {
-            ProviderKind::Anthropic => anthropic::parse_response(&body),
+            ProviderKind::Anthropic => anthropic::parse_response(&body, !req.tools.is_empty()),
             ProviderKind::OpenAi => openai::parse_response(&body),
             ProviderKind::Ollama => ollama::parse_response(&body),
         }
@@ -332,17 +332,13 @@ impl ProviderClient {
             let req = req.clone();
             let whole = async move {
                 let resp = this.complete(&req).await?;
-                let text = (!resp.text.is_empty()).then_some(StreamEvent::Text(resp.text));
-                Ok::<_, ProviderError>(stream::iter(
-                    text.into_iter()
-                        .chain([StreamEvent::Usage(resp.usage)])
-                        .map(Ok),
-                ))
+                Ok::<_, ProviderError>(stream::iter(resp.into_events().into_iter().map(Ok)))
             };
             return stream::once(whole).try_flatten().boxed();
         }
         let builder = self.request(req, true);
         let kind = self.kind;
+        let tools = !req.tools.is_empty();
         let this = self.clone();
         let start = async move {
             let limit = this.attempt_limit()?;
@@ -362,7 +358,7 @@ impl ProviderClient {
             Ok::<ChatStream, ProviderError>(match kind {
                 ProviderKind::Anthropic => chat_stream::decode(
                     chat_stream::sse_frames(body),
-                    anthropic::Decoder::default(),
+                    anthropic::Decoder::new(tools),
                 ),
                 ProviderKind::OpenAi => {
                     chat_stream::decode(chat_stream::sse_frames(body), openai::Decoder::default())

@@ -265,13 +265,18 @@ impl ModelAdapter for DirectAdapter {
                 }
             };
             let model = chat.model.clone();
-            let events = stream::iter(first).chain(rest).map(move |item| match item {
-                Ok(StreamEvent::Text(t)) => Ok(AdapterEvent::Text(t)),
-                Ok(StreamEvent::Usage(u)) => Ok(AdapterEvent::Done {
-                    model: model.clone(),
-                    metrics: metrics(u, started, attempt),
-                }),
-                Err(e) => Err(AdapterError::from(e)),
+            let events = stream::iter(first).chain(rest).filter_map(move |item| {
+                let event = match item {
+                    Ok(StreamEvent::Text(t)) => Some(Ok(AdapterEvent::Text(t))),
+                    Ok(StreamEvent::Usage(u)) => Some(Ok(AdapterEvent::Done {
+                        model: model.clone(),
+                        metrics: metrics(u, started, attempt),
+                    })),
+                    // The client's requests define no tools; the rest has no adapter event.
+                    Ok(_) => None,
+                    Err(e) => Some(Err(AdapterError::from(e))),
+                };
+                std::future::ready(event)
             });
             Ok(events.boxed())
         }

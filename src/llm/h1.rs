@@ -21,8 +21,15 @@ use tokio::net::TcpStream;
 
 use super::error::ProviderError;
 
-/// Idle connections kept per endpoint.
-const MAX_IDLE: usize = 32;
+/// Idle connections kept per endpoint: above the concurrency a busy server sends one provider
+/// (bench-proxy runs 48 calls at once), so that connections are not closed after a call only to
+/// be opened again for the next (at 32, one call in six paid for a new connection at
+/// concurrency 48), and bounded, so a burst leaves at most this many sockets open.
+const MAX_IDLE: usize = 128;
+const _: () = assert!(
+    MAX_IDLE >= 48,
+    "bench-proxy's concurrency must not churn connections"
+);
 /// An idle connection older than this is closed rather than reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Environment variables that make reqwest send `http://` requests through a proxy.
@@ -336,11 +343,17 @@ mod tests {
     async fn a_connection_the_server_closed_is_not_reused() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let pool = pool(listener.local_addr().unwrap());
+        let (closed_tx, closed) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
+            let mut closed_tx = Some(closed_tx);
             for i in 0..2 {
                 let (mut s, _) = listener.accept().await.unwrap();
                 serve(&mut s, 1, i).await;
                 // Closed after one answer, without saying so in a header.
+                drop(s);
+                if let Some(tx) = closed_tx.take() {
+                    let _ = tx.send(());
+                }
             }
         });
         let headers = http::HeaderMap::new();
@@ -349,12 +362,37 @@ mod tests {
             .await
             .expect("first");
         assert_eq!(a.body, "answer 0");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // On loopback the close has reached this side's socket once `close` has returned.
+        tokio::time::timeout(LIMIT, closed)
+            .await
+            .expect("the server closes in time")
+            .expect("the server task runs");
         let b = pool
             .post(&headers, Bytes::new(), LIMIT, u64::MAX)
             .await
             .expect("second, on a new connection");
         assert_eq!(b.body, "answer 1");
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_kept_up_to_the_bound() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let pool = pool(listener.local_addr().unwrap());
+        let held = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let mut pairs = Vec::new();
+        for _ in 0..MAX_IDLE + 8 {
+            pairs.push(pool.connect().await.expect("connected"));
+        }
+        for (tx, conn) in pairs {
+            pool.checkin(tx, conn);
+        }
+        assert_eq!(pool.idle.lock().unwrap().len(), MAX_IDLE);
+        held.abort();
     }
 
     #[tokio::test]

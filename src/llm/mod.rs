@@ -29,8 +29,8 @@ pub mod stream;
 pub use client::{HttpClient, ProviderClient, ProviderOptions};
 pub use error::ProviderError;
 pub use provider::{
-    ChatRequest, ChatResponse, Message, ProviderKind, Role, StreamEvent, UnknownProvider, Usage,
-    kind_for_model,
+    ChatRequest, ChatResponse, MAX_TOOL_CALLS, Message, ProviderKind, Role, StopReason,
+    StreamEvent, ToolCall, ToolChoice, ToolDef, ToolResult, UnknownProvider, Usage, kind_for_model,
 };
 pub use stream::ChatStream;
 

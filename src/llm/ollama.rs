@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use super::error::ProviderError;
 use super::provider::{
-    ChatRequest, ChatResponse, RoleMessage, StreamEvent, Usage, key_header, role_messages,
+    ChatRequest, ChatResponse, RoleMessage, StopReason, StreamEvent, Usage, key_header,
+    role_messages,
 };
 use super::stream::{Frame, FrameDecoder, Step};
 use crate::config::Secret;
@@ -82,6 +83,15 @@ fn usage_of(v: &Value) -> Usage {
     }
 }
 
+/// The [`StopReason`] of a final line's `done_reason` (`stop`, `length`).
+fn stop_of(v: &Value) -> Option<StopReason> {
+    match v.get("done_reason")?.as_str()? {
+        "stop" => Some(StopReason::EndTurn),
+        "length" => Some(StopReason::MaxTokens),
+        _ => None,
+    }
+}
+
 fn error_of(v: &Value) -> Option<ProviderError> {
     let message = v
         .get("error")?
@@ -106,6 +116,8 @@ pub(crate) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError>
     Ok(ChatResponse {
         text: text.to_string(),
         usage: usage_of(&v),
+        tool_calls: vec![],
+        stop: stop_of(&v),
     })
 }
 
@@ -130,6 +142,9 @@ impl FrameDecoder for Decoder {
             out.push(StreamEvent::Text(t.to_string()));
         }
         if v.get("done").and_then(Value::as_bool) == Some(true) {
+            if let Some(stop) = stop_of(&v) {
+                out.push(StreamEvent::Stop(stop));
+            }
             self.usage = usage_of(&v);
             return Ok(Step::Finished);
         }

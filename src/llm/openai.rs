@@ -7,13 +7,21 @@
 //! `response_format: {type: json_schema, json_schema: {name, schema, strict: false}}`.
 //! Streams ask for `stream_options.include_usage`, read usage from the last chunk, and end at
 //! `data: [DONE]`.
+//!
+//! Tools go as `tools[].function{name, description, parameters}` with `tool_choice`; an assistant
+//! turn's tool calls as its `tool_calls`, a tool result as a `tool` message (`tool_call_id`)
+//! before the rest of its user turn. Tool calls in the answer come from `message.tool_calls`,
+//! or streamed from `delta.tool_calls[]` (the first fragment of an index carries `id` and
+//! `function.name`, the rest pieces of `function.arguments`). `finish_reason` maps to
+//! [`StopReason`] by [`stop_reason`] and back by [`finish_reason`].
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::{ProviderError, error_type};
 use super::provider::{
-    ChatRequest, ChatResponse, RoleMessage, StreamEvent, Usage, key_header, role_messages,
+    ChatRequest, ChatResponse, Joined, MAX_TOOL_CALLS, Role, RoleMessage, StopReason, StreamEvent,
+    ToolCall, ToolChoice, Usage, key_header, role_messages,
 };
 use super::stream::{Frame, FrameDecoder, Step};
 use crate::config::Secret;
@@ -46,10 +54,89 @@ fn schema_name(schema: &Value) -> &str {
         .unwrap_or(DEFAULT_SCHEMA_NAME)
 }
 
+/// [`StopReason`] of a `finish_reason`; an unknown one is `None`.
+pub fn stop_reason(finish: &str) -> Option<StopReason> {
+    Some(match finish {
+        "stop" => StopReason::EndTurn,
+        "length" => StopReason::MaxTokens,
+        "tool_calls" | "function_call" => StopReason::ToolUse,
+        "content_filter" => StopReason::ContentFilter,
+        _ => return None,
+    })
+}
+
+/// The `finish_reason` of a [`StopReason`] (`stop` when the provider gave none).
+pub fn finish_reason(stop: Option<&StopReason>) -> &'static str {
+    match stop {
+        None | Some(StopReason::EndTurn | StopReason::StopSequence(_)) => "stop",
+        Some(StopReason::MaxTokens) => "length",
+        Some(StopReason::ToolUse) => "tool_calls",
+        Some(StopReason::ContentFilter) => "content_filter",
+    }
+}
+
+/// `tool_choice` as OpenAI spells it.
+pub fn tool_choice_json(choice: &ToolChoice) -> Value {
+    match choice {
+        ToolChoice::Auto => Value::from("auto"),
+        ToolChoice::None => Value::from("none"),
+        ToolChoice::Required => Value::from("required"),
+        ToolChoice::Tool(name) => {
+            serde_json::json!({"type": "function", "function": {"name": name}})
+        }
+    }
+}
+
+/// `{id, type: function, function: {name, arguments}}`, a tool call as OpenAI spells it.
+pub fn tool_call_json(call: &ToolCall) -> Value {
+    serde_json::json!({"id": call.id, "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments}})
+}
+
+/// The conversation with its tool calls and results: each result a `tool` message (a failed
+/// one's text starts `Error: `), then the turn's text, if any, as its own message.
+fn tool_messages(req: &ChatRequest) -> Vec<Value> {
+    use serde_json::json;
+    let mut out = Vec::with_capacity(1 + req.messages.len());
+    if !req.system.is_empty() {
+        out.push(json!({"role": "system", "content": Joined(&req.system)}));
+    }
+    for m in &req.messages {
+        for r in &m.tool_results {
+            let text = Joined(&r.content).to_string();
+            let content = if r.is_error {
+                format!("Error: {text}")
+            } else {
+                text
+            };
+            out.push(json!({"role": "tool", "tool_call_id": r.call_id, "content": content}));
+        }
+        match m.role {
+            Role::Assistant if !m.tool_calls.is_empty() => {
+                let calls: Vec<Value> = m.tool_calls.iter().map(tool_call_json).collect();
+                let content = (!m.content.is_empty()).then(|| Joined(&m.content).to_string());
+                out.push(json!({"role": "assistant", "content": content, "tool_calls": calls}));
+            }
+            role if !m.content.is_empty() || m.tool_results.is_empty() => {
+                out.push(json!({"role": role.as_str(), "content": Joined(&m.content)}));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Messages<'a> {
+    Plain(Vec<RoleMessage<'a>>),
+    WithTools(Vec<Value>),
+}
+
 #[derive(Serialize)]
 struct Body<'a> {
     model: &'a str,
-    messages: Vec<RoleMessage<'a>>,
+    messages: Messages<'a>,
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     stream_options: Option<StreamOptions>,
@@ -61,6 +148,10 @@ struct Body<'a> {
     temperature: Option<f64>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     stop: &'a [String],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<Value>,
 }
 
 #[derive(Serialize)]
@@ -84,9 +175,14 @@ struct JsonSchema<'a> {
 
 /// The request body, as JSON bytes.
 pub(crate) fn body(req: &ChatRequest, stream: bool) -> Vec<u8> {
+    let messages = if req.uses_tools() {
+        Messages::WithTools(tool_messages(req))
+    } else {
+        Messages::Plain(role_messages(req))
+    };
     let body = Body {
         model: &req.model,
-        messages: role_messages(req),
+        messages,
         stream,
         stream_options: stream.then_some(StreamOptions {
             include_usage: true,
@@ -102,6 +198,18 @@ pub(crate) fn body(req: &ChatRequest, stream: bool) -> Vec<u8> {
         }),
         temperature: req.temperature,
         stop: &req.stop,
+        tools: req
+            .tools
+            .iter()
+            .map(|t| {
+                let mut function = serde_json::json!({"name": t.name, "parameters": t.parameters});
+                if let Some(d) = &t.description {
+                    function["description"] = Value::from(d.as_str());
+                }
+                serde_json::json!({"type": "function", "function": function})
+            })
+            .collect(),
+        tool_choice: req.tool_choice.as_ref().map(tool_choice_json),
     };
     serde_json::to_vec(&body).unwrap_or_default()
 }
@@ -141,6 +249,8 @@ struct Completion {
 struct Choice {
     #[serde(default, alias = "delta")]
     message: Option<Message>,
+    #[serde(default)]
+    finish_reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,6 +259,33 @@ struct Message {
     content: Option<String>,
     #[serde(default)]
     refusal: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<WireCall>>,
+}
+
+/// A tool call, whole (`message.tool_calls[]`) or a fragment (`delta.tool_calls[]`).
+#[derive(Debug, Deserialize)]
+struct WireCall {
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<WireFunction>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireFunction {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
+}
+
+fn too_many_calls() -> ProviderError {
+    ProviderError::bad_response(format!(
+        "the provider sent more than {MAX_TOOL_CALLS} tool calls"
+    ))
 }
 
 fn error_of(err: &Value) -> ProviderError {
@@ -166,14 +303,35 @@ pub(crate) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError>
     if let Some(err) = c.error.as_ref().filter(|e| !e.is_null()) {
         return Err(error_of(err));
     }
-    let message = c
-        .choices
-        .into_iter()
-        .next()
-        .and_then(|choice| choice.message)
+    let choice =
+        c.choices.into_iter().next().ok_or_else(|| {
+            ProviderError::bad_response("OpenAI response has no choices[0].message")
+        })?;
+    let stop = choice.finish_reason.as_deref().and_then(stop_reason);
+    let message = choice
+        .message
         .ok_or_else(|| ProviderError::bad_response("OpenAI response has no choices[0].message"))?;
+    let calls = message.tool_calls.unwrap_or_default();
+    if calls.len() > MAX_TOOL_CALLS {
+        return Err(too_many_calls());
+    }
+    let tool_calls: Vec<ToolCall> = calls
+        .into_iter()
+        .map(|c| {
+            let f = c.function.unwrap_or(WireFunction {
+                name: None,
+                arguments: None,
+            });
+            ToolCall {
+                id: c.id.unwrap_or_default(),
+                name: f.name.unwrap_or_default(),
+                arguments: f.arguments.unwrap_or_default(),
+            }
+        })
+        .collect();
     let text = match (message.content, message.refusal) {
         (Some(text), _) => text,
+        (None, _) if !tool_calls.is_empty() => String::new(),
         (None, Some(r)) => {
             return Err(ProviderError::bad_response(format!(
                 "the model refused: {r}"
@@ -184,14 +342,54 @@ pub(crate) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError>
     Ok(ChatResponse {
         text,
         usage: c.usage.map(Usage::from).unwrap_or_default(),
+        tool_calls,
+        stop,
     })
 }
 
-/// Stream decoder: `choices[0].delta.content` pieces, `usage` from the final chunk,
-/// `[DONE]` as terminator; a chunk carrying `error` ends the stream with an error.
+/// Stream decoder: `choices[0].delta.content` pieces, `delta.tool_calls[]` fragments (their
+/// `index` renumbered 0, 1, ... in order of first sight), `finish_reason`, `usage` from the
+/// final chunk, `[DONE]` as terminator; a chunk carrying `error` ends the stream with an error.
 #[derive(Debug, Default)]
 pub(crate) struct Decoder {
     usage: Usage,
+    /// The provider's `index` of each tool call seen, in order.
+    calls: Vec<u64>,
+}
+
+impl Decoder {
+    fn tool_fragment(
+        &mut self,
+        call: WireCall,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), ProviderError> {
+        let wire_index = call.index.unwrap_or(0);
+        let f = call.function.unwrap_or(WireFunction {
+            name: None,
+            arguments: None,
+        });
+        let index = match self.calls.iter().position(|i| *i == wire_index) {
+            Some(i) => i,
+            None => {
+                if self.calls.len() >= MAX_TOOL_CALLS {
+                    return Err(too_many_calls());
+                }
+                let (Some(id), Some(name)) = (call.id, f.name.clone()) else {
+                    return Err(ProviderError::bad_response(
+                        "a streamed tool call began without its id and function name",
+                    ));
+                };
+                self.calls.push(wire_index);
+                let index = self.calls.len() - 1;
+                out.push(StreamEvent::ToolCall { index, id, name });
+                index
+            }
+        };
+        if let Some(fragment) = f.arguments.filter(|a| !a.is_empty()) {
+            out.push(StreamEvent::ToolArgs { index, fragment });
+        }
+        Ok(())
+    }
 }
 
 impl FrameDecoder for Decoder {
@@ -209,15 +407,18 @@ impl FrameDecoder for Decoder {
         if let Some(err) = c.error.as_ref().filter(|e| !e.is_null()) {
             return Err(error_of(err));
         }
-        if let Some(t) = c
-            .choices
-            .into_iter()
-            .next()
-            .and_then(|choice| choice.message)
-            .and_then(|m| m.content)
-            && !t.is_empty()
-        {
-            out.push(StreamEvent::Text(t));
+        if let Some(choice) = c.choices.into_iter().next() {
+            if let Some(m) = choice.message {
+                if let Some(t) = m.content.filter(|t| !t.is_empty()) {
+                    out.push(StreamEvent::Text(t));
+                }
+                for call in m.tool_calls.unwrap_or_default() {
+                    self.tool_fragment(call, out)?;
+                }
+            }
+            if let Some(stop) = choice.finish_reason.as_deref().and_then(stop_reason) {
+                out.push(StreamEvent::Stop(stop));
+            }
         }
         if let Some(u) = c.usage {
             self.usage = u.into();
@@ -282,23 +483,14 @@ mod tests {
 
     #[test]
     fn a_conversation_goes_as_its_turns_with_temperature_and_stop() {
-        use crate::llm::{Message, Role};
+        use crate::llm::Message;
         let req = ChatRequest {
             system: vec!["s".into()],
             model: "m".into(),
             messages: vec![
-                Message {
-                    role: Role::User,
-                    content: vec!["a".into(), "b".into()],
-                },
-                Message {
-                    role: Role::Assistant,
-                    content: vec!["c".into()],
-                },
-                Message {
-                    role: Role::User,
-                    content: vec!["d".into()],
-                },
+                Message::text(Role::User, vec!["a".into(), "b".into()]),
+                Message::text(Role::Assistant, vec!["c".into()]),
+                Message::text(Role::User, vec!["d".into()]),
             ],
             temperature: Some(0.25),
             stop: vec!["X".into(), "Y".into()],
@@ -335,5 +527,90 @@ mod tests {
     fn refusal_is_an_error() {
         let r = parse_response(br#"{"choices":[{"message":{"content":null,"refusal":"no"}}]}"#);
         assert!(matches!(r, Err(ProviderError::BadResponse { .. })));
+    }
+
+    fn frame(data: &str) -> Frame {
+        Frame {
+            event: String::new(),
+            data: data.to_owned(),
+        }
+    }
+
+    #[test]
+    fn streamed_tool_calls_are_numbered_in_order_and_their_count_is_capped() {
+        let mut d = Decoder::default();
+        let mut out = Vec::new();
+        let start = |i: usize| {
+            frame(&format!(
+                r#"{{"choices":[{{"delta":{{"tool_calls":[{{"index":{},"id":"c{i}","type":"function","function":{{"name":"f","arguments":"{{"}}}}]}}}}]}}"#,
+                1000 + i
+            ))
+        };
+        d.decode(&start(0), &mut out).expect("first call");
+        d.decode(
+            &frame(r#"{"choices":[{"delta":{"tool_calls":[{"index":1000,"function":{"arguments":"}"}}]},"finish_reason":"tool_calls"}]}"#),
+            &mut out,
+        )
+        .expect("its arguments");
+        assert_eq!(
+            out,
+            vec![
+                StreamEvent::ToolCall {
+                    index: 0,
+                    id: "c0".into(),
+                    name: "f".into()
+                },
+                StreamEvent::ToolArgs {
+                    index: 0,
+                    fragment: "{".into()
+                },
+                StreamEvent::ToolArgs {
+                    index: 0,
+                    fragment: "}".into()
+                },
+                StreamEvent::Stop(StopReason::ToolUse),
+            ]
+        );
+        for i in 1..MAX_TOOL_CALLS {
+            d.decode(&start(i), &mut out).expect("within the cap");
+        }
+        let e = d.decode(&start(MAX_TOOL_CALLS), &mut out);
+        assert!(matches!(e, Err(ProviderError::BadResponse { .. })), "{e:?}");
+        // Arguments of a call that never began are a bad answer, not a silent drop.
+        let mut fresh = Decoder::default();
+        let e = fresh.decode(
+            &frame(r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}}]}"#),
+            &mut out,
+        );
+        assert!(matches!(e, Err(ProviderError::BadResponse { .. })), "{e:?}");
+    }
+
+    #[test]
+    fn a_whole_answer_carries_its_tool_calls_and_finish_reason() {
+        let r = parse_response(
+            br#"{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[
+                {"id":"call_1","type":"function","function":{"name":"get","arguments":"{\"a\":1}"}}]},
+                "finish_reason":"tool_calls"}]}"#,
+        )
+        .expect("parses");
+        assert_eq!(r.text, "");
+        assert_eq!(
+            r.tool_calls,
+            vec![ToolCall {
+                id: "call_1".into(),
+                name: "get".into(),
+                arguments: r#"{"a":1}"#.into()
+            }]
+        );
+        assert_eq!(r.stop, Some(StopReason::ToolUse));
+        for (wire, stop) in [
+            ("stop", StopReason::EndTurn),
+            ("length", StopReason::MaxTokens),
+            ("tool_calls", StopReason::ToolUse),
+            ("content_filter", StopReason::ContentFilter),
+        ] {
+            assert_eq!(stop_reason(wire), Some(stop.clone()));
+            assert_eq!(finish_reason(Some(&stop)), wire);
+        }
     }
 }

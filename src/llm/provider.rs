@@ -27,11 +27,84 @@ pub struct ChatRequest {
     pub temperature: Option<f64>,
     /// Sequences that end the answer when generated.
     pub stop: Vec<String>,
+    /// Tools the model may call. Empty for the gRPC path.
+    pub tools: Vec<ToolDef>,
+    /// Whether and which tool the model must call; `None` leaves it to the provider (auto).
+    pub tool_choice: Option<ToolChoice>,
+}
+
+impl ChatRequest {
+    /// Whether the request defines tools or its conversation carries tool calls or results.
+    pub fn uses_tools(&self) -> bool {
+        !self.tools.is_empty()
+            || self
+                .messages
+                .iter()
+                .any(|m| !m.tool_calls.is_empty() || !m.tool_results.is_empty())
+    }
+}
+
+/// A tool the model may call: its name, what it does, and the JSON Schema (an object) of its
+/// arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolDef {
+    pub name: String,
+    pub description: Option<String>,
+    pub parameters: serde_json::Value,
+}
+
+/// Which tool the model must call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolChoice {
+    /// The model decides (OpenAI `auto`, Anthropic `auto`).
+    Auto,
+    /// No tool call (OpenAI `none`, Anthropic `none`).
+    None,
+    /// At least one tool call, any tool (OpenAI `required`, Anthropic `any`).
+    Required,
+    /// A call of this tool (OpenAI `{type: function, function: {name}}`, Anthropic
+    /// `{type: tool, name}`).
+    Tool(String),
+}
+
+/// A call of a tool the model made: the call's id, the tool, and its arguments as JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+/// What a tool call gave, sent back to the model in a user turn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolResult {
+    /// The id of the call this answers.
+    pub call_id: String,
+    /// The result's text parts, in order.
+    pub content: Vec<String>,
+    /// The tool failed (Anthropic `is_error`).
+    pub is_error: bool,
+}
+
+/// Why the model stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// A natural end (OpenAI `stop`, Anthropic `end_turn`).
+    EndTurn,
+    /// The token limit (OpenAI `length`, Anthropic `max_tokens`).
+    MaxTokens,
+    /// One of the request's stop sequences, and which one when the provider says.
+    StopSequence(Option<String>),
+    /// The model called tools (OpenAI `tool_calls`, Anthropic `tool_use`).
+    ToolUse,
+    /// The provider withheld the answer (OpenAI `content_filter`, Anthropic `refusal`).
+    ContentFilter,
 }
 
 /// Who said a turn of a conversation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Role {
+    #[default]
     User,
     Assistant,
 }
@@ -46,11 +119,25 @@ impl Role {
     }
 }
 
-/// One turn of a conversation: its text parts, in order.
-#[derive(Debug, Clone, PartialEq)]
+/// One turn of a conversation: its text parts, in order; an assistant turn may carry the tool
+/// calls the model made, a user turn the results of those calls (sent before its text).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Message {
     pub role: Role,
     pub content: Vec<String>,
+    pub tool_calls: Vec<ToolCall>,
+    pub tool_results: Vec<ToolResult>,
+}
+
+impl Message {
+    /// A turn of text only.
+    pub fn text(role: Role, content: Vec<String>) -> Message {
+        Message {
+            role,
+            content,
+            ..Message::default()
+        }
+    }
 }
 
 /// Token counts reported by the provider; a count it did not report is `None`.
@@ -73,18 +160,81 @@ pub struct ChatResponse {
     /// The answer text; for structured output, the JSON document as text.
     pub text: String,
     pub usage: Usage,
+    /// The tool calls the model made, in order.
+    pub tool_calls: Vec<ToolCall>,
+    /// Why the model stopped, when the provider said.
+    pub stop: Option<StopReason>,
 }
+
+impl ChatResponse {
+    /// The answer as the items of a stream (see [`StreamEvent`]).
+    pub fn into_events(self) -> Vec<StreamEvent> {
+        let mut out = Vec::with_capacity(3 + 2 * self.tool_calls.len());
+        if let Some(n) = self.usage.input_tokens {
+            out.push(StreamEvent::InputTokens(n));
+        }
+        if !self.text.is_empty() {
+            out.push(StreamEvent::Text(self.text));
+        }
+        for (index, call) in self.tool_calls.into_iter().enumerate() {
+            out.push(StreamEvent::ToolCall {
+                index,
+                id: call.id,
+                name: call.name,
+            });
+            if !call.arguments.is_empty() {
+                out.push(StreamEvent::ToolArgs {
+                    index,
+                    fragment: call.arguments,
+                });
+            }
+        }
+        if let Some(stop) = self.stop {
+            out.push(StreamEvent::Stop(stop));
+        }
+        out.push(StreamEvent::Usage(self.usage));
+        out
+    }
+}
+
+/// The most tool calls read from one answer; a provider sending more fails the call.
+pub const MAX_TOOL_CALLS: usize = 128;
 
 /// One item of a streaming answer.
 ///
-/// A stream that succeeds yields zero or more `Text` items, then exactly one `Usage` item,
-/// then ends. A stream that fails yields one `Err` and then ends.
+/// A stream that succeeds yields, in order: at most one `InputTokens` (when the provider
+/// counts the input at the start), any number of `Text`, `ToolCall` and `ToolArgs` items (a
+/// `ToolCall` before the `ToolArgs` of its index), at most one `Stop`, then exactly one
+/// `Usage` item, then ends. A stream that fails yields one `Err` and then ends.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
+    /// The provider's count of input tokens, given at the start of the answer.
+    InputTokens(u32),
     /// The next piece of the answer text.
     Text(String),
+    /// The model starts tool call number `index` (0, 1, ... in the answer).
+    ToolCall {
+        index: usize,
+        id: String,
+        name: String,
+    },
+    /// The next piece of the JSON arguments of tool call `index`.
+    ToolArgs { index: usize, fragment: String },
+    /// Why the model stopped.
+    Stop(StopReason),
     /// Token counts for the whole call, sent once at the end.
     Usage(Usage),
+}
+
+impl StreamEvent {
+    /// Whether the item is part of the model's answer (text or a tool call), so a retry would
+    /// repeat it.
+    pub fn is_output(&self) -> bool {
+        matches!(
+            self,
+            StreamEvent::Text(_) | StreamEvent::ToolCall { .. } | StreamEvent::ToolArgs { .. }
+        )
+    }
 }
 
 /// The wire format an upstream speaks.

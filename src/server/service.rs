@@ -245,6 +245,9 @@ fn run_stream(
                     usage = u;
                     meter.usage(u);
                 }
+                // A gRPC request defines no tools; the stop reason and early input count
+                // have no place in its chunks.
+                Ok(_) => {}
                 Err((e, retries)) => {
                     meter.failed(e.code());
                     meter.end(Outcome::Error);

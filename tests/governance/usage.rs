@@ -127,3 +127,126 @@ async fn a_spent_monthly_quota_refuses_until_the_month_ends() {
     );
     assert_eq!(mock.stats().await["requests_total"], 1);
 }
+
+/// Run `vibectl-server --config DIR/server.yaml usage ARGS`; exit success, stdout, stderr.
+fn usage_cmd(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .env_clear()
+        .env("HOME", dir)
+        .arg("--config")
+        .arg(dir.join("server.yaml"))
+        .arg("usage")
+        .args(args)
+        .timeout(LIMIT)
+        .output()
+        .expect("run usage");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn usage_groups_by_api_and_keeps_one_api() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let now = usage::now_unix();
+    let record = |sub: &str, api: usage::Api, input: u64| usage::Record {
+        ts: now,
+        sub: sub.to_owned(),
+        model: MODEL.to_owned(),
+        input_tokens: input,
+        output_tokens: input / 2,
+        cost_usd: None,
+        status: usage::Outcome::Completed,
+        api,
+        deployment: None,
+    };
+    let lines: String = [
+        record("alice", usage::Api::Grpc, 10),
+        record("alice", usage::Api::Openai, 20),
+        record("bob", usage::Api::Anthropic, 30),
+        record("bob", usage::Api::Openai, 40),
+    ]
+    .iter()
+    .map(|r| format!("{}\n", serde_json::to_string(r).expect("a record")))
+    .collect();
+    std::fs::write(dir.path().join(USAGE_FILE), lines).expect("write the usage log");
+
+    let json = |args: &[&str]| -> Value {
+        let mut all = args.to_vec();
+        all.extend(["--format", "json"]);
+        let (ok, stdout, stderr) = usage_cmd(dir.path(), &all);
+        assert!(ok, "{stderr}");
+        serde_json::from_str(&stdout).expect("JSON")
+    };
+    let doc = json(&["--by", "api"]);
+    let row = |api: &str, calls: u64, input: u64| {
+        serde_json::json!({"api": api, "calls": calls, "input_tokens": input,
+                           "output_tokens": input / 2, "cost_usd": 0.0})
+    };
+    assert_eq!(
+        doc["rows"],
+        serde_json::json!([
+            row("anthropic", 1, 30),
+            row("grpc", 1, 10),
+            row("openai", 2, 60)
+        ]),
+        "{doc}"
+    );
+    assert_eq!(doc["total"]["calls"], 4, "{doc}");
+    assert_eq!(doc["total"]["api"], Value::Null, "{doc}");
+
+    let doc = json(&["--by", "sub,api", "--api", "openai"]);
+    let rows = doc["rows"].as_array().expect("rows");
+    let keys: Vec<(&str, &str, u64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["sub"].as_str().unwrap_or_default(),
+                r["api"].as_str().unwrap_or_default(),
+                r["input_tokens"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [("alice", "openai", 20), ("bob", "openai", 40)],
+        "{doc}"
+    );
+    assert!(rows.iter().all(|r| r.get("model").is_none()), "{doc}");
+    assert_eq!(doc["total"]["calls"], 2, "{doc}");
+
+    // The default grouping is unchanged: subject and model.
+    let doc = json(&["--api", "grpc"]);
+    assert_eq!(doc["rows"][0]["sub"], "alice", "{doc}");
+    assert_eq!(doc["rows"][0]["model"], MODEL, "{doc}");
+    assert_eq!(doc["total"]["calls"], 1, "{doc}");
+
+    let (ok, table, stderr) = usage_cmd(dir.path(), &["--by", "api"]);
+    assert!(ok, "{stderr}");
+    let lines: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            vec!["API", "CALLS", "INPUT", "OUTPUT", "COST_USD"],
+            vec!["anthropic", "1", "30", "15", "0.000000"],
+            vec!["grpc", "1", "10", "5", "0.000000"],
+            vec!["openai", "2", "60", "30", "0.000000"],
+            vec!["TOTAL", "4", "100", "50", "0.000000"],
+        ],
+        "{table}"
+    );
+
+    for bad in [["--api", "soap"], ["--by", "colour"]] {
+        let (ok, _, stderr) = usage_cmd(dir.path(), &bad);
+        assert!(!ok, "{bad:?} was accepted");
+        assert!(
+            stderr.contains(bad[1]) && stderr.contains("possible values"),
+            "{stderr}"
+        );
+    }
+}

@@ -5,6 +5,7 @@ mod anthropic;
 mod bad_input;
 mod sdk;
 mod tls;
+mod tools;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,12 +14,13 @@ use std::time::Duration;
 use serde_json::Value;
 use vibectl::config::Secret;
 use vibectl::config::generated::server::key;
+use vibectl::llm::ProviderKind;
 use vibectl::server::governance::USAGE_FILE;
 use vibectl::server::{Governance, auth};
 
 use crate::support::mock::MockProvider;
-use crate::support::server::{LIMIT, TestServer, config_pairs, from_yaml, set};
-use crate::support::yaml;
+use crate::support::server::{LIMIT, PROVIDER, TestServer, config_pairs, from_yaml, set};
+use crate::support::yaml::{self, entry};
 
 /// The JWT secret of the test servers that have auth on.
 pub const SECRET: &str = "http-api-test-secret";
@@ -48,6 +50,23 @@ impl Served {
             usage_file: server.dir.path().join(USAGE_FILE),
             server,
         }
+    }
+
+    /// The default test config (auth on when `auth`) with its provider speaking `kind`: the
+    /// mock's endpoint for that format.
+    pub async fn start_on(mock: &MockProvider, kind: ProviderKind, auth: bool) -> Served {
+        let kind_key = entry(key::PROVIDERS_PROVIDER_KIND, PROVIDER);
+        let base_key = entry(key::PROVIDERS_PROVIDER_BASE_URL, PROVIDER);
+        let base = mock.base_url(kind);
+        Served::start(
+            mock,
+            auth,
+            &[
+                (kind_key.as_str(), kind.as_str()),
+                (base_key.as_str(), base.as_str()),
+            ],
+        )
+        .await
     }
 
     /// `http://ADDR/v1`, the base URL the OpenAI SDKs take.

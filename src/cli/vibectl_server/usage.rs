@@ -1,10 +1,11 @@
-//! `usage`: tokens and cost by token subject and model, from the server's usage log.
+//! `usage`: tokens and cost by token subject, model and API (`--by`), from the server's usage
+//! log.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use clap::{Args, ValueEnum};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::cli::{CmdError, CmdResult, out};
 use crate::server::governance::{USAGE_FILE, usage};
@@ -16,11 +17,57 @@ pub enum Format {
     Json,
 }
 
+/// What the rows of the report are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Group {
+    /// The token subject
+    Sub,
+    /// The model
+    Model,
+    /// The API the call came in on: grpc, openai or anthropic
+    Api,
+}
+
+impl Group {
+    fn name(self) -> &'static str {
+        match self {
+            Group::Sub => "sub",
+            Group::Model => "model",
+            Group::Api => "api",
+        }
+    }
+
+    /// The column width in the table.
+    fn width(self) -> usize {
+        match self {
+            Group::Sub => 20,
+            Group::Model => 24,
+            Group::Api => 10,
+        }
+    }
+
+    fn of(self, r: &usage::Record) -> String {
+        match self {
+            Group::Sub => r.sub.clone(),
+            Group::Model => r.model.clone(),
+            Group::Api => r.api.as_str().to_owned(),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct UsageArgs {
+    /// One row per distinct value of these, comma-separated, in this order (`--by api`,
+    /// `--by sub,api`)
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "KEYS",
+          default_values_t = [Group::Sub, Group::Model])]
+    pub by: Vec<Group>,
     /// Only this token subject
     #[arg(long, value_name = "S")]
     pub sub: Option<String>,
+    /// Only calls that came in on this API
+    #[arg(long, value_enum, value_name = "API")]
+    pub api: Option<usage::Api>,
     /// Only calls since D: a UTC date (2026-11-01) or an age (7d, 12h)
     #[arg(long, value_name = "D")]
     pub since: Option<String>,
@@ -73,11 +120,21 @@ pub fn run(file: &Path, args: &UsageArgs) -> CmdResult {
     let log = file.parent().unwrap_or(Path::new(".")).join(USAGE_FILE);
     let records = usage::read(&log)
         .map_err(|e| CmdError::new(format!("cannot read {}: {e}", log.display())))?;
-    let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
+    let mut by: Vec<Group> = vec![];
+    for g in &args.by {
+        if !by.contains(g) {
+            by.push(*g);
+        }
+    }
+    let mut rows: BTreeMap<Vec<String>, Row> = BTreeMap::new();
     for r in records.iter().filter(|r| {
-        args.sub.as_ref().is_none_or(|s| *s == r.sub) && since.is_none_or(|t| r.ts >= t)
+        args.sub.as_ref().is_none_or(|s| *s == r.sub)
+            && args.api.is_none_or(|a| a == r.api)
+            && since.is_none_or(|t| r.ts >= t)
     }) {
-        let row = rows.entry((r.sub.clone(), r.model.clone())).or_default();
+        let row = rows
+            .entry(by.iter().map(|g| g.of(r)).collect())
+            .or_default();
         row.calls += 1;
         row.input += r.input_tokens;
         row.output += r.output_tokens;
@@ -92,35 +149,60 @@ pub fn run(file: &Path, args: &UsageArgs) -> CmdResult {
     }
     match args.format {
         Format::Json => {
-            let row_json = |sub: Option<&str>, model: Option<&str>, r: &Row| {
-                json!({"sub": sub, "model": model, "calls": r.calls, "input_tokens": r.input,
-                       "output_tokens": r.output, "cost_usd": r.cost})
+            let row_json = |keys: Option<&[String]>, r: &Row| {
+                let mut doc = serde_json::Map::new();
+                for (i, g) in by.iter().enumerate() {
+                    let v = keys
+                        .and_then(|k| k.get(i))
+                        .map_or(Value::Null, |k| json!(k));
+                    doc.insert(g.name().to_owned(), v);
+                }
+                doc.insert("calls".into(), json!(r.calls));
+                doc.insert("input_tokens".into(), json!(r.input));
+                doc.insert("output_tokens".into(), json!(r.output));
+                doc.insert("cost_usd".into(), json!(r.cost));
+                Value::Object(doc)
             };
-            let list: Vec<_> = rows
-                .iter()
-                .map(|((s, m), r)| row_json(Some(s), Some(m), r))
-                .collect();
-            let doc = json!({"rows": list, "total": row_json(None, None, &total)});
+            let list: Vec<_> = rows.iter().map(|(k, r)| row_json(Some(k), r)).collect();
+            let doc = json!({"rows": list, "total": row_json(None, &total)});
             out(&format!(
                 "{}\n",
                 serde_json::to_string_pretty(&doc).unwrap_or_default()
             ));
         }
         Format::Table => {
-            let mut text = format!(
-                "{:<20} {:<24} {:>8} {:>12} {:>12} {:>12}\n",
-                "SUB", "MODEL", "CALLS", "INPUT", "OUTPUT", "COST_USD"
-            );
-            let line = |sub: &str, model: &str, r: &Row| {
-                format!(
-                    "{sub:<20} {model:<24} {:>8} {:>12} {:>12} {:>12.6}\n",
-                    r.calls, r.input, r.output, r.cost
-                )
+            let line = |keys: &[&str], numbers: [String; 4]| {
+                let mut text = String::new();
+                for (g, k) in by.iter().zip(keys) {
+                    text.push_str(&format!("{k:<w$} ", w = g.width()));
+                }
+                let [calls, input, output, cost] = numbers;
+                text.push_str(&format!("{calls:>8} {input:>12} {output:>12} {cost:>12}\n"));
+                text
             };
-            for ((s, m), r) in &rows {
-                text.push_str(&line(s, m, r));
+            let numbers = |r: &Row| {
+                [
+                    r.calls.to_string(),
+                    r.input.to_string(),
+                    r.output.to_string(),
+                    format!("{:.6}", r.cost),
+                ]
+            };
+            let heads: Vec<String> = by.iter().map(|g| g.name().to_uppercase()).collect();
+            let heads: Vec<&str> = heads.iter().map(String::as_str).collect();
+            let mut text = line(
+                &heads,
+                ["CALLS", "INPUT", "OUTPUT", "COST_USD"].map(str::to_owned),
+            );
+            for (k, r) in &rows {
+                let keys: Vec<&str> = k.iter().map(String::as_str).collect();
+                text.push_str(&line(&keys, numbers(r)));
             }
-            text.push_str(&line("TOTAL", "", &total));
+            let mut total_keys = vec![""; by.len()];
+            if let Some(first) = total_keys.first_mut() {
+                *first = "TOTAL";
+            }
+            text.push_str(&line(&total_keys, numbers(&total)));
             out(&text);
         }
     }

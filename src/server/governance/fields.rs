@@ -28,15 +28,13 @@ pub mod field {
 }
 
 /// A request field a client may not send as it is.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FieldError {
-    #[error("{field} has {len} bytes; the limit is {max}")]
     TooLong {
         field: &'static str,
         len: usize,
         max: usize,
     },
-    #[error("{field} has a character outside {allowed} (byte {at})")]
     BadChar {
         field: &'static str,
         at: usize,
@@ -52,11 +50,31 @@ impl FieldError {
         }
     }
 
+    /// What is wrong, calling the field `name` (an API other than gRPC names it its own way).
+    pub fn message_as(&self, name: &str) -> String {
+        match self {
+            FieldError::TooLong { len, max, .. } => {
+                format!("{name} has {len} bytes; the limit is {max}")
+            }
+            FieldError::BadChar { at, allowed, .. } => {
+                format!("{name} has a character outside {allowed} (byte {at})")
+            }
+        }
+    }
+
     /// INVALID_ARGUMENT naming the field (never echoing its value).
     pub fn into_status(self) -> Status {
         Status::invalid_argument(self.to_string())
     }
 }
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message_as(self.field()))
+    }
+}
+
+impl std::error::Error for FieldError {}
 
 const MODEL_CHARS: &str = "printable ASCII without spaces";
 const REQUEST_ID_CHARS: &str = "ASCII letters, digits, `-`, `_`, `.`, `:`";

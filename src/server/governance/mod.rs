@@ -97,6 +97,34 @@ impl Refusal {
     }
 }
 
+/// Why a request's input is refused before anything goes upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputError {
+    /// A client-chosen field out of bounds.
+    Field(fields::FieldError),
+    /// The text sent upstream has `chars` characters; the subject's limit is `max`.
+    TooLong { chars: u64, max: u64 },
+}
+
+impl InputError {
+    /// The gRPC status: INVALID_ARGUMENT naming the field, or RESOURCE_EXHAUSTED with
+    /// `limit-type: input`.
+    pub fn into_status(self) -> Status {
+        match self {
+            InputError::Field(e) => e.into_status(),
+            InputError::TooLong { chars, max } => Refusal {
+                limit: LimitType::Input,
+                retry_after: None,
+                message: format!(
+                    "the request has {chars} characters of system and user text and response \
+                     schema; the limit is {max}"
+                ),
+            }
+            .into_status(),
+        }
+    }
+}
+
 /// The limits in force for one subject: its `per_token` values over the global ones.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Limits {
@@ -256,14 +284,26 @@ impl Governance {
 
     /// Refuse a request with a field out of bounds ([`fields`]: INVALID_ARGUMENT naming it), or
     /// whose text sent upstream (system and user fragments and the response schema) together
-    /// exceeds the subject's limit.
+    /// exceeds the subject's limit; the errors name the gRPC fields.
     pub fn check_input(
         &self,
         sub: &str,
         limits: &Limits,
         req: &ExecuteRequest,
     ) -> Result<(), Status> {
-        fields::check_request(req).map_err(fields::FieldError::into_status)?;
+        self.input_error(sub, limits, req)
+            .map_err(InputError::into_status)
+    }
+
+    /// The checks of [`Governance::check_input`], typed, so an API with other field names (the
+    /// HTTP API) can name its own; an input over the limit is counted in the metrics.
+    pub fn input_error(
+        &self,
+        sub: &str,
+        limits: &Limits,
+        req: &ExecuteRequest,
+    ) -> Result<(), InputError> {
+        fields::check_request(req).map_err(InputError::Field)?;
         let Some(max) = limits.input_chars else {
             return Ok(());
         };
@@ -272,15 +312,7 @@ impl Governance {
             return Ok(());
         }
         self.metrics.refused(sub, LimitType::Input);
-        Err(Refusal {
-            limit: LimitType::Input,
-            retry_after: None,
-            message: format!(
-                "the request has {chars} characters of system and user text and response schema; \
-                 the limit is {max}"
-            ),
-        }
-        .into_status())
+        Err(InputError::TooLong { chars, max })
     }
 
     /// Start tracking one gRPC call of `sub` on its way upstream.

@@ -55,7 +55,9 @@ impl Outcome {
 }
 
 /// The API a call came in on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Api {
     /// The `VibectlLLMProxy` gRPC service (lines written before this field existed read as this).

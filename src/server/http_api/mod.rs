@@ -3,17 +3,18 @@
 //! ([`router`]), over HTTP/1.1 or HTTP/2, plaintext or TLS, inside the same connection limits.
 //!
 //! The HTTP path reuses what gRPC uses: the token check ([`Verifier`](super::auth::Verifier)),
-//! admission ([`governance::layer::admit`]), the input bounds ([`Governance::check_input`]),
+//! admission ([`governance::layer::admit`]), the input bounds ([`Governance::input_error`]),
 //! model resolution and the provider call ([`exec`](super::exec)), and the meter that charges
 //! each call once. What it adds is the API's own shape: JSON bodies read up to
 //! `server.http.max_body_bytes`, errors as `{"error": {message, type, param, code}}` with the
 //! status and `retry-after` headers each SDK's retry logic reads.
 //!
 //! - [`openai`]: `GET /v1/models` and `POST /v1/chat/completions`.
-//! - [`anthropic`]: `POST /v1/messages`.
+//! - [`anthropic`]: `POST /v1/messages` and `POST /v1/messages/count_tokens`.
 
 pub mod anthropic;
 pub mod openai;
+pub mod tools;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -32,10 +33,12 @@ use super::exec::{self, Prepared};
 use super::governance::layer::{Denied, Slot, admit};
 use super::governance::meter::Meter;
 use super::governance::usage::Api;
-use super::governance::{self, ANONYMOUS, Governance, LimitType, Limits, Refusal};
+use super::governance::{
+    self, ANONYMOUS, Governance, InputError, LimitType, Limits, Refusal, fields,
+};
 use super::state::State;
 use crate::config::generated::server::key;
-use crate::llm::Message;
+use crate::llm::{Message, ProviderKind, ToolChoice, ToolDef};
 use crate::proto::{ExecuteError, ExecuteRequest};
 
 /// What the HTTP handlers share.
@@ -53,13 +56,17 @@ pub fn router(http: Http) -> axum::Router {
             "/v1/chat/completions",
             axum::routing::post(openai::chat_completions),
         )
-        .route("/v1/messages", axum::routing::post(anthropic::messages))
+        .route(anthropic::PATH, axum::routing::post(anthropic::messages))
+        .route(
+            "/v1/messages/count_tokens",
+            axum::routing::post(anthropic::count_tokens),
+        )
         .fallback(|uri: http::Uri| async move {
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found_error",
                 format!(
-                    "no route for {}; the HTTP API serves GET /v1/models, POST /v1/chat/completions and POST /v1/messages",
+                    "no route for {}; the HTTP API serves GET /v1/models, POST /v1/chat/completions, POST /v1/messages and POST /v1/messages/count_tokens",
                     shown(uri.path())
                 ),
             )
@@ -145,11 +152,16 @@ impl ApiError {
         }
     }
 
-    /// Anthropic's JSON body: `{"type": "error", "error": {"type", "message"}}`.
+    /// Anthropic's JSON body: `{"type": "error", "error": {"type", "message"}}`. The shape has
+    /// no `param`, so the message names the field at fault when it does not already.
     pub fn anthropic_body(&self) -> serde_json::Value {
+        let message = match &self.param {
+            Some(p) if !self.message.contains(p.as_str()) => format!("{p}: {}", self.message),
+            _ => self.message.clone(),
+        };
         serde_json::json!({"type": "error", "error": {
             "type": self.anthropic_type(),
-            "message": self.message,
+            "message": message,
         }})
     }
 
@@ -218,27 +230,6 @@ impl From<Denied> for ApiError {
                 "api_error",
                 "the limit store is unreachable",
             ),
-        }
-    }
-}
-
-impl From<tonic::Status> for ApiError {
-    /// The input checks shared with gRPC report a `Status`: a field out of bounds or input
-    /// over its limit, both the client's to fix.
-    fn from(s: tonic::Status) -> ApiError {
-        match s.code() {
-            tonic::Code::ResourceExhausted => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                s.message(),
-            )
-            .with_code("input_too_long"),
-            tonic::Code::InvalidArgument => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                s.message(),
-            ),
-            _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "api_error", s.message()),
         }
     }
 }
@@ -322,6 +313,27 @@ pub fn identify(state: &State, headers: &HeaderMap) -> Result<String, ApiError> 
             "{e} (send the token as `Authorization: Bearer <token>` or `x-api-key: <token>`)"
         ))
     })
+}
+
+/// A request's server state, token subject (see [`identify`]) and JSON body (see
+/// [`json_body`], bounded by `server.http.max_body_bytes`), checked in that order.
+pub async fn request(
+    http: &Http,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<
+    (
+        Arc<State>,
+        String,
+        serde_json::Map<String, serde_json::Value>,
+    ),
+    ApiError,
+> {
+    let state = http.state.load_full();
+    let sub = identify(&state, headers)?;
+    let max = usize::try_from(state.config.server.http.max_body_bytes).unwrap_or(usize::MAX);
+    let body = json_body(headers, body, max).await?;
+    Ok((state, sub, body))
 }
 
 /// The request body, read up to `max` bytes (413 beyond), which must be JSON by its
@@ -408,24 +420,144 @@ pub struct Chat {
     pub stop: Vec<String>,
     /// The schema of `response_format`, as JSON text.
     pub schema: Option<String>,
+    /// Where the text counted against the input limit comes from: each request field by the
+    /// API's own path (`messages[3].content`, `system`, `response_format.json_schema`) and its
+    /// characters, so a refusal names the field to shorten.
+    pub origins: Vec<(String, u64)>,
+    /// The tools the model may call.
+    pub tools: Vec<ToolDef>,
+    pub tool_choice: Option<ToolChoice>,
 }
 
 impl Chat {
-    /// The fields gRPC's checks and model resolution read.
+    /// The fields gRPC's checks and model resolution read. Tool definitions, tool calls and
+    /// tool results count as user text, so `max_input_length` bounds them too.
     fn execute_request(&self) -> ExecuteRequest {
+        let mut user: Vec<String> = Vec::new();
+        for m in &self.messages {
+            user.extend(m.content.iter().cloned());
+            user.extend(m.tool_calls.iter().map(tools::call_text));
+            user.extend(m.tool_results.iter().flat_map(tools::result_text));
+        }
+        user.extend(self.tools.iter().map(tools::input_text));
         ExecuteRequest {
             system_fragments: self.system.clone(),
-            user_fragments: self
-                .messages
-                .iter()
-                .flat_map(|m| m.content.clone())
-                .collect(),
+            user_fragments: user,
             model_name: Some(self.model.clone()),
             response_model_schema: self.schema.clone(),
             ..Default::default()
         }
     }
+
+    /// Record that the request field `param` sends `text` upstream.
+    pub fn origin<'a>(&mut self, param: &str, text: impl IntoIterator<Item = &'a String>) {
+        let chars = text.into_iter().map(|t| t.chars().count() as u64).sum();
+        self.origins.push((param.to_owned(), chars));
+    }
+
+    /// Tokens of the request by the estimate the meter charges when a provider reports none.
+    pub fn estimated_input_tokens(&self) -> u64 {
+        governance::meter::estimate_tokens(governance::request_chars(&self.execute_request()))
+    }
+
+    /// A refusal of the input checks shared with gRPC, naming this API's fields.
+    fn input_error(&self, e: InputError) -> ApiError {
+        match e {
+            InputError::Field(f) => {
+                let name = match f.field() {
+                    fields::field::MODEL_NAME => "model",
+                    fields::field::RESPONSE_MODEL_SCHEMA => SCHEMA_PARAM,
+                    other => other,
+                };
+                ApiError::invalid(name, f.message_as(name))
+            }
+            InputError::TooLong { chars, max } => {
+                let tool_chars: u64 = self
+                    .tools
+                    .iter()
+                    .map(|t| tools::input_text(t).chars().count() as u64)
+                    .sum();
+                let origins: Vec<(String, u64)> = self
+                    .origins
+                    .iter()
+                    .cloned()
+                    .chain([("tools".to_owned(), tool_chars)])
+                    .collect();
+                let longest = origins
+                    .iter()
+                    .max_by_key(|(_, n)| *n)
+                    .map_or(("messages", 0), |(p, n)| (p.as_str(), *n));
+                let mut fields: Vec<&str> = vec![];
+                for (p, _) in origins.iter().filter(|(_, n)| *n > 0) {
+                    let top = p.split(['[', '.']).next().unwrap_or(p);
+                    if !fields.contains(&top) {
+                        fields.push(top);
+                    }
+                }
+                ApiError::invalid(
+                    longest.0,
+                    format!(
+                        "the request has {chars} characters of text in {}; the limit is {max}; \
+                         the longest part is {} ({} characters)",
+                        fields.join(", "),
+                        longest.0,
+                        longest.1
+                    ),
+                )
+                .with_code("input_too_long")
+            }
+        }
+    }
+
+    /// The checks a chat passes before it may go upstream, after admission: the fields gRPC
+    /// checks and the input limit ([`Governance::input_error`]), then the model and provider;
+    /// the call ready to go.
+    pub fn check(
+        &self,
+        gov: &Arc<Governance>,
+        state: &State,
+        sub: &str,
+        limits: &Limits,
+    ) -> Result<Prepared, ApiError> {
+        let req = self.execute_request();
+        gov.input_error(sub, limits, &req)
+            .map_err(|e| self.input_error(e))?;
+        let mut p = exec::prepare(state, gov, &req)?;
+        p.chat.system = self.system.clone();
+        p.chat.user = vec![];
+        p.chat.messages = self.messages.clone();
+        p.chat.temperature = self.temperature;
+        p.chat.max_tokens = self.max_tokens;
+        p.chat.stop = self.stop.clone();
+        p.chat.tools = self.tools.clone();
+        p.chat.tool_choice = self.tool_choice.clone();
+        // Any deployment or fallback the call may go to must take tools.
+        let ollama = p
+            .route
+            .targets
+            .iter()
+            .any(|t| t.client.kind() == ProviderKind::Ollama);
+        if p.chat.uses_tools() && ollama {
+            let param = if self.tools.is_empty() {
+                "messages"
+            } else {
+                "tools"
+            };
+            return Err(ApiError::invalid(
+                param,
+                format!(
+                    "`tools`, tool calls and tool results are not supported for `{}`, a model served by Ollama; use a model of another provider or send no tools",
+                    self.model
+                ),
+            )
+            .with_code("unsupported_parameter"));
+        }
+        Ok(p)
+    }
 }
+
+/// The request path of the JSON schema of `response_format`.
+pub const SCHEMA_PARAM: &str = "response_format.json_schema";
 
 /// A chat call past its checks: ready to go upstream, metered, holding its admission slot.
 pub struct Admitted {
@@ -449,14 +581,7 @@ pub async fn admit_chat(
     let req = chat.execute_request();
     let slot = admit(http.gov.clone(), &state, sub.clone(), method.to_owned()).await?;
     let limits = Limits::for_sub(&state.config.server.limits, &sub);
-    http.gov.check_input(&sub, &limits, &req)?;
-    let mut p = exec::prepare(&state, &http.gov, &req)?;
-    p.chat.system = chat.system.clone();
-    p.chat.user = vec![];
-    p.chat.messages = chat.messages.clone();
-    p.chat.temperature = chat.temperature;
-    p.chat.max_tokens = chat.max_tokens;
-    p.chat.stop = chat.stop.clone();
+    let p = chat.check(&http.gov, &state, &sub, &limits)?;
     let meter = Meter::new(
         http.gov.call_via(sub, api),
         p.model.clone(),
@@ -494,6 +619,10 @@ pub async fn complete(
     match answer {
         Ok((resp, _)) => {
             meter.text(&resp.text);
+            for call in &resp.tool_calls {
+                meter.text(&call.name);
+                meter.text(&call.arguments);
+            }
             meter.usage(resp.usage);
             meter.end(governance::usage::Outcome::Completed);
             Ok(resp)
@@ -630,7 +759,11 @@ where
             None
         };
         if let Some(err) = early {
-            let mut resp = err.into_response();
+            let mut resp = if req.uri().path().starts_with(anthropic::PATH) {
+                err.into_anthropic()
+            } else {
+                err.into_response()
+            };
             if resp.status() == StatusCode::UPGRADE_REQUIRED {
                 resp.headers_mut()
                     .insert(http::header::UPGRADE, HeaderValue::from_static("HTTP/1.1"));

@@ -15,10 +15,11 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Admitted, ApiError, Chat, Http, admit_chat, identify, json_body, json_response,
-    provider_failure, timeout,
+    Admitted, ApiError, Chat, Http, admit_chat, identify, json_response, provider_failure, timeout,
+    tools,
 };
-use crate::llm::{Message, Role, StreamEvent};
+use crate::llm::openai::{finish_reason, tool_call_json};
+use crate::llm::{Message, Role, StreamEvent, ToolCall, ToolChoice, ToolDef, ToolResult};
 use crate::server::exec;
 use crate::server::governance::meter::Meter;
 use crate::server::governance::usage::{Api, Outcome};
@@ -43,7 +44,217 @@ const FIELDS: &[&str] = &[
     "stop",
     "response_format",
     "n",
+    "tools",
+    "tool_choice",
 ];
+
+/// One message of `messages` (at `param`) into `chat`: system text, a user turn, an assistant
+/// turn with its tool calls, or a tool result (which joins the user turn of results before it).
+fn message(chat: &mut Chat, m: &Value, param: &str) -> Result<(), ApiError> {
+    let Some(obj) = m.as_object() else {
+        return Err(ApiError::invalid(param, "a message must be an object"));
+    };
+    let role = obj.get("role").and_then(Value::as_str);
+    let allowed: &[&str] = match role {
+        Some("assistant") => &["role", "content", "tool_calls"],
+        Some("tool") => &["role", "content", "tool_call_id"],
+        _ => &["role", "content"],
+    };
+    if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::invalid(
+            format!("{param}.{}", super::shown(k)),
+            format!(
+                "the message field `{}` is not supported by this server",
+                super::shown(k)
+            ),
+        )
+        .with_code("unsupported_parameter"));
+    }
+    let calls = match (role, obj.get("tool_calls")) {
+        (Some("assistant"), Some(c)) if !c.is_null() => {
+            tool_calls(c, &format!("{param}.tool_calls"))?
+        }
+        _ => vec![],
+    };
+    let content = match obj.get("content") {
+        // An assistant turn of tool calls alone has no content.
+        None | Some(Value::Null) if !calls.is_empty() => vec![],
+        None => {
+            return Err(ApiError::invalid(
+                format!("{param}.content"),
+                "a message needs `content`",
+            ));
+        }
+        Some(c) => {
+            let mut parts = text_of(c, &format!("{param}.content"))?;
+            if !calls.is_empty() {
+                parts.retain(|p| !p.is_empty());
+            }
+            parts
+        }
+    };
+    chat.origin(&format!("{param}.content"), &content);
+    let call_text: Vec<String> = calls.iter().map(tools::call_text).collect();
+    chat.origin(&format!("{param}.tool_calls"), &call_text);
+    match role {
+        Some("system" | "developer") => chat.system.extend(content),
+        Some("user") => chat.messages.push(Message::text(Role::User, content)),
+        Some("assistant") => chat.messages.push(Message {
+            role: Role::Assistant,
+            content,
+            tool_calls: calls,
+            tool_results: vec![],
+        }),
+        Some("tool") => {
+            let result = ToolResult {
+                call_id: tools::id(obj.get("tool_call_id"), &format!("{param}.tool_call_id"))?,
+                content,
+                is_error: false,
+            };
+            match chat.messages.last_mut() {
+                Some(last)
+                    if last.role == Role::User
+                        && last.content.is_empty()
+                        && !last.tool_results.is_empty() =>
+                {
+                    last.tool_results.push(result)
+                }
+                _ => chat.messages.push(Message {
+                    role: Role::User,
+                    tool_results: vec![result],
+                    ..Message::default()
+                }),
+            }
+        }
+        Some(other) => {
+            return Err(ApiError::invalid(
+                format!("{param}.role"),
+                format!(
+                    "the role `{}` is not supported; use system, developer, user, assistant or tool",
+                    super::shown(other)
+                ),
+            ));
+        }
+        None => {
+            return Err(ApiError::invalid(
+                format!("{param}.role"),
+                "a message needs a `role`",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An assistant turn's `tool_calls` (at `param`).
+fn tool_calls(v: &Value, param: &str) -> Result<Vec<ToolCall>, ApiError> {
+    let calls = match v.as_array() {
+        Some(a) if a.len() <= crate::llm::MAX_TOOL_CALLS => a,
+        _ => {
+            return Err(ApiError::invalid(
+                param,
+                format!(
+                    "`{param}` must be an array of at most {} tool calls",
+                    crate::llm::MAX_TOOL_CALLS
+                ),
+            ));
+        }
+    };
+    calls
+        .iter()
+        .enumerate()
+        .map(|(j, c)| {
+            let p = format!("{param}[{j}]");
+            let obj = c
+                .as_object()
+                .ok_or_else(|| ApiError::invalid(&p, "a tool call must be an object"))?;
+            tools::known_keys(obj, &["id", "type", "function"], &p)?;
+            if obj.get("type").and_then(Value::as_str) != Some("function") {
+                return Err(ApiError::invalid(
+                    format!("{p}.type"),
+                    format!("`{p}.type` must be `function`"),
+                ));
+            }
+            let f = obj
+                .get("function")
+                .and_then(Value::as_object)
+                .ok_or_else(|| {
+                    ApiError::invalid(format!("{p}.function"), "a tool call needs `function`")
+                })?;
+            let fp = format!("{p}.function");
+            tools::known_keys(f, &["name", "arguments"], &fp)?;
+            Ok(ToolCall {
+                id: tools::id(obj.get("id"), &format!("{p}.id"))?,
+                name: tools::name(f.get("name"), &format!("{fp}.name"))?,
+                arguments: tools::arguments(f.get("arguments"), &format!("{fp}.arguments"))?,
+            })
+        })
+        .collect()
+}
+
+/// `tools` and `tool_choice` into `chat`.
+fn tool_fields(chat: &mut Chat, body: &Map<String, Value>) -> Result<(), ApiError> {
+    if let Some(v) = body.get("tools").filter(|v| !v.is_null()) {
+        for (i, t) in tools::list(v, "tools")?.iter().enumerate() {
+            let p = format!("tools[{i}]");
+            let obj = t
+                .as_object()
+                .ok_or_else(|| ApiError::invalid(&p, "a tool must be an object"))?;
+            tools::known_keys(obj, &["type", "function"], &p)?;
+            if obj.get("type").and_then(Value::as_str) != Some("function") {
+                return Err(ApiError::invalid(
+                    format!("{p}.type"),
+                    format!("`{p}.type` must be `function`"),
+                ));
+            }
+            let fp = format!("{p}.function");
+            let f = obj
+                .get("function")
+                .and_then(Value::as_object)
+                .ok_or_else(|| ApiError::invalid(&fp, format!("`{fp}` must be an object")))?;
+            tools::known_keys(f, &["name", "description", "parameters"], &fp)?;
+            chat.tools.push(ToolDef {
+                name: tools::name(f.get("name"), &format!("{fp}.name"))?,
+                description: tools::description(
+                    f.get("description"),
+                    &format!("{fp}.description"),
+                )?,
+                parameters: tools::schema(f.get("parameters"), &format!("{fp}.parameters"), false)?,
+            });
+        }
+    }
+    chat.tool_choice = match body.get("tool_choice") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(match s.as_str() {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" => ToolChoice::Required,
+            _ => {
+                return Err(ApiError::invalid(
+                    "tool_choice",
+                    "`tool_choice` must be auto, none, required or {\"type\": \"function\", \"function\": {\"name\": ...}}",
+                ));
+            }
+        }),
+        Some(Value::Object(o)) if o.get("type").and_then(Value::as_str) == Some("function") => {
+            tools::known_keys(o, &["type", "function"], "tool_choice")?;
+            let f = o.get("function").and_then(Value::as_object);
+            if let Some(f) = f {
+                tools::known_keys(f, &["name"], "tool_choice.function")?;
+            }
+            Some(ToolChoice::Tool(tools::name(
+                f.and_then(|f| f.get("name")),
+                "tool_choice.function.name",
+            )?))
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "tool_choice",
+                "`tool_choice` must be auto, none, required or {\"type\": \"function\", \"function\": {\"name\": ...}}",
+            ));
+        }
+    };
+    tools::check(chat, "tools", "tool_choice")
+}
 
 /// `GET /v1/models`: the catalog's models.
 pub async fn models(AxState(http): AxState<Http>, headers: HeaderMap) -> Response {
@@ -73,32 +284,34 @@ pub(super) fn text_of(v: &Value, param: &str) -> Result<Vec<String>, ApiError> {
             parts
                 .iter()
                 .enumerate()
-                .map(|(j, part)| {
-                    let p = format!("{param}[{j}]");
-                    match (part.get("type").and_then(Value::as_str), part.get("text")) {
-                        (Some("text"), Some(Value::String(t))) => Ok(t.clone()),
-                        (Some("text"), _) => Err(ApiError::invalid(
-                            format!("{p}.text"),
-                            "a text part needs `text`, a string",
-                        )),
-                        (Some(other), _) => Err(ApiError::invalid(
-                            format!("{p}.type"),
-                            format!(
-                                "content parts of type `{}` are not supported; send text parts",
-                                super::shown(other)
-                            ),
-                        )),
-                        (None, _) => Err(ApiError::invalid(
-                            format!("{p}.type"),
-                            "a content part needs a `type`",
-                        )),
-                    }
-                })
+                .map(|(j, part)| text_part(part, &format!("{param}[{j}]")))
                 .collect()
         }
         _ => Err(ApiError::invalid(
             param,
             format!("{param} must be a string or an array of text parts"),
+        )),
+    }
+}
+
+/// The text of one content part (at `p`): `{"type": "text", "text": ...}`.
+pub(super) fn text_part(part: &Value, p: &str) -> Result<String, ApiError> {
+    match (part.get("type").and_then(Value::as_str), part.get("text")) {
+        (Some("text"), Some(Value::String(t))) => Ok(t.clone()),
+        (Some("text"), _) => Err(ApiError::invalid(
+            format!("{p}.text"),
+            "a text part needs `text`, a string",
+        )),
+        (Some(other), _) => Err(ApiError::invalid(
+            format!("{p}.type"),
+            format!(
+                "content parts of type `{}` are not supported; send text parts",
+                super::shown(other)
+            ),
+        )),
+        (None, _) => Err(ApiError::invalid(
+            format!("{p}.type"),
+            "a content part needs a `type`",
         )),
     }
 }
@@ -143,55 +356,7 @@ fn parse(body: &Map<String, Value>) -> Result<Chat, ApiError> {
         ));
     }
     for (i, m) in messages.iter().enumerate() {
-        let param = format!("messages[{i}]");
-        let Some(obj) = m.as_object() else {
-            return Err(ApiError::invalid(param, "a message must be an object"));
-        };
-        if let Some(k) = obj
-            .keys()
-            .find(|k| !["role", "content"].contains(&k.as_str()))
-        {
-            return Err(ApiError::invalid(
-                format!("{param}.{}", super::shown(k)),
-                format!(
-                    "the message field `{}` is not supported by this server",
-                    super::shown(k)
-                ),
-            )
-            .with_code("unsupported_parameter"));
-        }
-        let content = obj
-            .get("content")
-            .ok_or_else(|| {
-                ApiError::invalid(format!("{param}.content"), "a message needs `content`")
-            })
-            .and_then(|c| text_of(c, &format!("{param}.content")))?;
-        match obj.get("role").and_then(Value::as_str) {
-            Some("system" | "developer") => chat.system.extend(content),
-            Some("user") => chat.messages.push(Message {
-                role: Role::User,
-                content,
-            }),
-            Some("assistant") => chat.messages.push(Message {
-                role: Role::Assistant,
-                content,
-            }),
-            Some(other) => {
-                return Err(ApiError::invalid(
-                    format!("{param}.role"),
-                    format!(
-                        "the role `{}` is not supported; use system, developer, user or assistant",
-                        super::shown(other)
-                    ),
-                ));
-            }
-            None => {
-                return Err(ApiError::invalid(
-                    format!("{param}.role"),
-                    "a message needs a `role`",
-                ));
-            }
-        }
+        message(&mut chat, m, &format!("messages[{i}]"))?;
     }
     if !chat.messages.iter().any(|m| m.role == Role::User) {
         return Err(ApiError::invalid(
@@ -296,7 +461,11 @@ fn parse(body: &Map<String, Value>) -> Result<Chat, ApiError> {
             // Any JSON object: a schema that allows every object.
             Some("json_object") => Some(r#"{"type":"object"}"#.to_owned()),
             Some("json_schema") => match rf.get("json_schema").and_then(|j| j.get("schema")) {
-                Some(schema @ Value::Object(_)) => Some(schema.to_string()),
+                Some(schema @ Value::Object(_)) => {
+                    let text = schema.to_string();
+                    chat.origin(super::SCHEMA_PARAM, [&text]);
+                    Some(text)
+                }
                 _ => {
                     return Err(ApiError::invalid(
                         "response_format.json_schema.schema",
@@ -312,6 +481,7 @@ fn parse(body: &Map<String, Value>) -> Result<Chat, ApiError> {
             }
         },
     };
+    tool_fields(&mut chat, body)?;
     Ok(chat)
 }
 
@@ -338,10 +508,7 @@ pub async fn chat_completions(
 }
 
 async fn run(http: Http, headers: HeaderMap, body: axum::body::Body) -> Result<Response, ApiError> {
-    let state = http.state.load_full();
-    let sub = identify(&state, &headers)?;
-    let max = usize::try_from(state.config.server.http.max_body_bytes).unwrap_or(usize::MAX);
-    let body = json_body(&headers, body, max).await?;
+    let (_, sub, body) = super::request(&http, &headers, body).await?;
     let chat = parse(&body)?;
     let Admitted {
         p,
@@ -355,6 +522,13 @@ async fn run(http: Http, headers: HeaderMap, body: axum::body::Body) -> Result<R
     }
     let mut meter = meter;
     let resp = super::complete(&p, &mut meter, deadline, slot).await?;
+    let mut message = json!({"role": "assistant", "content": resp.text, "refusal": null});
+    if !resp.tool_calls.is_empty() {
+        message["tool_calls"] = resp.tool_calls.iter().map(tool_call_json).collect();
+        if resp.text.is_empty() {
+            message["content"] = Value::Null;
+        }
+    }
     Ok(json_response(
         StatusCode::OK,
         &json!({
@@ -364,9 +538,9 @@ async fn run(http: Http, headers: HeaderMap, body: axum::body::Body) -> Result<R
             "model": p.served().model.id,
             "choices": [{
                 "index": 0,
-                "message": {"role": "assistant", "content": resp.text, "refusal": null},
+                "message": message,
                 "logprobs": null,
-                "finish_reason": "stop",
+                "finish_reason": finish_reason(resp.stop.as_ref()),
             }],
             "usage": usage_json(meter.used()),
         }),
@@ -403,12 +577,26 @@ fn stream(
         let _slot = slot;
         yield sse(&chunk(json!({"role": "assistant", "content": ""}), Value::Null));
         let mut upstream = std::pin::pin!(exec::stream(&p));
+        let mut stop = None;
         while let Some(item) = upstream.next().await {
             match item {
                 Ok((StreamEvent::Text(t), _)) => {
                     meter.text(&t);
                     yield sse(&chunk(json!({"content": t}), Value::Null));
                 }
+                Ok((StreamEvent::ToolCall { index, id, name }, _)) => {
+                    meter.text(&name);
+                    yield sse(&chunk(json!({"tool_calls": [{"index": index, "id": id,
+                        "type": "function", "function": {"name": name, "arguments": ""}}]}),
+                        Value::Null));
+                }
+                Ok((StreamEvent::ToolArgs { index, fragment }, _)) => {
+                    meter.text(&fragment);
+                    yield sse(&chunk(json!({"tool_calls": [{"index": index,
+                        "function": {"arguments": fragment}}]}), Value::Null));
+                }
+                Ok((StreamEvent::Stop(s), _)) => stop = Some(s),
+                Ok((StreamEvent::InputTokens(_), _)) => {}
                 Ok((StreamEvent::Usage(u), _)) => meter.usage(u),
                 Err((e, retries)) => {
                     meter.failed(e.code());
@@ -419,7 +607,7 @@ fn stream(
             }
         }
         meter.end(Outcome::Completed);
-        let mut last = chunk(json!({}), json!("stop"));
+        let mut last = chunk(json!({}), json!(finish_reason(stop.as_ref())));
         yield sse(&last);
         if include_usage {
             last["choices"] = json!([]);

@@ -432,7 +432,7 @@ impl Route {
                     while let Some(item) = upstream.next().await {
                         match item {
                             Ok(event) => {
-                                sent |= matches!(event, StreamEvent::Text(_));
+                                sent |= event.is_output();
                                 if matches!(event, StreamEvent::Usage(_)) {
                                     self.report(t, Outcome::Answered, probe && attempt == 0, &requested).await;
                                 }
