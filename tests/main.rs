@@ -12,6 +12,7 @@ mod hostile;
 mod http;
 mod providers;
 mod retry;
+mod routing;
 mod server;
 mod tls;
 

@@ -14,6 +14,7 @@ pub mod generate_certs;
 pub mod generate_token;
 pub mod init_config;
 pub mod serve;
+pub mod status;
 pub mod usage;
 
 /// vibectl-server: the central LLM proxy for vibectl clients.
@@ -54,6 +55,10 @@ pub enum Command {
     ///
     /// Example: `vibectl-server usage --sub alice --since 7d --by api`
     Usage(usage::UsageArgs),
+    /// Each deployment's state (healthy, cooling, out, probe) in a running server, from its /metrics
+    ///
+    /// Example: `vibectl-server status --metrics-url http://127.0.0.1:9095/metrics`
+    Status(status::StatusArgs),
     /// Print the shell completion script (bash, zsh, fish)
     ///
     /// Example: `source <(vibectl-server completions bash)`
@@ -99,6 +104,7 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::GenerateCerts(args) => generate_certs::run(&file, args),
         Command::GenerateToken(args) => generate_token::run(&file, args),
         Command::Usage(args) => usage::run(&file, args),
+        Command::Status(args) => status::run(&file, args),
         Command::Completions { shell } => completions::run("vibectl-server", *shell),
     }
 }

@@ -110,6 +110,12 @@ impl Catalog {
         let mut models = IndexMap::new();
         let mut aliases = IndexMap::new();
         for (id, m) in &cfg.models {
+            // A model served only by its deployments: the first one that names a provider.
+            let by_deployment = m
+                .deployments
+                .values()
+                .find_map(|d| d.provider.clone())
+                .filter(|p| providers.iter().any(|(_, n)| n == p));
             let provider = match &m.provider {
                 Some(p) => {
                     if !providers.iter().any(|(_, n)| n == p) {
@@ -122,6 +128,7 @@ impl Catalog {
                     }
                     p.clone()
                 }
+                None if by_deployment.is_some() => by_deployment.clone().unwrap_or_default(),
                 None => {
                     let kind = kind_for_model(m.upstream_model.as_deref().unwrap_or(id));
                     let entry = kind.and_then(|k| providers.iter().find(|(pk, _)| *pk == k));

@@ -6,12 +6,14 @@
 //! `Authorization` header, nor an upstream address: that detail is logged on the server,
 //! scrubbed of keys and tokens by [`scrub`].
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::catalog::{CatalogError, ModelDef};
+use super::governance::Governance;
+use super::routing::{self, Route, Served, Target};
 use super::state::State;
-use crate::llm::retry::RetryPolicy;
-use crate::llm::{ChatRequest, ChatResponse, ProviderClient, ProviderError, StreamEvent, Usage};
+use crate::llm::{ChatRequest, ChatResponse, ProviderError, StreamEvent, Usage};
 use crate::proto::{ExecuteError, ExecuteRequest, ExecutionMetrics};
 
 /// Wire error codes (the first three are vibectl 0.11.6's; the rest are finer ones we add).
@@ -39,26 +41,166 @@ pub fn error(code: &str, message: impl Into<String>, details: Option<String>) ->
 
 /// A request ready to send upstream.
 pub struct Prepared {
+    /// The model the request asked for (the one it is answered by: [`Prepared::served`]).
     pub model: ModelDef,
-    /// The provider's client for this call: its attempts end by `deadline`.
-    pub client: ProviderClient,
-    /// The provider's retry policy.
-    pub retry: RetryPolicy,
     pub chat: ChatRequest,
-    /// When the call, retries included, must be over (the provider's `deadline_seconds`).
+    /// When the call, retries and fallbacks included, must be over (the `deadline_seconds` of
+    /// the provider of the model's first deployment).
     pub deadline: Instant,
+    /// The deployments and fallbacks it may go to.
+    pub route: Route,
 }
 
 impl Prepared {
-    /// How long to wait before retry number `attempt` (0-based), or `None` to give up: the
-    /// provider's [`RetryPolicy`], with no retry whose wait would reach the deadline.
-    pub fn backoff(&self, e: &ProviderError, attempt: u32) -> Option<Duration> {
-        self.retry.after_error(e, attempt, Some(self.deadline))
+    /// The model and deployment the call was answered by (before it is, the last one tried).
+    pub fn served(&self) -> Served {
+        routing::served(&self.route.served)
     }
 }
 
-/// Resolve the model and provider and build the provider request.
-pub fn prepare(state: &State, req: &ExecuteRequest) -> Result<Prepared, ExecuteError> {
+/// `model` as deployment `d` serves it.
+fn deployed(model: &ModelDef, d: &routing::Deployment) -> ModelDef {
+    ModelDef {
+        provider: d.provider.clone(),
+        upstream: d.upstream_model.clone(),
+        ..model.clone()
+    }
+}
+
+/// The candidates of a call to `model` (its deployments, then its fallbacks'), each with its
+/// client bounded by `deadline`, or the error of the first when none can be called.
+fn targets(
+    state: &State,
+    model: &ModelDef,
+) -> Result<(Vec<Target>, std::time::Duration), ExecuteError> {
+    let mut out = Vec::new();
+    let mut first_error = None;
+    let mut deadline = None;
+    let chain = if model.configured {
+        state.routes.chain(&model.id)
+    } else {
+        vec![model.id.clone()]
+    };
+    for (n, id) in chain.iter().enumerate() {
+        let m = if n == 0 {
+            model.clone()
+        } else {
+            match state.catalog.models.get(id) {
+                Some(m) => m.clone(),
+                None => continue,
+            }
+        };
+        let deployments: Vec<routing::Deployment> =
+            match state.routes.deployments.get(id).filter(|_| m.configured) {
+                Some(list) => list.clone(),
+                None => match state.upstreams.get(&m.provider) {
+                    // The one deployment of a model without any: its provider.
+                    Some(u) => vec![routing::Deployment {
+                        id: if m.configured {
+                            m.id.clone()
+                        } else {
+                            u.name.clone()
+                        },
+                        provider: u.name.clone(),
+                        upstream_model: m.upstream.clone(),
+                        weight: 1,
+                        client: u.client.clone(),
+                        retry: u.retry,
+                        deadline: u.deadline,
+                    }],
+                    None => {
+                        first_error.get_or_insert_with(|| {
+                            error(
+                                code::PROVIDER_NOT_CONFIGURED,
+                                format!("provider `{}` is not configured", m.provider),
+                                None,
+                            )
+                        });
+                        continue;
+                    }
+                },
+            };
+        for d in deployments {
+            deadline.get_or_insert(d.deadline);
+            let (id, weight, retry) = (d.id.clone(), d.weight, d.retry);
+            let m = deployed(&m, &d);
+            match d.client {
+                Ok(client) => {
+                    // A model that does not stream is asked for a whole answer, sent as one chunk.
+                    let client = if m.supports_streaming {
+                        client
+                    } else {
+                        client.whole_answers_only()
+                    };
+                    out.push(Target {
+                        id,
+                        model: m,
+                        weight,
+                        client,
+                        retry,
+                        fallback: n > 0,
+                    });
+                }
+                Err(e) => {
+                    let e = not_set_up(&m.provider, &e);
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+    }
+    match (out.is_empty(), first_error) {
+        (true, Some(e)) => Err(e),
+        (true, None) => Err(error(
+            code::PROVIDER_NOT_CONFIGURED,
+            format!("model `{}` has no deployment that can be called", model.id),
+            None,
+        )),
+        (false, first) => {
+            if let Some(e) = first {
+                tracing::warn!(
+                    "a deployment of model `{}` is left out: {}",
+                    model.id,
+                    e.error_message
+                );
+            }
+            Ok((out, deadline.unwrap_or_default()))
+        }
+    }
+}
+
+/// Every deployment the configured models' calls may go to, with the model each serves as.
+pub fn deployments(state: &State) -> impl Iterator<Item = (String, ModelDef)> + use<> {
+    let all: Vec<(String, ModelDef)> = state
+        .catalog
+        .models
+        .values()
+        .filter_map(|m| targets(state, m).ok())
+        .flat_map(|(ts, _)| ts.into_iter().map(|t| (t.id, t.model)))
+        .collect();
+    all.into_iter()
+}
+
+/// The wire error of a provider client that cannot be made: the missing-key hint names config
+/// keys and env vars only; anything else (a key file path, a base URL) stays in the server log.
+fn not_set_up(provider: &str, e: &str) -> ExecuteError {
+    let hint = super::upstream::missing_key_message(provider);
+    if e == hint {
+        return error(code::PROVIDER_NOT_CONFIGURED, hint, None);
+    }
+    tracing::warn!(provider = %provider, "provider cannot be called: {}", scrub(e));
+    error(
+        code::PROVIDER_NOT_CONFIGURED,
+        format!("provider `{provider}` is not set up on the server (see the server log)"),
+        None,
+    )
+}
+
+/// Resolve the model, its deployments and fallbacks, and build the provider request.
+pub fn prepare(
+    state: &State,
+    gov: &Arc<Governance>,
+    req: &ExecuteRequest,
+) -> Result<Prepared, ExecuteError> {
     if req.system_fragments.is_empty() && req.user_fragments.is_empty() {
         return Err(error(
             code::INVALID_REQUEST,
@@ -74,45 +216,17 @@ pub fn prepare(state: &State, req: &ExecuteRequest) -> Result<Prepared, ExecuteE
             CatalogError::NotFound { .. } => error(code::MODEL_NOT_FOUND, e.to_string(), None),
             CatalogError::Config { .. } => error(code::EXECUTION_FAILED, e.to_string(), None),
         })?;
-    let upstream = state.upstreams.get(&model.provider).ok_or_else(|| {
-        error(
-            code::PROVIDER_NOT_CONFIGURED,
-            format!("provider `{}` is not configured", model.provider),
-            None,
-        )
-    })?;
-    let deadline = Instant::now() + upstream.deadline;
-    let client = upstream
-        .client
-        .clone()
-        .map_err(|e| {
-            // The missing-key hint names config keys and env vars only; anything else (a key file
-            // path, a base URL) stays in the server log.
-            let hint = super::upstream::missing_key_message(&model.provider);
-            if e == hint {
-                return error(code::PROVIDER_NOT_CONFIGURED, hint, None);
-            }
-            tracing::warn!(
-                provider = %model.provider,
-                "provider cannot be called: {}",
-                scrub(&e)
-            );
-            error(
-                code::PROVIDER_NOT_CONFIGURED,
-                format!(
-                    "provider `{}` is not set up on the server (see the server log)",
-                    model.provider
-                ),
-                None,
-            )
-        })?
-        .with_deadline(deadline);
-    // A model that does not stream is asked for a whole answer, sent as one chunk.
-    let client = if model.supports_streaming {
-        client
-    } else {
-        client.whole_answers_only()
-    };
+    let (mut targets, deadline) = targets(state, &model)?;
+    let deadline = Instant::now() + deadline;
+    for t in &mut targets {
+        t.client = t.client.clone().with_deadline(deadline);
+    }
+    gov.health
+        .register(targets.iter().map(|t| (t.id.clone(), t.model.clone())));
+    let served = Arc::new(std::sync::Mutex::new(Served {
+        model: targets[0].model.clone(),
+        deployment: targets[0].id.clone(),
+    }));
     let response_schema = match req
         .response_model_schema
         .as_deref()
@@ -136,11 +250,16 @@ pub fn prepare(state: &State, req: &ExecuteRequest) -> Result<Prepared, ExecuteE
         ..Default::default()
     };
     Ok(Prepared {
-        retry: upstream.retry,
         model,
-        client,
         chat,
         deadline,
+        route: Route {
+            targets,
+            gov: gov.clone(),
+            settings: state.config.routing.clone(),
+            served,
+            deadline,
+        },
     })
 }
 
@@ -233,57 +352,19 @@ pub fn metrics(
     }
 }
 
-/// The whole answer of `p`, retried by the provider's policy: the answer and the retries it
-/// took, or the last error and the retries before it.
+/// The whole answer of `p` over its deployments and fallbacks ([`Route::complete`]): the
+/// answer and the retries it took, or the last error and the retries before it.
 pub async fn complete(p: &Prepared) -> Result<(ChatResponse, u32), (ProviderError, u32)> {
-    let mut attempt = 0;
-    loop {
-        match p.client.complete(&p.chat).await {
-            Ok(resp) => return Ok((resp, attempt)),
-            Err(e) => match p.backoff(&e, attempt) {
-                Some(wait) => {
-                    tracing::debug!(error = %scrub(&e.to_string()), attempt, ?wait, "retrying upstream call");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                None => return Err((e, attempt)),
-            },
-        }
-    }
+    p.route.complete(&p.chat, &p.model.id).await
 }
 
-/// The streamed answer of `p`: a failure before the first text is retried by the provider's
-/// policy; after it, or when retries are spent, it is the stream's last item. Each item comes
-/// with the number of retries before it. Dropping the stream drops the upstream call.
+/// The streamed answer of `p` over its deployments and fallbacks ([`Route::stream`]): a failure
+/// before the first text moves on or is retried; after it, or when no candidate is left, it is
+/// the stream's last item. Each item comes with the number of retries before it. Dropping the
+/// stream drops the upstream call.
 pub fn stream(
     p: &Prepared,
 ) -> impl futures_util::Stream<Item = Result<(StreamEvent, u32), (ProviderError, u32)>> + Send + 'static
 {
-    let (client, chat, retry, deadline) = (p.client.clone(), p.chat.clone(), p.retry, p.deadline);
-    async_stream::stream! {
-        let mut attempt = 0;
-        'attempts: loop {
-            let mut upstream = client.stream(&chat);
-            let mut sent = false;
-            while let Some(item) = futures_util::StreamExt::next(&mut upstream).await {
-                match item {
-                    Ok(event) => {
-                        sent |= event.is_output();
-                        yield Ok((event, attempt));
-                    }
-                    Err(e) => {
-                        if !sent && let Some(wait) = retry.after_error(&e, attempt, Some(deadline)) {
-                            drop(upstream);
-                            tokio::time::sleep(wait).await;
-                            attempt += 1;
-                            continue 'attempts;
-                        }
-                        yield Err((e, attempt));
-                        return;
-                    }
-                }
-            }
-            return;
-        }
-    }
+    p.route.clone().stream(p.chat.clone(), p.model.id.clone())
 }

@@ -27,6 +27,7 @@ pub mod governance;
 pub mod hsts;
 pub mod http_api;
 pub mod reload;
+pub mod routing;
 pub mod service;
 pub mod state;
 pub mod tls;

@@ -65,11 +65,12 @@ impl VibectlLlmProxy for ProxyService {
         let limits = Limits::for_sub(&state.config.server.limits, &sub);
         self.gov.check_input(&sub, &limits, &req)?;
         let started = Instant::now();
-        let result = match exec::prepare(&state, &req) {
+        let result = match exec::prepare(&state, &self.gov, &req) {
             Err(e) => execute_response::Result::Error(e),
             Ok(p) => {
                 let call = self.gov.call(sub.clone());
-                let meter = Meter::new(call, p.model.clone(), governance::request_chars(&req));
+                let meter = Meter::new(call, p.model.clone(), governance::request_chars(&req))
+                    .following(p.route.served.clone());
                 let lookup = Lookup::new(&self.gov, &state, &sub, &p, bypass, &meter);
                 let failed = meter.failure();
                 let run = run_complete(p, lookup, started, meter);
@@ -106,14 +107,15 @@ impl VibectlLlmProxy for ProxyService {
         self.gov.check_input(&sub, &limits, &req)?;
         let started = Instant::now();
         let stream =
-            match exec::prepare(&state, &req) {
+            match exec::prepare(&state, &self.gov, &req) {
                 Err(e) => futures_util::stream::once(async move {
                     chunk(&id, stream_chunk::ChunkType::Error(e))
                 })
                 .boxed(),
                 Ok(p) => {
                     let call = self.gov.call(sub.clone());
-                    let meter = Meter::new(call, p.model.clone(), governance::request_chars(&req));
+                    let meter = Meter::new(call, p.model.clone(), governance::request_chars(&req))
+                        .following(p.route.served.clone());
                     let lookup = Lookup::new(&self.gov, &state, &sub, &p, bypass, &meter);
                     let on_timeout = timeout_chunk(&id, &meter, limits.timeout);
                     let run = run_stream(p, lookup, id, started, meter);
@@ -204,6 +206,7 @@ async fn run_complete(
 ) -> execute_response::Result {
     match lookup.complete(&p).await {
         Ok((resp, attempt)) => {
+            let served = p.served().model;
             meter.text(&resp.text);
             meter.usage(resp.usage);
             meter.end(Outcome::Completed);
@@ -212,17 +215,17 @@ async fn run_complete(
                 metrics: Some(exec::metrics(
                     started,
                     resp.usage,
-                    &p.model,
+                    &served,
                     attempt,
                     meter.used(),
                 )),
-                actual_model_used: p.model.id.clone(),
+                actual_model_used: served.id,
             })
         }
         Err((e, attempt)) => {
             meter.failed(e.code());
             meter.end(Outcome::Error);
-            execute_response::Result::Error(exec::provider_error(&e, &p.model, attempt))
+            execute_response::Result::Error(exec::provider_error(&e, &p.served().model, attempt))
         }
     }
 }
@@ -259,14 +262,15 @@ fn run_stream(
                 Err((e, retries)) => {
                     meter.failed(e.code());
                     meter.end(Outcome::Error);
-                    let err: ExecuteError = exec::provider_error(&e, &p.model, retries);
+                    let err: ExecuteError = exec::provider_error(&e, &p.served().model, retries);
                     yield chunk(&id, stream_chunk::ChunkType::Error(err));
                     return;
                 }
             }
         }
         meter.end(Outcome::Completed);
-        yield chunk(&id, stream_chunk::ChunkType::Complete(StreamComplete { actual_model_used: p.model.id.clone() }));
-        yield chunk(&id, stream_chunk::ChunkType::FinalMetrics(exec::metrics(started, usage, &p.model, attempt, meter.used())));
+        let served = p.served().model;
+        yield chunk(&id, stream_chunk::ChunkType::Complete(StreamComplete { actual_model_used: served.id.clone() }));
+        yield chunk(&id, stream_chunk::ChunkType::FinalMetrics(exec::metrics(started, usage, &served, attempt, meter.used())));
     }
 }

@@ -7,6 +7,7 @@ use indexmap::IndexMap;
 
 use super::auth::{self, SecretOrigin, Verifier};
 use super::catalog::Catalog;
+use super::routing::Table;
 use super::upstream::{self, Upstream};
 use crate::config::ServerConfig;
 use crate::config::generated::server::{ServerLimitsBackend, key};
@@ -16,6 +17,8 @@ pub struct State {
     pub config: ServerConfig,
     pub catalog: Catalog,
     pub upstreams: IndexMap<String, Upstream>,
+    /// The deployments and fallbacks of the models that have them.
+    pub routes: Table,
     /// `None` when authentication is off.
     pub verifier: Option<Verifier>,
     pub secret_origin: Option<SecretOrigin>,
@@ -49,6 +52,13 @@ impl State {
                 None
             }
         };
+        let routes = match Table::build(&config, &upstreams, catalog.as_ref(), env) {
+            Ok(t) => Some(t),
+            Err(found) => {
+                problems.extend(found);
+                None
+            }
+        };
         let limits = &config.server.limits;
         if limits.backend == ServerLimitsBackend::Redis {
             match limits.redis_url.as_deref() {
@@ -74,11 +84,12 @@ impl State {
                 Err(e) => problems.push((key::JWT_SECRET_KEY.to_owned(), e.to_string())),
             }
         }
-        match catalog {
-            Some(catalog) if problems.is_empty() => Ok(State {
+        match (catalog, routes) {
+            (Some(catalog), Some(routes)) if problems.is_empty() => Ok(State {
                 config,
                 catalog,
                 upstreams,
+                routes,
                 verifier,
                 secret_origin,
             }),

@@ -30,6 +30,65 @@ pub struct Upstream {
     pub timeout: Duration,
     /// A whole call, retries included (`deadline_seconds`).
     pub deadline: Duration,
+    /// The provider's bounds and connection pool, for clients of its deployments.
+    pub limits: CallLimits,
+    pub http: Result<HttpClient, String>,
+    /// The configured `key` and `key_file` and `base_url` (not the env), for its deployments.
+    pub entry: ProviderEntry,
+}
+
+impl Upstream {
+    /// A client of this provider for a deployment with an API key of its own (`key` or
+    /// `key_file`, else the provider's lookup with `env`) and a base URL of its own (else the
+    /// provider's).
+    pub fn deployment_client(
+        &self,
+        key: Option<&crate::config::Secret>,
+        key_file: Option<&std::path::Path>,
+        base_url: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ProviderClient, String> {
+        let api_key = if key.is_some() || key_file.is_some() {
+            resolve_key(&self.name, self.kind, key, key_file, &|_| None)
+        } else {
+            resolve_key(
+                &self.name,
+                self.kind,
+                self.entry.key.as_ref(),
+                self.entry.key_file.as_deref(),
+                env,
+            )
+        };
+        let base_url = base_url.or(self.entry.base_url.as_deref());
+        client(
+            &self.name,
+            self.kind,
+            api_key,
+            base_url,
+            &self.http,
+            self.limits,
+        )
+    }
+}
+
+/// A client of provider `name`, or why it cannot be called.
+fn client(
+    name: &str,
+    kind: ProviderKind,
+    api_key: Result<Option<crate::config::Secret>, String>,
+    base_url: Option<&str>,
+    http: &Result<HttpClient, String>,
+    limits: CallLimits,
+) -> Result<ProviderClient, String> {
+    let api_key = api_key?;
+    // A key is needed for the public endpoints; a custom base URL may need none.
+    if api_key.is_none() && base_url.is_none() && kind != ProviderKind::Ollama {
+        return Err(missing_key_message(name));
+    }
+    let http = http.clone()?;
+    ProviderClient::with_http(kind, base_url, api_key, &http)
+        .map(|c| c.with_limits(limits))
+        .map_err(|e| e.to_string())
 }
 
 /// `seconds` from the config as a `Duration`, clamped so it never panics.
@@ -125,24 +184,21 @@ pub fn build(
             stream_idle: seconds(settings.stream_idle_seconds),
             stream_total: seconds(settings.stream_max_seconds),
         };
-        let base_url = settings.base_url.clone();
-        let client = (|| {
-            let api_key = resolve_key(
-                &name,
-                kind,
-                entry.as_ref().and_then(|e| e.key.as_ref()),
-                entry.as_ref().and_then(|e| e.key_file.as_deref()),
-                env,
-            )?;
-            // A key is needed for the public endpoints; a custom base URL may need none.
-            if api_key.is_none() && base_url.is_none() && kind != ProviderKind::Ollama {
-                return Err(missing_key_message(&name));
-            }
-            let http = http.clone()?;
-            ProviderClient::with_http(kind, base_url.as_deref(), api_key, &http)
-                .map(|c| c.with_limits(limits))
-                .map_err(|e| e.to_string())
-        })();
+        let api_key = resolve_key(
+            &name,
+            kind,
+            entry.as_ref().and_then(|e| e.key.as_ref()),
+            entry.as_ref().and_then(|e| e.key_file.as_deref()),
+            env,
+        );
+        let client = client(
+            &name,
+            kind,
+            api_key,
+            settings.base_url.as_deref(),
+            &http,
+            limits,
+        );
         out.insert(
             name.clone(),
             Upstream {
@@ -152,6 +208,9 @@ pub fn build(
                 retry: RetryPolicy::new(max_retries),
                 timeout,
                 deadline,
+                limits,
+                http: http.clone(),
+                entry: settings,
             },
         );
     }

@@ -129,6 +129,8 @@ pub async fn start(
     } else {
         None
     };
+    gov.health.register(super::exec::deployments(&state));
+    gov.sync_health(&cfg.server.limits);
     let state = Arc::new(ArcSwap::from_pointee(state));
     tokio::spawn(reload::watch(
         reload::Watch {

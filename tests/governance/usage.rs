@@ -161,6 +161,7 @@ fn usage_groups_by_api_and_keeps_one_api() {
         status: usage::Outcome::Completed,
         api,
         cache: None,
+        deployment: None,
     };
     let lines: String = [
         record("alice", usage::Api::Grpc, 10),

@@ -655,6 +655,37 @@ impl Default for ModelsEntryCache {
     }
 }
 
+/// One deployment of a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeploymentEntry {
+    /// The name of the entry in providers that serves this deployment; its kind, timeouts and retries apply. When it is null, the model's provider is used.
+    pub provider: Option<String>,
+    /// The model name sent to this deployment's provider. When it is null, the model's upstream_model (or its id) is sent.
+    pub upstream_model: Option<String>,
+    /// The share of calls this deployment gets among the model's healthy deployments. A deployment of weight 0 is a standby: it gets calls only when every deployment with a weight is resting or has failed for this call. The weights of a model must not sum to 0.
+    pub weight: i64,
+    /// An API key of this deployment's own, in place of its provider's. Prefer key_file or the provider's key lookup, so the key is not stored in this file.
+    pub key: Option<Secret>,
+    /// A file whose content, with surrounding whitespace removed, is this deployment's own API key, used in place of its provider's.
+    pub key_file: Option<std::path::PathBuf>,
+    /// A base URL of this deployment's own, in place of its provider's (another region or gateway of the same API).
+    pub base_url: Option<String>,
+}
+
+impl Default for DeploymentEntry {
+    fn default() -> Self {
+        Self {
+            provider: None,
+            upstream_model: None,
+            weight: 1_i64,
+            key: None,
+            key_file: None,
+            base_url: None,
+        }
+    }
+}
+
 /// One model offered to clients.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -677,6 +708,10 @@ pub struct ModelEntry {
     pub supports_streaming: bool,
     /// The exact response cache of this model, off by default. A request that repeats an earlier one exactly (the same model, the same request sent to the provider, and the same caller unless shareable is true) gets the earlier answer without a provider call, as a stream when it asks for one. A caller skips the cache with the header Cache-Control: no-cache on the HTTP API or the metadata x-vibectl-cache: no-cache on gRPC. A cached answer counts against the request rate limits but uses no tokens.
     pub cache: ModelsEntryCache,
+    /// Several places that serve this model, by a name of your choice (see docs/routing.md). Each call goes to a healthy deployment chosen at random by weight; when it fails with a rate limit, a server error, a connection error or a timeout, the call goes to the next healthy deployment, then to the models in fallbacks. When the map is empty the model has one deployment: its provider and upstream_model.
+    pub deployments: IndexMap<String, DeploymentEntry>,
+    /// Model ids tried in this order, each with its own deployments, when every deployment of this model failed a call with a rate limit, a server error, a connection error or a timeout (never when the provider refused the request itself, as with 400 or 401). Each must be a key of models, and fallbacks must not lead back to this model.
+    pub fallbacks: Vec<String>,
 }
 
 impl Default for ModelEntry {
@@ -691,6 +726,39 @@ impl Default for ModelEntry {
             output_cost_per_mtok: None,
             supports_streaming: true,
             cache: ModelsEntryCache::default(),
+            deployments: Default::default(),
+            fallbacks: vec![],
+        }
+    }
+}
+
+/// How the server rests a deployment that fails and brings it back (see docs/routing.md). A deployment's health is kept by the server process and applies to every model's calls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Routing {
+    /// How long, in seconds, a deployment that answered a rate limit (HTTP 429) without a retry-after gets no calls while another deployment can take them.
+    pub default_cooldown_seconds: f64,
+    /// The longest rest, in seconds, a rate limit's retry-after may ask for; a longer one is cut to this.
+    pub max_cooldown_seconds: f64,
+    /// How many server errors (5xx), connection errors or timeouts of a deployment within failure_window_seconds take it out of service for backoff_seconds.
+    pub failure_threshold: i64,
+    /// The window, in seconds, in which failure_threshold failures are counted.
+    pub failure_window_seconds: f64,
+    /// How long, in seconds, a deployment taken out of service gets no calls while another deployment can take them. After it one call probes the deployment: a success brings it back, a failure takes it out again for twice as long, up to max_backoff_seconds.
+    pub backoff_seconds: f64,
+    /// The longest time, in seconds, a deployment is taken out of service after failed probes.
+    pub max_backoff_seconds: f64,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Self {
+            default_cooldown_seconds: 10.0_f64,
+            max_cooldown_seconds: 300.0_f64,
+            failure_threshold: 3_i64,
+            failure_window_seconds: 60.0_f64,
+            backoff_seconds: 30.0_f64,
+            max_backoff_seconds: 600.0_f64,
         }
     }
 }
@@ -730,6 +798,8 @@ pub struct ServerConfig {
     pub providers: IndexMap<String, ProviderEntry>,
     /// The models the server offers, by the model id clients ask for. When the map is empty, the server offers the models its providers are known to serve.
     pub models: IndexMap<String, ModelEntry>,
+    /// How the server rests a deployment that fails and brings it back (see docs/routing.md). A deployment's health is kept by the server process and applies to every model's calls.
+    pub routing: Routing,
     /// Extra names for models, from alias to model id, reported to clients and accepted in requests. An alias here takes precedence over an alias of the same name in models.
     pub model_aliases: IndexMap<String, String>,
     /// The Prometheus metrics endpoint.
@@ -745,6 +815,7 @@ impl Default for ServerConfig {
             acme: Acme::default(),
             providers: Default::default(),
             models: Default::default(),
+            routing: Routing::default(),
             model_aliases: Default::default(),
             metrics: Metrics::default(),
         }
@@ -840,6 +911,20 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { path: "models.<id>.cache.enabled", ty: KeyType::Bool, item: None, doc: "Whether answers of this model are cached and served from the cache.", default: "false", nullable: false, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[], compat: None },
     KeySpec { path: "models.<id>.cache.ttl_seconds", ty: KeyType::Int, item: None, doc: "How long, in seconds, a cached answer of this model is served before it expires.", default: "300", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(2592000.0), env: None, old_names: &[], compat: None },
     KeySpec { path: "models.<id>.cache.shareable", ty: KeyType::Bool, item: None, doc: "Whether a cached answer of this model is served to every caller. When false each caller (token subject) has answers of its own; turn it on only for models whose answers reveal nothing one caller may not see of another's.", default: "false", nullable: false, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[], compat: None },
+    KeySpec { path: "models.<id>.deployments", ty: KeyType::Map, item: None, doc: "Several places that serve this model, by a name of your choice (see docs/routing.md). Each call goes to a healthy deployment chosen at random by weight; when it fails with a rate limit, a server error, a connection error or a timeout, the call goes to the next healthy deployment, then to the models in fallbacks. When the map is empty the model has one deployment: its provider and upstream_model.", default: "{}", nullable: false, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[], compat: None },
+    KeySpec { path: "models.<id>.deployments.<deployment>.provider", ty: KeyType::String, item: None, doc: "The name of the entry in providers that serves this deployment; its kind, timeouts and retries apply. When it is null, the model's provider is used.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[], compat: None },
+    KeySpec { path: "models.<id>.deployments.<deployment>.upstream_model", ty: KeyType::String, item: None, doc: "The model name sent to this deployment's provider. When it is null, the model's upstream_model (or its id) is sent.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[], compat: None },
+    KeySpec { path: "models.<id>.deployments.<deployment>.weight", ty: KeyType::Int, item: None, doc: "The share of calls this deployment gets among the model's healthy deployments. A deployment of weight 0 is a standby: it gets calls only when every deployment with a weight is resting or has failed for this call. The weights of a model must not sum to 0.", default: "1", nullable: false, sensitive: false, values: &[], min: Some(0.0), max: Some(1000.0), env: None, old_names: &[], compat: None },
+    KeySpec { path: "models.<id>.deployments.<deployment>.key", ty: KeyType::String, item: None, doc: "An API key of this deployment's own, in place of its provider's. Prefer key_file or the provider's key lookup, so the key is not stored in this file.", default: "null", nullable: true, sensitive: true, values: &[], min: None, max: None, env: None, old_names: &[], compat: None },
+    KeySpec { path: "models.<id>.deployments.<deployment>.key_file", ty: KeyType::Path, item: None, doc: "A file whose content, with surrounding whitespace removed, is this deployment's own API key, used in place of its provider's.", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[], compat: None },
+    KeySpec { path: "models.<id>.deployments.<deployment>.base_url", ty: KeyType::Url, item: None, doc: "A base URL of this deployment's own, in place of its provider's (another region or gateway of the same API).", default: "null", nullable: true, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[], compat: None },
+    KeySpec { path: "models.<id>.fallbacks", ty: KeyType::List, item: Some(KeyType::String), doc: "Model ids tried in this order, each with its own deployments, when every deployment of this model failed a call with a rate limit, a server error, a connection error or a timeout (never when the provider refused the request itself, as with 400 or 401). Each must be a key of models, and fallbacks must not lead back to this model.", default: "[]", nullable: false, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[], compat: None },
+    KeySpec { path: "routing.default_cooldown_seconds", ty: KeyType::Float, item: None, doc: "How long, in seconds, a deployment that answered a rate limit (HTTP 429) without a retry-after gets no calls while another deployment can take them.", default: "10.0", nullable: false, sensitive: false, values: &[], min: Some(0.1), max: Some(3600.0), env: Some("VIBECTL_ROUTING_DEFAULT_COOLDOWN_SECONDS"), old_names: &[], compat: None },
+    KeySpec { path: "routing.max_cooldown_seconds", ty: KeyType::Float, item: None, doc: "The longest rest, in seconds, a rate limit's retry-after may ask for; a longer one is cut to this.", default: "300.0", nullable: false, sensitive: false, values: &[], min: Some(0.1), max: Some(86400.0), env: Some("VIBECTL_ROUTING_MAX_COOLDOWN_SECONDS"), old_names: &[], compat: None },
+    KeySpec { path: "routing.failure_threshold", ty: KeyType::Int, item: None, doc: "How many server errors (5xx), connection errors or timeouts of a deployment within failure_window_seconds take it out of service for backoff_seconds.", default: "3", nullable: false, sensitive: false, values: &[], min: Some(1.0), max: Some(1000.0), env: Some("VIBECTL_ROUTING_FAILURE_THRESHOLD"), old_names: &[], compat: None },
+    KeySpec { path: "routing.failure_window_seconds", ty: KeyType::Float, item: None, doc: "The window, in seconds, in which failure_threshold failures are counted.", default: "60.0", nullable: false, sensitive: false, values: &[], min: Some(0.1), max: Some(86400.0), env: Some("VIBECTL_ROUTING_FAILURE_WINDOW_SECONDS"), old_names: &[], compat: None },
+    KeySpec { path: "routing.backoff_seconds", ty: KeyType::Float, item: None, doc: "How long, in seconds, a deployment taken out of service gets no calls while another deployment can take them. After it one call probes the deployment: a success brings it back, a failure takes it out again for twice as long, up to max_backoff_seconds.", default: "30.0", nullable: false, sensitive: false, values: &[], min: Some(0.1), max: Some(86400.0), env: Some("VIBECTL_ROUTING_BACKOFF_SECONDS"), old_names: &[], compat: None },
+    KeySpec { path: "routing.max_backoff_seconds", ty: KeyType::Float, item: None, doc: "The longest time, in seconds, a deployment is taken out of service after failed probes.", default: "600.0", nullable: false, sensitive: false, values: &[], min: Some(0.1), max: Some(86400.0), env: Some("VIBECTL_ROUTING_MAX_BACKOFF_SECONDS"), old_names: &[], compat: None },
     KeySpec { path: "model_aliases", ty: KeyType::Map, item: None, doc: "Extra names for models, from alias to model id, reported to clients and accepted in requests. An alias here takes precedence over an alias of the same name in models.", default: "{}", nullable: false, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[], compat: None },
     KeySpec { path: "model_aliases.<alias>", ty: KeyType::String, item: None, doc: "The model id this alias stands for.", default: "", nullable: false, sensitive: false, values: &[], min: None, max: None, env: None, old_names: &[], compat: None },
     KeySpec { path: "metrics.enabled", ty: KeyType::Bool, item: None, doc: "Whether the server serves Prometheus metrics at /metrics over plain HTTP. It is off by default, as in vibectl 0.11.6, because the endpoint has no authentication.", default: "false", nullable: false, sensitive: false, values: &[], min: None, max: None, env: Some("VIBECTL_METRICS_ENABLED"), old_names: &[], compat: None },
@@ -863,6 +948,8 @@ pub static SECTIONS: &[SectionSpec] = &[
     SectionSpec { path: "providers.<provider>", doc: "One upstream provider.", map_entry: true },
     SectionSpec { path: "models.<id>", doc: "One model offered to clients.", map_entry: true },
     SectionSpec { path: "models.<id>.cache", doc: "The exact response cache of this model, off by default. A request that repeats an earlier one exactly (the same model, the same request sent to the provider, and the same caller unless shareable is true) gets the earlier answer without a provider call, as a stream when it asks for one. A caller skips the cache with the header Cache-Control: no-cache on the HTTP API or the metadata x-vibectl-cache: no-cache on gRPC. A cached answer counts against the request rate limits but uses no tokens.", map_entry: false },
+    SectionSpec { path: "models.<id>.deployments.<deployment>", doc: "One deployment of a model.", map_entry: true },
+    SectionSpec { path: "routing", doc: "How the server rests a deployment that fails and brings it back (see docs/routing.md). A deployment's health is kept by the server process and applies to every model's calls.", map_entry: false },
     SectionSpec { path: "metrics", doc: "The Prometheus metrics endpoint.", map_entry: false },
 ];
 
@@ -964,6 +1051,20 @@ pub mod key {
     pub const MODELS_ID_CACHE_ENABLED: &str = "models.<id>.cache.enabled";
     pub const MODELS_ID_CACHE_TTL_SECONDS: &str = "models.<id>.cache.ttl_seconds";
     pub const MODELS_ID_CACHE_SHAREABLE: &str = "models.<id>.cache.shareable";
+    pub const MODELS_ID_DEPLOYMENTS: &str = "models.<id>.deployments";
+    pub const MODELS_ID_DEPLOYMENTS_DEPLOYMENT_PROVIDER: &str = "models.<id>.deployments.<deployment>.provider";
+    pub const MODELS_ID_DEPLOYMENTS_DEPLOYMENT_UPSTREAM_MODEL: &str = "models.<id>.deployments.<deployment>.upstream_model";
+    pub const MODELS_ID_DEPLOYMENTS_DEPLOYMENT_WEIGHT: &str = "models.<id>.deployments.<deployment>.weight";
+    pub const MODELS_ID_DEPLOYMENTS_DEPLOYMENT_KEY: &str = "models.<id>.deployments.<deployment>.key";
+    pub const MODELS_ID_DEPLOYMENTS_DEPLOYMENT_KEY_FILE: &str = "models.<id>.deployments.<deployment>.key_file";
+    pub const MODELS_ID_DEPLOYMENTS_DEPLOYMENT_BASE_URL: &str = "models.<id>.deployments.<deployment>.base_url";
+    pub const MODELS_ID_FALLBACKS: &str = "models.<id>.fallbacks";
+    pub const ROUTING_DEFAULT_COOLDOWN_SECONDS: &str = "routing.default_cooldown_seconds";
+    pub const ROUTING_MAX_COOLDOWN_SECONDS: &str = "routing.max_cooldown_seconds";
+    pub const ROUTING_FAILURE_THRESHOLD: &str = "routing.failure_threshold";
+    pub const ROUTING_FAILURE_WINDOW_SECONDS: &str = "routing.failure_window_seconds";
+    pub const ROUTING_BACKOFF_SECONDS: &str = "routing.backoff_seconds";
+    pub const ROUTING_MAX_BACKOFF_SECONDS: &str = "routing.max_backoff_seconds";
     pub const MODEL_ALIASES: &str = "model_aliases";
     pub const MODEL_ALIASES_ALIAS: &str = "model_aliases.<alias>";
     pub const METRICS_ENABLED: &str = "metrics.enabled";
@@ -987,5 +1088,7 @@ pub mod section {
     pub const PROVIDERS_PROVIDER: &str = "providers.<provider>";
     pub const MODELS_ID: &str = "models.<id>";
     pub const MODELS_ID_CACHE: &str = "models.<id>.cache";
+    pub const MODELS_ID_DEPLOYMENTS_DEPLOYMENT: &str = "models.<id>.deployments.<deployment>";
+    pub const ROUTING: &str = "routing";
     pub const METRICS: &str = "metrics";
 }

@@ -15,6 +15,7 @@ use super::Call;
 use super::usage::{CacheUse, Outcome};
 use crate::llm::Usage;
 use crate::server::catalog::ModelDef;
+use crate::server::routing::ServedCell;
 
 /// Characters per token of the estimate: the usual rule of thumb for English text and code.
 pub const CHARS_PER_TOKEN: u64 = 4;
@@ -73,6 +74,8 @@ pub struct Meter {
     ending: Ending,
     cache_hit: CacheHit,
     charged: bool,
+    /// The model and deployment that answered, when the call is routed.
+    served: Option<ServedCell>,
 }
 
 impl Meter {
@@ -88,6 +91,25 @@ impl Meter {
             ending: Ending::default(),
             cache_hit: CacheHit::default(),
             charged: false,
+            served: None,
+        }
+    }
+
+    /// Charge the model and deployment `served` holds when the call ends (a fallback's price,
+    /// and the deployment in the usage record), not the model asked for.
+    pub fn following(mut self, served: ServedCell) -> Meter {
+        self.served = Some(served);
+        self
+    }
+
+    /// The model charged, and the deployment that served it.
+    fn charged_model(&self) -> (ModelDef, Option<String>) {
+        match &self.served {
+            Some(cell) => {
+                let s = crate::server::routing::served(cell);
+                (s.model, Some(s.deployment))
+            }
+            None => (self.model.clone(), None),
         }
     }
 
@@ -116,7 +138,7 @@ impl Meter {
 
     /// The provider failed (its error kind, for the metrics).
     pub fn failed(&self, kind: &str) {
-        self.call.failed(&self.model, kind);
+        self.call.failed(&self.charged_model().0, kind);
     }
 
     /// Counts a provider failure (or the timeout) of this call from outside the stream.
@@ -149,7 +171,9 @@ impl Meter {
         }
         if let Some((input, output)) = self.used() {
             let cache = self.cache_hit.is_hit().then_some(CacheUse::Hit);
-            self.call.charge(&self.model, input, output, outcome, cache);
+            let (model, deployment) = self.charged_model();
+            self.call
+                .charge(&model, deployment, input, output, outcome, cache);
         }
     }
 }

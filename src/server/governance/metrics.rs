@@ -152,6 +152,72 @@ struct ResultLabels {
     result: String,
 }
 
+/// A deployment (`MODEL/DEPLOYMENT` from the config) and the model it serves.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeploymentLabels {
+    model: String,
+    deployment: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeploymentStateLabels {
+    model: String,
+    deployment: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeploymentRestLabels {
+    model: String,
+    deployment: String,
+}
+
+/// A call to `model` answered by its fallback `to`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FallbackLabels {
+    model: String,
+    to: String,
+}
+
+impl Overflow for DeploymentLabels {
+    fn overflow(self) -> Self {
+        DeploymentLabels {
+            model: OTHER.into(),
+            deployment: OTHER.into(),
+            ..self
+        }
+    }
+}
+
+impl Overflow for DeploymentStateLabels {
+    fn overflow(self) -> Self {
+        DeploymentStateLabels {
+            model: OTHER.into(),
+            deployment: OTHER.into(),
+            ..self
+        }
+    }
+}
+
+impl Overflow for DeploymentRestLabels {
+    fn overflow(self) -> Self {
+        DeploymentRestLabels {
+            model: OTHER.into(),
+            deployment: OTHER.into(),
+        }
+    }
+}
+
+impl Overflow for FallbackLabels {
+    fn overflow(self) -> Self {
+        FallbackLabels {
+            model: OTHER.into(),
+            to: OTHER.into(),
+        }
+    }
+}
+
 impl Overflow for SubLabels {
     fn overflow(self) -> Self {
         SubLabels { sub: OTHER.into() }
@@ -238,6 +304,11 @@ pub struct Metrics {
     usage_records_by_api: Family<ApiLabels, Counter>,
     redis_usage_writes: Family<ResultLabels, Counter>,
     cache_lookups: Capped<CacheLabels, Counter>,
+    deployment_calls: Capped<DeploymentLabels, Counter>,
+    deployment_state: Capped<DeploymentStateLabels, Gauge>,
+    deployment_rest: Capped<DeploymentRestLabels, Gauge<f64, AtomicU64>>,
+    fallbacks: Capped<FallbackLabels, Counter>,
+    health_store_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -265,6 +336,11 @@ impl Metrics {
             usage_records_by_api: Family::default(),
             redis_usage_writes: Family::default(),
             cache_lookups: Capped::new(Family::new_with_constructor(Counter::default)),
+            deployment_calls: Capped::new(Family::new_with_constructor(Counter::default)),
+            deployment_state: Capped::new(Family::new_with_constructor(Gauge::default)),
+            deployment_rest: Capped::new(Family::new_with_constructor(Gauge::default)),
+            fallbacks: Capped::new(Family::new_with_constructor(Counter::default)),
+            health_store_failures: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -345,6 +421,33 @@ impl Metrics {
             "Calls to a model with the response cache on, by model and result: hit (answered \
              from the cache), miss (sent to the provider) or bypass (the caller asked for no-cache)",
             m.cache_lookups.family.clone(),
+        );
+        r.register(
+            "vibectl_deployment_calls",
+            "Attempts at a deployment, by model, deployment (MODEL/DEPLOYMENT, or the model id \
+             for a model without deployments) and outcome (answered, rate_limited, failed or error)",
+            m.deployment_calls.family.clone(),
+        );
+        r.register(
+            "vibectl_deployment_state",
+            "1 for the state a deployment is in (healthy, cooling, out or probe), 0 for the others",
+            m.deployment_state.family.clone(),
+        );
+        r.register(
+            "vibectl_deployment_rest_seconds",
+            "How long a cooling or out deployment rests still, in seconds",
+            m.deployment_rest.family.clone(),
+        );
+        r.register(
+            "vibectl_fallbacks",
+            "Calls to a model answered by one of its fallback models, by model and fallback",
+            m.fallbacks.family.clone(),
+        );
+        r.register(
+            "vibectl_health_store_failures",
+            "Reads and writes of deployment health that could not reach Redis (the deployment \
+             counted as healthy)",
+            m.health_store_failures.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -519,6 +622,63 @@ impl Metrics {
             .inc();
     }
 
+    /// An attempt at deployment `id` of `model` ended with `result`.
+    pub fn deployment_call(&self, model: &ModelDef, id: &str, outcome: &str) {
+        self.deployment_calls.with(
+            DeploymentLabels {
+                model: Self::model_label(model),
+                deployment: id.to_owned(),
+                outcome: outcome.to_owned(),
+            },
+            |c| {
+                c.inc();
+            },
+        );
+    }
+
+    /// A call to `requested` was answered by its fallback `to`.
+    pub fn fallback(&self, requested: &str, to: &ModelDef) {
+        self.fallbacks.with(
+            FallbackLabels {
+                model: requested.to_owned(),
+                to: Self::model_label(to),
+            },
+            |c| {
+                c.inc();
+            },
+        );
+    }
+
+    /// Deployment `id` of `model` is in `state` and rests `rest` seconds still.
+    pub fn deployment_state(&self, model: &ModelDef, id: &str, state: &str, rest: f64) {
+        for s in crate::server::routing::health::STATES {
+            self.deployment_state.with(
+                DeploymentStateLabels {
+                    model: Self::model_label(model),
+                    deployment: id.to_owned(),
+                    state: (*s).to_owned(),
+                },
+                |g| {
+                    g.set(i64::from(*s == state));
+                },
+            );
+        }
+        self.deployment_rest.with(
+            DeploymentRestLabels {
+                model: Self::model_label(model),
+                deployment: id.to_owned(),
+            },
+            |g| {
+                g.set(rest);
+            },
+        );
+    }
+
+    /// The counter of deployment-health operations that could not reach Redis, for the store.
+    pub fn health_store_failures(&self) -> Counter {
+        self.health_store_failures.clone()
+    }
+
     pub fn reload(&self, ok: bool) {
         self.reloads
             .get_or_create(&ResultLabels {
@@ -536,7 +696,17 @@ pub fn router(gov: Arc<Governance>) -> axum::Router {
             "/metrics",
             axum::routing::get(move || {
                 let gov = for_metrics.clone();
-                async move { ([(header::CONTENT_TYPE, CONTENT_TYPE)], gov.metrics.encode()) }
+                async move {
+                    for (id, model, status) in gov.health.all().await {
+                        gov.metrics.deployment_state(
+                            &model,
+                            &id,
+                            status.name(),
+                            status.remaining().as_secs_f64(),
+                        );
+                    }
+                    ([(header::CONTENT_TYPE, CONTENT_TYPE)], gov.metrics.encode())
+                }
             }),
         )
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))

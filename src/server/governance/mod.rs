@@ -193,9 +193,13 @@ pub struct Governance {
     pub metrics: metrics::Metrics,
     /// The response cache's in-memory store (used with the memory backend).
     pub cache: crate::server::cache::MemoryStore,
+    /// The health of the deployments calls are routed over (kept across reloads).
+    pub health: crate::server::routing::health::Health,
     ready: AtomicBool,
     /// The Redis counters of the current config, when its backend is redis.
     redis: Mutex<Option<Arc<RedisLimiter>>>,
+    /// The Redis URL deployment health is shared through, when it is.
+    health_url: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Governance {
@@ -214,9 +218,37 @@ impl Governance {
             usage: usage::UsageStore::open(usage_file),
             metrics: metrics::Metrics::new(),
             cache: crate::server::cache::MemoryStore::default(),
+            health: crate::server::routing::health::Health::default(),
             ready: AtomicBool::new(false),
             redis: Mutex::new(None),
+            health_url: Mutex::new(None),
         }
+    }
+
+    /// Keep deployment health where `limits` say: in Redis, on the limit counters' connection,
+    /// with the redis backend; in this process otherwise. Called at start and after each
+    /// reload: a reload that switches the backend or the URL switches the store.
+    pub fn sync_health(&self, limits: &ServerLimits) {
+        let redis = match self.redis_for(limits) {
+            Some(Ok(r)) => Some(r),
+            Some(Err(e)) => {
+                tracing::warn!("deployment health stays in this process: {e}");
+                None
+            }
+            None => None,
+        };
+        let mut url = self.health_url.lock().unwrap_or_else(|e| e.into_inner());
+        if url.as_deref() == redis.as_ref().map(|r| r.url.as_str()) {
+            return;
+        }
+        *url = redis.as_ref().map(|r| r.url.clone());
+        self.health.share(redis.map(|r| {
+            let store = crate::server::routing::shared::RedisHealth::new(
+                r.connection(),
+                self.metrics.health_store_failures(),
+            );
+            Arc::new(store) as Arc<dyn crate::server::routing::health::HealthStore>
+        }));
     }
 
     /// The Redis counters for `limits` (`None` with the memory backend), made on first use and
@@ -325,13 +357,14 @@ impl Call {
         }
     }
 
-    /// Charge `input` and `output` tokens of a call that ended with `outcome` (`cache` says
-    /// whether its answer came from the response cache): the quota totals and usage log, the
-    /// Redis quota counters (in the background) and the metrics. [`meter::Meter`] calls this
-    /// once per call.
+    /// Charge `input` and `output` tokens of a call that `deployment` answered and that ended
+    /// with `outcome` (`cache` says whether its answer came from the response cache): the quota
+    /// totals and usage log, the Redis quota counters (in the background) and the metrics.
+    /// [`meter::Meter`] calls this once per call.
     pub fn charge(
         &self,
         model: &ModelDef,
+        deployment: Option<String>,
         input: u64,
         output: u64,
         outcome: usage::Outcome,
@@ -348,6 +381,7 @@ impl Call {
             status: outcome,
             api: self.api,
             cache,
+            deployment,
         };
         if let Some(redis) = self.gov.current_redis()
             && let Ok(rt) = tokio::runtime::Handle::try_current()

@@ -162,6 +162,12 @@ impl RedisLimiter {
         })
     }
 
+    /// A handle on the shared connection, for other state kept in the same Redis (the
+    /// deployment health and the response cache).
+    pub fn connection(&self) -> ConnectionManager {
+        self.con.clone()
+    }
+
     /// Check the quotas, concurrency and rate of `sub` and, when all pass, take a rate slot and
     /// (with a concurrency limit) the lease `lease`, which lives `ttl` (at least [`LEASE_MIN`])
     /// and is renewed until it is [`release`](Self::release)d. The outer error is Redis failing.
@@ -253,12 +259,6 @@ impl RedisLimiter {
                 tracing::debug!("cannot release a Redis lease of {sub}; it lapses on its own");
             }
         });
-    }
-
-    /// A handle on the shared connection, for other state kept in the same Redis (the
-    /// response cache).
-    pub fn connection(&self) -> ConnectionManager {
-        self.con.clone()
     }
 
     /// The number of leases this replica holds and renews.

@@ -107,6 +107,10 @@ pub struct Record {
     /// `hit` when the answer came from the response cache; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheUse>,
+    /// The deployment that answered (`MODEL/DEPLOYMENT`, or the model id for a model without
+    /// deployments); absent in records written before routing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
 }
 
 pub fn now_unix() -> i64 {
@@ -414,6 +418,7 @@ mod tests {
             status: Outcome::Completed,
             api: Api::Grpc,
             cache: None,
+            deployment: None,
         }
     }
 

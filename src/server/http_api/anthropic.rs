@@ -378,7 +378,7 @@ async fn run(http: Http, headers: HeaderMap, body: axum::body::Body) -> Result<R
             "id": id,
             "type": "message",
             "role": "assistant",
-            "model": p.model.id,
+            "model": p.served().model.id,
             "content": content,
             "stop_reason": stop_reason_name(resp.stop.as_ref()),
             "stop_sequence": stop_sequence(resp.stop.as_ref()),
@@ -532,7 +532,7 @@ fn stream(
                 Err((e, retries)) => {
                     meter.failed(e.code());
                     meter.end(Outcome::Error);
-                    yield event("error", &provider_failure(&e, &p.model, retries).anthropic_body());
+                    yield event("error", &provider_failure(&e, &p.served().model, retries).anthropic_body());
                     return;
                 }
             }

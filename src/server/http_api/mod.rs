@@ -516,7 +516,7 @@ impl Chat {
     /// the call ready to go.
     pub fn check(
         &self,
-        gov: &Governance,
+        gov: &Arc<Governance>,
         state: &State,
         sub: &str,
         limits: &Limits,
@@ -524,7 +524,7 @@ impl Chat {
         let req = self.execute_request();
         gov.input_error(sub, limits, &req)
             .map_err(|e| self.input_error(e))?;
-        let mut p = exec::prepare(state, &req)?;
+        let mut p = exec::prepare(state, gov, &req)?;
         p.chat.system = self.system.clone();
         p.chat.user = vec![];
         p.chat.messages = self.messages.clone();
@@ -533,7 +533,13 @@ impl Chat {
         p.chat.stop = self.stop.clone();
         p.chat.tools = self.tools.clone();
         p.chat.tool_choice = self.tool_choice.clone();
-        if p.chat.uses_tools() && p.client.kind() == ProviderKind::Ollama {
+        // Any deployment or fallback the call may go to must take tools.
+        let ollama = p
+            .route
+            .targets
+            .iter()
+            .any(|t| t.client.kind() == ProviderKind::Ollama);
+        if p.chat.uses_tools() && ollama {
             let param = if self.tools.is_empty() {
                 "messages"
             } else {
@@ -586,7 +592,8 @@ pub async fn admit_chat(
         http.gov.call_via(sub.clone(), api),
         p.model.clone(),
         governance::request_chars(&req),
-    );
+    )
+    .following(p.route.served.clone());
     let bypass = cache::http_bypass(headers);
     let lookup = Lookup::new(&http.gov, &state, &sub, &p, bypass, &meter);
     Ok(Admitted {
@@ -634,7 +641,7 @@ pub async fn complete(
         Err((e, retries)) => {
             meter.failed(e.code());
             meter.end(governance::usage::Outcome::Error);
-            Err(provider_failure(&e, &p.model, retries))
+            Err(provider_failure(&e, &p.served().model, retries))
         }
     }
 }

@@ -545,7 +545,7 @@ async fn run(http: Http, headers: HeaderMap, body: axum::body::Body) -> Result<R
             "id": id,
             "object": "chat.completion",
             "created": now_unix(),
-            "model": p.model.id,
+            "model": p.served().model.id,
             "choices": [{
                 "index": 0,
                 "message": message,
@@ -573,8 +573,10 @@ fn stream(
     slot: layer::Slot,
 ) -> Response {
     let created = now_unix();
-    let model = p.model.id.clone();
+    // The model that answers: the one asked for until a fallback takes the call.
+    let served = p.route.served.clone();
     let chunk = move |delta: Value, finish: Value| {
+        let model = crate::server::routing::served(&served).model.id;
         json!({
             "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
             "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
@@ -610,7 +612,7 @@ fn stream(
                 Err((e, retries)) => {
                     meter.failed(e.code());
                     meter.end(Outcome::Error);
-                    yield sse(&provider_failure(&e, &p.model, retries).body());
+                    yield sse(&provider_failure(&e, &p.served().model, retries).body());
                     return;
                 }
             }

@@ -218,6 +218,12 @@ pub fn watch(w: Watch, stop: CancellationToken) -> impl Future<Output = ()> + Se
             .await
             .unwrap_or(false);
             w.gov.metrics.reload(ok);
+            if ok {
+                w.gov
+                    .health
+                    .register(super::exec::deployments(&w.state.load()));
+                w.gov.sync_health(&w.state.load().config.server.limits);
+            }
         }
     }
 }
