@@ -215,6 +215,9 @@ pub struct Lookup {
     gov: Arc<Governance>,
     model: ModelDef,
     hit: CacheHit,
+    /// Which deployment and model answered the call: an answer of a fallback model is not
+    /// kept under the key of the model asked for.
+    served: crate::server::routing::ServedCell,
 }
 
 /// What the key is the hash of.
@@ -276,6 +279,7 @@ impl Lookup {
             gov: gov.clone(),
             model: p.model.clone(),
             hit: meter.cache_hit(),
+            served: p.route.served.clone(),
         }
     }
 
@@ -347,11 +351,21 @@ impl Lookup {
         Some(answer)
     }
 
-    /// Keep `answer`, when it fits `max_entry_bytes`.
+    /// Keep `answer`, when the model asked for gave it (not a fallback) and it fits
+    /// `max_entry_bytes`.
     async fn store(&self, answer: &ChatResponse) {
         let Some(on) = &self.on else {
             return;
         };
+        let served = crate::server::routing::served(&self.served);
+        if served.model.id != self.model.id {
+            tracing::debug!(
+                model = %self.model.id,
+                fallback = %served.model.id,
+                "an answer of a fallback model is not kept"
+            );
+            return;
+        }
         let Ok(value) = serde_json::to_vec(answer) else {
             return;
         };

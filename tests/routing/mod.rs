@@ -414,6 +414,36 @@ async fn a_stream_moves_on_before_its_first_chunk() {
 }
 
 #[tokio::test]
+async fn a_stream_that_fails_after_its_first_chunk_does_not_move_on() {
+    let a = MockProvider::start(&["--reply", "from a, in four chunks"]);
+    let b = MockProvider::start(&["--reply", "from b"]);
+    let server = start(&a, &b, &[]).await;
+    let mut client = server.client().await;
+    let ask = request("hi [[mock:chunks=4,stream_error=1]]", None);
+    let resp = within("StreamExecute", client.stream_execute(ask))
+        .await
+        .expect("StreamExecute")
+        .into_inner();
+    let chunks = collect_chunks(resp).await;
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| match c {
+            ChunkType::TextChunk(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !text.is_empty() && "from a, in four chunks".starts_with(&text),
+        "{chunks:?}"
+    );
+    assert!(
+        matches!(chunks.last(), Some(ChunkType::Error(_))),
+        "the stream ends with the error: {chunks:?}"
+    );
+    assert_eq!((requests(&a).await, requests(&b).await), (1, 0));
+}
+
+#[tokio::test]
 async fn a_request_the_provider_refuses_does_not_move_on() {
     let a = MockProvider::start(&["--fail-status", "400"]);
     let b = MockProvider::start(&[]);
@@ -481,6 +511,39 @@ async fn fallbacks_are_tried_in_order_and_the_answering_model_is_reported() {
             .encode()
             .contains("vibectl_fallbacks_total{model=\"primary\",to=\"third\"} 2")
     );
+}
+
+#[tokio::test]
+async fn an_answer_of_a_fallback_is_not_cached_as_the_model_asked_for() {
+    let a = MockProvider::start(&["--fail-status", "503"]);
+    let b = MockProvider::start(&[]);
+    let mut models = fallback_models();
+    for (k, v) in [
+        (key::MODELS_ID_CACHE_ENABLED, "true"),
+        (key::MODELS_ID_CACHE_TTL_SECONDS, "300"),
+    ] {
+        models.push((entry(k, "primary"), v.to_owned()));
+        models.push((entry(k, "third"), v.to_owned()));
+    }
+    let server = start(&a, &b, &models).await;
+    for _ in 0..2 {
+        assert_eq!(
+            call(&server, Via::Grpc, "primary", "hi").await,
+            Ok("third".to_owned())
+        );
+    }
+    // Both calls went upstream: the fallback's answer was not kept under `primary`.
+    assert_eq!(requests(&b).await, 2);
+    assert_eq!(served_by(&server), ["third", "third"]);
+    // The model itself, asked directly, is cached: its second call is a hit with no deployment.
+    for _ in 0..2 {
+        assert_eq!(
+            call(&server, Via::Grpc, "third", "hi").await,
+            Ok("third".to_owned())
+        );
+    }
+    assert_eq!(requests(&b).await, 3);
+    assert_eq!(served_by(&server), ["third", "third", "third", ""]);
 }
 
 #[tokio::test]

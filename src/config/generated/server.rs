@@ -732,7 +732,7 @@ impl Default for ModelEntry {
     }
 }
 
-/// How the server rests a deployment that fails and brings it back (see docs/routing.md). A deployment's health is kept by the server process and applies to every model's calls.
+/// How the server rests a deployment that fails and brings it back (see docs/routing.md). A deployment's health applies to every model's calls; it is kept by the server process, or in Redis, shared by every replica, when server.limits.backend is redis.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Routing {
@@ -798,7 +798,7 @@ pub struct ServerConfig {
     pub providers: IndexMap<String, ProviderEntry>,
     /// The models the server offers, by the model id clients ask for. When the map is empty, the server offers the models its providers are known to serve.
     pub models: IndexMap<String, ModelEntry>,
-    /// How the server rests a deployment that fails and brings it back (see docs/routing.md). A deployment's health is kept by the server process and applies to every model's calls.
+    /// How the server rests a deployment that fails and brings it back (see docs/routing.md). A deployment's health applies to every model's calls; it is kept by the server process, or in Redis, shared by every replica, when server.limits.backend is redis.
     pub routing: Routing,
     /// Extra names for models, from alias to model id, reported to clients and accepted in requests. An alias here takes precedence over an alias of the same name in models.
     pub model_aliases: IndexMap<String, String>,
@@ -949,7 +949,7 @@ pub static SECTIONS: &[SectionSpec] = &[
     SectionSpec { path: "models.<id>", doc: "One model offered to clients.", map_entry: true },
     SectionSpec { path: "models.<id>.cache", doc: "The exact response cache of this model, off by default. A request that repeats an earlier one exactly (the same model, the same request sent to the provider, and the same caller unless shareable is true) gets the earlier answer without a provider call, as a stream when it asks for one. A caller skips the cache with the header Cache-Control: no-cache on the HTTP API or the metadata x-vibectl-cache: no-cache on gRPC. A cached answer counts against the request rate limits but uses no tokens.", map_entry: false },
     SectionSpec { path: "models.<id>.deployments.<deployment>", doc: "One deployment of a model.", map_entry: true },
-    SectionSpec { path: "routing", doc: "How the server rests a deployment that fails and brings it back (see docs/routing.md). A deployment's health is kept by the server process and applies to every model's calls.", map_entry: false },
+    SectionSpec { path: "routing", doc: "How the server rests a deployment that fails and brings it back (see docs/routing.md). A deployment's health applies to every model's calls; it is kept by the server process, or in Redis, shared by every replica, when server.limits.backend is redis.", map_entry: false },
     SectionSpec { path: "metrics", doc: "The Prometheus metrics endpoint.", map_entry: false },
 ];
 

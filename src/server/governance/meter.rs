@@ -104,6 +104,10 @@ impl Meter {
 
     /// The model charged, and the deployment that served it.
     fn charged_model(&self) -> (ModelDef, Option<String>) {
+        if self.cache_hit.is_hit() {
+            // No deployment was called.
+            return (self.model.clone(), None);
+        }
         match &self.served {
             Some(cell) => {
                 let s = crate::server::routing::served(cell);

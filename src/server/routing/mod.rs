@@ -130,15 +130,12 @@ impl Table {
         let mut i = 0;
         while i < out.len() {
             let at = out[i].clone();
-            let mut next: Vec<String> = self
-                .fallbacks
-                .get(&at)
-                .into_iter()
-                .flatten()
-                .filter(|f| !out.contains(f))
-                .cloned()
-                .collect();
-            next.dedup();
+            let mut next: Vec<String> = Vec::new();
+            for f in self.fallbacks.get(&at).into_iter().flatten() {
+                if !out.contains(f) && !next.contains(f) {
+                    next.push(f.clone());
+                }
+            }
             for (j, f) in next.into_iter().enumerate() {
                 out.insert(i + 1 + j, f);
             }
@@ -467,5 +464,21 @@ impl Route {
                 yield Err((e, tries.saturating_sub(1)));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fallback_listed_twice_is_tried_once_in_its_first_place() {
+        let mut table = Table::default();
+        let list = |ids: &[&str]| ids.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        table
+            .fallbacks
+            .insert("a".into(), list(&["b", "c", "b", "a"]));
+        table.fallbacks.insert("c".into(), list(&["d", "b"]));
+        assert_eq!(table.chain("a"), ["a", "b", "c", "d"]);
     }
 }
