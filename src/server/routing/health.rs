@@ -77,8 +77,8 @@ impl MemoryHealth {
     }
 }
 
-/// Most failure times kept per deployment (the threshold's maximum).
-const MAX_FAILURES_KEPT: usize = 1000;
+/// Most failure times kept per deployment (the threshold's maximum), by either store.
+pub(crate) const MAX_FAILURES_KEPT: usize = 1000;
 
 #[tonic::async_trait]
 impl HealthStore for MemoryHealth {

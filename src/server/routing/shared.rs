@@ -29,8 +29,6 @@ use crate::server::governance::redis_backend::REDIS_TIMEOUT;
 const KEEP_MS: u64 = 24 * 3600 * 1000;
 /// The least time between two warnings about Redis.
 const WARN_EVERY_MS: u64 = 60_000;
-/// Most failure times kept per deployment (as in memory).
-const MAX_FAILURES_KEPT: u32 = 1000;
 
 /// KEYS[1] the record, KEYS[2] the probe claim; ARGV: kind, until (ms), back-off (ms), the
 /// record's TTL (ms). The later rest and the longer back-off are kept; the claim is dropped.
@@ -199,7 +197,7 @@ impl HealthStore for RedisHealth {
             .arg(now_ms)
             .arg(window_ms)
             .arg(member)
-            .arg(MAX_FAILURES_KEPT);
+            .arg(super::health::MAX_FAILURES_KEPT);
         self.run("count a deployment failure", move |mut con: ConnectionManager| async move {
             call.invoke_async::<u32>(&mut con).await
         })
