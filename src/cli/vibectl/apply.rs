@@ -50,7 +50,7 @@ pub fn run(ctx: &Ctx, args: &KubeArgs) -> CmdResult {
         if !session.cfg.features.intelligent_apply {
             return kube::planned(&mut session, "apply", &args.args[1..]).await;
         }
-        let (yes, request) = split_request(&args.args[1..]);
+        let (yes, request) = plan::split_request(&args.args[1..]);
         if request.trim().is_empty() {
             return Err(CmdError::new("`apply vibe` needs a request")
                 .with_hint("vibectl apply vibe \"web.yaml, fixed so the server accepts it\""));
@@ -58,19 +58,6 @@ pub fn run(ctx: &Ctx, args: &KubeArgs) -> CmdResult {
         session.policy.yes |= yes;
         intelligent(&session, &request).await
     })?
-}
-
-/// `--yes` taken back from the trailing words, and the request they make.
-pub fn split_request(words: &[String]) -> (bool, String) {
-    let (flags, words): (Vec<&String>, Vec<&String>) = words
-        .iter()
-        .partition(|w| matches!(w.as_str(), "--yes" | "-y"));
-    let request = words
-        .iter()
-        .map(|w| w.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
-    (!flags.is_empty(), request)
 }
 
 async fn intelligent(session: &Session, request: &str) -> CmdResult {

@@ -13,7 +13,7 @@ use super::session::{Answer, Ctx, Session, print_answer};
 use crate::cli::vibectl::setup_proxy::block_on;
 use crate::cli::{CmdError, CmdResult};
 use crate::prompts;
-use crate::prompts::steps::{Action, MAX_WAIT_SECONDS, Observation};
+use crate::prompts::steps::{Action, Observation};
 
 /// The most steps a loop runs when `--limit` is not given.
 pub const MAX_STEPS: u32 = 50;
@@ -166,16 +166,7 @@ async fn steps(
                 }
             }
             Action::Wait { duration_seconds } => {
-                let secs = duration_seconds.min(MAX_WAIT_SECONDS);
-                eprintln!("Waiting {secs} s, as the model asked");
-                let pause = tokio::time::sleep(std::time::Duration::from_secs(secs));
-                if interrupt.race(pause).await.is_none() {
-                    return Err(looping::interrupted(session, name, "a wait").await);
-                }
-                Observation {
-                    what: format!("Waited {secs} s"),
-                    output: String::new(),
-                }
+                looping::wait(session, interrupt, name, duration_seconds).await?
             }
         };
         if !remembered {

@@ -14,7 +14,7 @@ use crate::cli::vibectl::setup_proxy::block_on;
 use crate::cli::{CmdError, CmdResult};
 use crate::config::generated::client::key;
 use crate::prompts;
-use crate::prompts::steps::{Action, MAX_WAIT_SECONDS, Observation};
+use crate::prompts::steps::{Action, Observation};
 
 /// The predicate holds.
 pub const EXIT_TRUE: u8 = 0;
@@ -160,16 +160,7 @@ async fn check(session: &Session, interrupt: &mut Interrupt, predicate: &str) ->
                 }
             }
             Action::Wait { duration_seconds } => {
-                let secs = duration_seconds.min(MAX_WAIT_SECONDS);
-                eprintln!("Waiting {secs} s, as the model asked");
-                let pause = tokio::time::sleep(std::time::Duration::from_secs(secs));
-                if interrupt.race(pause).await.is_none() {
-                    return Err(looping::interrupted(session, "check", "a wait").await);
-                }
-                Observation {
-                    what: format!("Waited {secs} s"),
-                    output: String::new(),
-                }
+                looping::wait(session, interrupt, "check", duration_seconds).await?
             }
             Action::Error { message } | Action::Feedback { message, .. } => {
                 if show_vibe {

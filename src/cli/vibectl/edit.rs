@@ -23,7 +23,7 @@ pub fn run(ctx: &Ctx, args: &KubeArgs) -> CmdResult {
         if !session.cfg.features.intelligent_edit {
             return kube::planned(&mut session, "edit", &args.args[1..]).await;
         }
-        let (yes, request) = super::apply::split_request(&args.args[1..]);
+        let (yes, request) = super::plan::split_request(&args.args[1..]);
         if request.trim().is_empty() {
             return Err(CmdError::new("`edit vibe` needs a change to make")
                 .with_hint("vibectl edit vibe \"give the web deployment 3 replicas\""));

@@ -60,22 +60,14 @@ pub fn run(ctx: &Ctx, verb: &str, args: &KubeArgs) -> CmdResult {
 
 /// `VERB vibe REQUEST...`: plan a `kubectl VERB` command and carry it out.
 pub async fn planned(session: &mut Session, verb: &str, words: &[String]) -> CmdResult {
-    // Flags end up among the trailing words (`get vibe "..." --yes`); take --yes back.
-    let (flags, words): (Vec<&String>, Vec<&String>) = words
-        .iter()
-        .partition(|w| matches!(w.as_str(), "--yes" | "-y"));
-    let request = words
-        .iter()
-        .map(|w| w.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let (yes, request) = plan::split_request(words);
     if request.trim().is_empty() {
         return Err(CmdError::new(format!("`{verb} vibe` needs a request"))
             .with_hint(format!("vibectl {verb} vibe \"what to do\"")));
     }
     let req = prompts::verbs::plan(&request, verb, &session.context());
     let plan = plan::ask(session, req).await?;
-    if !flags.is_empty() {
+    if yes {
         session.policy.yes = true;
     }
     plan::carry_out(session, plan, Some(&request), Some(verb)).await

@@ -93,6 +93,26 @@ pub async fn confirm(
     }
 }
 
+/// The `Wait` step of `command`'s loop: the pause the model asked for, at most
+/// [`steps::MAX_WAIT_SECONDS`], ended early (as an interruption) by Ctrl-C.
+pub async fn wait(
+    session: &Session,
+    interrupt: &mut Interrupt,
+    command: &str,
+    duration_seconds: u64,
+) -> Result<Observation, CmdError> {
+    let secs = duration_seconds.min(steps::MAX_WAIT_SECONDS);
+    eprintln!("Waiting {secs} s, as the model asked");
+    let pause = tokio::time::sleep(std::time::Duration::from_secs(secs));
+    if interrupt.race(pause).await.is_none() {
+        return Err(interrupted(session, command, "a wait").await);
+    }
+    Ok(Observation {
+        what: format!("Waited {secs} s"),
+        output: String::new(),
+    })
+}
+
 /// After Ctrl-C: say so, fold what was under way into the memory, and exit 130.
 pub async fn interrupted(session: &Session, command: &str, during: &str) -> CmdError {
     eprintln!();

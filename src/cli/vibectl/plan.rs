@@ -222,6 +222,20 @@ pub async fn summarize(
     Ok(())
 }
 
+/// `--yes` taken back from the trailing words of `VERB vibe ...` (where flags end up, as in
+/// `get vibe "..." --yes`), and the request the other words make.
+pub fn split_request(words: &[String]) -> (bool, String) {
+    let (flags, words): (Vec<&String>, Vec<&String>) = words
+        .iter()
+        .partition(|w| matches!(w.as_str(), "--yes" | "-y"));
+    let request = words
+        .iter()
+        .map(|w| w.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    (!flags.is_empty(), request)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,14 +44,7 @@ pub fn run(ctx: &Ctx, args: &KubeArgs) -> CmdResult {
     block_on(async {
         let mut session = Session::open(ctx)?;
         if args.args.first().map(String::as_str) == Some("vibe") {
-            let (flags, words): (Vec<&String>, Vec<&String>) = args.args[1..]
-                .iter()
-                .partition(|w| matches!(w.as_str(), "--yes" | "-y"));
-            let request = words
-                .iter()
-                .map(|w| w.as_str())
-                .collect::<Vec<_>>()
-                .join(" ");
+            let (yes, request) = plan::split_request(&args.args[1..]);
             if request.trim().is_empty() {
                 return Err(
                     CmdError::new(format!("`{VERB} vibe` needs a request")).with_hint(format!(
@@ -61,7 +54,7 @@ pub fn run(ctx: &Ctx, args: &KubeArgs) -> CmdResult {
             }
             let req = prompts::port_forward::plan_request(&request, &session.context());
             let plan = plan::ask(&session, req).await?;
-            if !flags.is_empty() {
+            if yes {
                 session.policy.yes = true;
             }
             return plan::carry_out(&session, plan, Some(&request), Some(VERB)).await;
